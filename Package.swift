@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+  name: "authproxy",
+  products: [
+    .executable(name: "authproxy", targets: ["authproxy"])
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+  ],
+  targets: [
+    // System libraries: a module map and one shim header each; the module maps do the linking.
+    .systemLibrary(
+      name: "CEvent", pkgConfig: "libevent",
+      providers: [.apt(["libevent-dev"])]),
+    .systemLibrary(
+      name: "CCurl", pkgConfig: "libcurl",
+      providers: [.apt(["libcurl4-openssl-dev"])]),
+    .systemLibrary(
+      name: "COpenSSL", pkgConfig: "openssl",
+      providers: [.apt(["libssl-dev"])]),
+    // The few C functions Swift cannot call directly (variadics, macros, TLS set-up, PKI).
+    .target(
+      name: "CShims", dependencies: ["CEvent", "CCurl", "COpenSSL"],
+      linkerSettings: [
+        .linkedLibrary("event"), .linkedLibrary("event_openssl"), .linkedLibrary("curl"),
+        .linkedLibrary("ssl"), .linkedLibrary("crypto"),
+      ]),
+    .target(
+      name: "AuthProxy",
+      dependencies: [
+        "CShims", "CEvent", "CCurl", "COpenSSL",
+        .product(name: "Logging", package: "swift-log"),
+      ]),
+    .target(name: "SandboxAPI", dependencies: ["AuthProxy"]),
+    .executableTarget(
+      name: "authproxy",
+      dependencies: [
+        "AuthProxy", "SandboxAPI",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ]),
+    .testTarget(name: "AuthProxyTests", dependencies: ["AuthProxy"]),
+    .testTarget(
+      name: "IntegrationTests",
+      dependencies: ["AuthProxy", "SandboxAPI", "authproxy"]),
+  ]
+)

@@ -1,0 +1,29 @@
+import COpenSSL
+import CShims
+
+/// An OpenSSL server context (TLS 1.2+) from PEM files, for the sandbox API.
+public final class TLSServerContext: @unchecked Sendable {
+  // @unchecked: the SSL_CTX is configured once here and only read afterwards; OpenSSL
+  // documents SSL_CTX as safe to share between threads once set up.
+  let ctx: OpaquePointer
+
+  public init(certificatePath: String, keyPath: String) throws(EventError) {
+    var err = [CChar](repeating: 0, count: 256)
+    guard let ctx = ap_tls_server_ctx(certificatePath, keyPath, &err, err.count) else {
+      throw EventError(String(cBuffer: err))
+    }
+    self.ctx = ctx
+  }
+
+  deinit { SSL_CTX_free(ctx) }
+}
+
+/// A throw-away PKI written into a directory: `ca.pem`, `server.pem`, `server-key.pem`.
+public enum ThrowawayPKI {
+  public static func make(in directory: String, caName: String, days: Int = 30) throws(EventError) {
+    var err = [CChar](repeating: 0, count: 256)
+    guard ap_pki_make(directory, caName, Int32(days), &err, err.count) == 0 else {
+      throw EventError(String(cBuffer: err))
+    }
+  }
+}

@@ -1,0 +1,59 @@
+import CEvent
+import Glibc
+
+/// Errors of the libevent wrappers: a C call that returned failure, named.
+public struct EventError: Error, CustomStringConvertible, Sendable {
+  public let description: String
+  init(_ what: String) { description = what }
+}
+
+/// One libevent `event_base`, owned by exactly one thread.
+///
+/// Not `Sendable` on purpose: the loop, and everything registered on it, is touched only by
+/// the thread that runs it. Other threads reach it through a `MailboxSender`.
+public final class EventLoop {
+  let base: OpaquePointer
+
+  public init() throws(EventError) {
+    guard let config = event_config_new() else { throw EventError("event_config_new failed") }
+    defer { event_config_free(config) }
+    // One thread per base: no locks inside libevent. The changelist folds the
+    // del/add pairs evhttp makes around every reply into one epoll_ctl.
+    event_config_set_flag(
+      config, Int32(EVENT_BASE_FLAG_NOLOCK.rawValue | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST.rawValue))
+    guard let base = event_base_new_with_config(config) else {
+      throw EventError("event_base_new_with_config failed")
+    }
+    self.base = base
+  }
+
+  deinit { event_base_free(base) }
+
+  /// Runs callbacks until `stop()` is called from one of them.
+  public func run() {
+    _ = event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY)
+  }
+
+  /// Makes `run()` return after the current callback.
+  public func stop() {
+    _ = event_base_loopbreak(base)
+  }
+
+  /// Runs `action` on a later pass of the loop, outside whatever callback is running now.
+  public func soon(_ action: @escaping () -> Void) {
+    let timer = Timer(loop: self) {}
+    timer.setAction { [timer] in
+      _ = timer  // keeps itself alive until it fired
+      action()
+    }
+    timer.schedule(after: 0)
+  }
+}
+
+extension String {
+  /// Text from a NUL-terminated C buffer filled by a shim.
+  init(cBuffer: [CChar]) {
+    let bytes = cBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+    self = String(decoding: bytes, as: UTF8.self)
+  }
+}

@@ -1,0 +1,103 @@
+import CEvent
+import CShims
+import Glibc
+
+/// An evhttp server on one `EventLoop`: the proxy's per-worker listener, the admin listener
+/// and the sandbox API all use it.
+public final class HTTPServer {
+  public struct Settings: Sendable {
+    /// Idle/read/write timeout of a client connection, in seconds.
+    public var timeoutSeconds: Int32 = 60
+    public var maxHeadersSize: Int = 96 * 1024
+    public var maxBodySize: Int = 10 * 1024 * 1024
+    public init() {}
+  }
+
+  let http: OpaquePointer
+  let loop: EventLoop
+  private let handler: (ServerRequest) -> Void
+  private var bound: [OpaquePointer] = []
+  private var tlsContext: TLSServerContext?
+
+  public init(loop: EventLoop, settings: Settings = Settings(), handler: @escaping (ServerRequest) -> Void) throws(EventError) {
+    guard let http = evhttp_new(loop.base) else { throw EventError("evhttp_new failed") }
+    self.http = http
+    self.loop = loop
+    self.handler = handler
+    evhttp_set_timeout(http, settings.timeoutSeconds)
+    evhttp_set_max_headers_size(http, settings.maxHeadersSize)
+    evhttp_set_max_body_size(http, settings.maxBodySize)
+    // No text/html label on bodies we did not label ourselves.
+    evhttp_set_default_content_type(http, nil)
+    let methods =
+      EVHTTP_REQ_GET.rawValue | EVHTTP_REQ_POST.rawValue | EVHTTP_REQ_HEAD.rawValue
+      | EVHTTP_REQ_PUT.rawValue | EVHTTP_REQ_DELETE.rawValue | EVHTTP_REQ_PATCH.rawValue
+      | EVHTTP_REQ_OPTIONS.rawValue
+    evhttp_set_allowed_methods(http, UInt16(methods))
+    // Context: unretained self; evhttp is freed in deinit, before self is gone.
+    evhttp_set_gencb(http, requestTrampoline, Unmanaged.passUnretained(self).toOpaque())
+  }
+
+  deinit { evhttp_free(http) }
+
+  /// Serves TLS on every socket of this server (sandbox API).
+  public func useTLS(_ context: TLSServerContext) {
+    tlsContext = context
+    ap_evhttp_use_tls(http, context.ctx)
+  }
+
+  /// Routes every received byte through `inspector` before evhttp parses it (one per thread).
+  func useInspector(_ inspector: ConnectionInspector) {
+    ap_evhttp_use_inspector(http, inspectTrampoline, Unmanaged.passUnretained(inspector).toOpaque())
+  }
+
+  /// Serves requests arriving on an already listening socket (see `ListeningSocket`).
+  public func accept(socket fd: Int32) throws(EventError) {
+    guard let handle = evhttp_accept_socket_with_handle(http, fd) else {
+      throw EventError("evhttp_accept_socket failed")
+    }
+    bound.append(handle)
+  }
+
+  /// Stops accepting new connections; connections already open go on.
+  public func stopAccepting() {
+    for handle in bound { evhttp_del_accept_socket(http, handle) }
+    bound.removeAll()
+  }
+
+  fileprivate func handle(_ raw: OpaquePointer) {
+    handler(ServerRequest(raw: raw))
+  }
+}
+
+private func requestTrampoline(_ raw: OpaquePointer?, _ ctx: UnsafeMutableRawPointer?) {
+  guard let raw, let ctx else { return }
+  Unmanaged<HTTPServer>.fromOpaque(ctx).takeUnretainedValue().handle(raw)
+}
+
+/// Sees the raw bytes of incoming connections before evhttp does (see `ap_evhttp_use_inspector`).
+class ConnectionInspector {
+  /// Returns false when it rejected the connection.
+  func inspect(connection: OpaquePointer, bufferevent: OpaquePointer, bytes: UnsafeRawBufferPointer) -> Bool {
+    true
+  }
+}
+
+private func inspectTrampoline(
+  _ ctx: UnsafeMutableRawPointer?, _ evcon: OpaquePointer?, _ bev: OpaquePointer?,
+  _ bytes: UnsafePointer<UInt8>?, _ len: Int
+) -> Int32 {
+  guard let ctx, let evcon, let bev, let bytes else { return 0 }
+  let inspector = Unmanaged<ConnectionInspector>.fromOpaque(ctx).takeUnretainedValue()
+  return inspector.inspect(connection: evcon, bufferevent: bev, bytes: UnsafeRawBufferPointer(start: bytes, count: len))
+    ? 0 : 1
+}
+
+/// Answers `response` (a complete HTTP response) on a connection the inspector refused, and closes it.
+func rejectConnection(bufferevent: OpaquePointer, response: [UInt8]) {
+  response.withUnsafeBufferPointer { buffer in
+    buffer.withMemoryRebound(to: CChar.self) { chars in
+      ap_reject_connection(bufferevent, chars.baseAddress, chars.count)
+    }
+  }
+}

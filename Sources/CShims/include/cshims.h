@@ -1,0 +1,67 @@
+// The few C entry points Swift cannot call directly: curl's variadic setters and getters,
+// libevent's macros and TAILQ walking, and the glue that needs C function pointers with
+// a fixed signature (TLS bufferevents for evhttp, the input inspector).
+#ifndef AUTHPROXY_CSHIMS_H
+#define AUTHPROXY_CSHIMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/select.h>
+#include <sys/time.h>
+#include <sys/eventfd.h>
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/ssl.h>
+
+#include "pki.h"
+
+// MARK: curl (variadic curl_easy_setopt / curl_easy_getinfo / curl_multi_setopt)
+
+typedef size_t (*ap_curl_data_cb)(char *ptr, size_t size, size_t nmemb, void *userdata);
+typedef int (*ap_curl_socket_cb)(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp);
+typedef int (*ap_curl_timer_cb)(CURLM *multi, long timeout_ms, void *userp);
+
+CURLcode ap_curl_easy_setopt_long(CURL *h, CURLoption o, long v);
+CURLcode ap_curl_easy_setopt_ptr(CURL *h, CURLoption o, const void *v);
+CURLcode ap_curl_easy_setopt_off(CURL *h, CURLoption o, curl_off_t v);
+CURLcode ap_curl_easy_setopt_data_cb(CURL *h, CURLoption o, ap_curl_data_cb cb);
+CURLcode ap_curl_easy_getinfo_long(CURL *h, CURLINFO i, long *out);
+CURLcode ap_curl_easy_getinfo_off(CURL *h, CURLINFO i, curl_off_t *out);
+CURLcode ap_curl_easy_getinfo_ptr(CURL *h, CURLINFO i, void **out);
+CURLMcode ap_curl_multi_setopt_long(CURLM *m, CURLMoption o, long v);
+CURLMcode ap_curl_multi_setopt_ptr(CURLM *m, CURLMoption o, void *v);
+CURLMcode ap_curl_multi_setopt_socket_cb(CURLM *m, ap_curl_socket_cb cb);
+CURLMcode ap_curl_multi_setopt_timer_cb(CURLM *m, ap_curl_timer_cb cb);
+/// Reads the next CURLMSG_DONE message; returns 1 with the handle and result, 0 when none is left.
+int ap_curl_multi_next_done(CURLM *m, CURL **easy, CURLcode *result);
+
+// MARK: libevent
+
+struct evkeyval *ap_evkeyvalq_first(struct evkeyvalq *q);
+struct evkeyval *ap_evkeyval_next(struct evkeyval *kv);
+
+/// Makes every connection the server accepts a TLS one, with this server context.
+void ap_evhttp_use_tls(struct evhttp *http, SSL_CTX *ctx);
+
+/// The input inspector sees every byte an incoming evhttp connection receives, before evhttp
+/// parses it. `fn` returns 0 to let evhttp go on, non-zero once it rejected the connection (it
+/// then called ap_reject_connection). One inspector per thread: the worker's listener.
+typedef int (*ap_inspect_fn)(void *ctx, struct evhttp_connection *evcon, struct bufferevent *bev,
+                             const uint8_t *bytes, size_t len);
+void ap_evhttp_use_inspector(struct evhttp *http, ap_inspect_fn fn, void *ctx);
+/// Writes `response` straight to the socket (best effort: it is small and the socket idle),
+/// drops what evhttp has not parsed yet and shuts the socket, so evhttp sees EOF and frees
+/// the connection.
+void ap_reject_connection(struct bufferevent *bev, const char *response, size_t len);
+
+// MARK: OpenSSL
+
+/// A TLS server context (TLS 1.2+) from PEM files; NULL with a message in `err` on failure.
+SSL_CTX *ap_tls_server_ctx(const char *cert_path, const char *key_path, char *err, size_t errlen);
+
+#endif
