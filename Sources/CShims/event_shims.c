@@ -83,3 +83,6 @@ void ap_reject_connection(struct bufferevent *bev, const char *response, size_t 
   }
   shutdown(fd, SHUT_RDWR);
 }
+
+#include <sys/prctl.h>
+void ap_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }

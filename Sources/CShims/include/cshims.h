@@ -64,4 +64,7 @@ void ap_reject_connection(struct bufferevent *bev, const char *response, size_t 
 /// A TLS server context (TLS 1.2+) from PEM files; NULL with a message in `err` on failure.
 SSL_CTX *ap_tls_server_ctx(const char *cert_path, const char *key_path, char *err, size_t errlen);
 
+/// Names the calling thread (shown by top and gdb; 15 bytes at most).
+void ap_set_thread_name(const char *name);
+
 #endif

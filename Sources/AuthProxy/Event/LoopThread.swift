@@ -1,0 +1,43 @@
+import CShims
+import Glibc
+
+/// A POSIX thread that runs one closure; the home of each `EventLoop`.
+public final class LoopThread: @unchecked Sendable {
+  // @unchecked: `thread` is written once in init, before any other thread can see self,
+  // and read only by join().
+  private var thread = pthread_t()
+
+  /// Starts `body` on a new thread named `name` (shown by top/gdb, at most 15 bytes).
+  public init(name: String, _ body: @escaping @Sendable () -> Void) {
+    final class Box: @unchecked Sendable {
+      let body: @Sendable () -> Void
+      let name: String
+      init(_ body: @escaping @Sendable () -> Void, name: String) {
+        self.body = body
+        self.name = name
+      }
+    }
+    // Context: retained here, released by the thread once it has taken the closure.
+    let box = Unmanaged.passRetained(Box(body, name: name)).toOpaque()
+    var attributes = pthread_attr_t()
+    pthread_attr_init(&attributes)
+    pthread_attr_setstacksize(&attributes, 1 << 20)
+    let result = pthread_create(
+      &thread, &attributes,
+      { raw in
+        let box = Unmanaged<AnyObject>.fromOpaque(raw!).takeRetainedValue()
+        if let box = box as? Box {
+          ap_set_thread_name(String(box.name.prefix(15)))
+          box.body()
+        }
+        return nil
+      }, box)
+    pthread_attr_destroy(&attributes)
+    precondition(result == 0, "pthread_create failed: \(result)")
+  }
+
+  /// Waits for the thread's closure to return.
+  public func join() {
+    pthread_join(thread, nil)
+  }
+}
