@@ -1,2 +1,2 @@
 import Testing
-@Test func placeholder() { #expect(true) }
+@Test func integrationPlaceholder() { #expect(Bool(true)) }

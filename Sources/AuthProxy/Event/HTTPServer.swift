@@ -75,11 +75,55 @@ private func requestTrampoline(_ raw: OpaquePointer?, _ ctx: UnsafeMutableRawPoi
   Unmanaged<HTTPServer>.fromOpaque(ctx).takeUnretainedValue().handle(raw)
 }
 
-/// Sees the raw bytes of incoming connections before evhttp does (see `ap_evhttp_use_inspector`).
+/// Identity of one client connection of an `HTTPServer` (valid until it closes).
+public struct ConnectionID: Hashable {
+  let evcon: OpaquePointer
+}
+
+/// Sees the raw bytes of incoming connections before evhttp does (see `ap_evhttp_use_inspector`),
+/// and hears when each connection it saw closes. Subclassed by the proxy's framing check.
 class ConnectionInspector {
-  /// Returns false when it rejected the connection.
-  func inspect(connection: OpaquePointer, bufferevent: OpaquePointer, bytes: UnsafeRawBufferPointer) -> Bool {
-    true
+  enum Verdict {
+    case pass
+    /// Answer these bytes (a whole HTTP response; may be empty) and close the connection.
+    case reject([UInt8])
+  }
+
+  private var known: Set<ConnectionID> = []
+
+  /// The bytes arrived on `connection`, in order.
+  func inspect(connection: ConnectionID, bytes: UnsafeRawBufferPointer) -> Verdict { .pass }
+  /// The connection is gone (closed by either side, timed out, or rejected).
+  func closed(connection: ConnectionID) {}
+
+  /// The client's IP address, as text.
+  func peerAddress(of connection: ConnectionID) -> String {
+    var address: UnsafeMutablePointer<CChar>?
+    var port: UInt16 = 0
+    evhttp_connection_get_peer(connection.evcon, &address, &port)
+    return address.map { String(cString: $0) } ?? ""
+  }
+
+  fileprivate func received(evcon: OpaquePointer, bev: OpaquePointer, bytes: UnsafeRawBufferPointer) -> Bool {
+    let id = ConnectionID(evcon: evcon)
+    if known.insert(id).inserted {
+      // Context: unretained self; the inspector lives as long as the server it inspects.
+      evhttp_connection_set_closecb(evcon, connectionClosedTrampoline, Unmanaged.passUnretained(self).toOpaque())
+    }
+    switch inspect(connection: id, bytes: bytes) {
+    case .pass:
+      return true
+    case .reject(let response):
+      response.withUnsafeBufferPointer { buffer in
+        buffer.withMemoryRebound(to: CChar.self) { chars in ap_reject_connection(bev, chars.baseAddress, chars.count) }
+      }
+      return false
+    }
+  }
+
+  fileprivate func connectionClosed(_ evcon: OpaquePointer) {
+    guard known.remove(ConnectionID(evcon: evcon)) != nil else { return }
+    closed(connection: ConnectionID(evcon: evcon))
   }
 }
 
@@ -89,15 +133,10 @@ private func inspectTrampoline(
 ) -> Int32 {
   guard let ctx, let evcon, let bev, let bytes else { return 0 }
   let inspector = Unmanaged<ConnectionInspector>.fromOpaque(ctx).takeUnretainedValue()
-  return inspector.inspect(connection: evcon, bufferevent: bev, bytes: UnsafeRawBufferPointer(start: bytes, count: len))
-    ? 0 : 1
+  return inspector.received(evcon: evcon, bev: bev, bytes: UnsafeRawBufferPointer(start: bytes, count: len)) ? 0 : 1
 }
 
-/// Answers `response` (a complete HTTP response) on a connection the inspector refused, and closes it.
-func rejectConnection(bufferevent: OpaquePointer, response: [UInt8]) {
-  response.withUnsafeBufferPointer { buffer in
-    buffer.withMemoryRebound(to: CChar.self) { chars in
-      ap_reject_connection(bufferevent, chars.baseAddress, chars.count)
-    }
-  }
+private func connectionClosedTrampoline(_ evcon: OpaquePointer?, _ ctx: UnsafeMutableRawPointer?) {
+  guard let evcon, let ctx else { return }
+  Unmanaged<ConnectionInspector>.fromOpaque(ctx).takeUnretainedValue().connectionClosed(evcon)
 }

@@ -32,11 +32,14 @@ public final class MailboxSender<Message: Sendable>: Sendable {
 
 /// The receiving side: delivers messages, in order, on its loop's thread.
 public final class MailboxReceiver<Message: Sendable> {
+  /// Held so the loop outlives the events registered on it.
+  private let loop: EventLoop
   public let sender: MailboxSender<Message>
   private var event: OpaquePointer?
   private let handler: (Message) -> Void
 
   public init(loop: EventLoop, handler: @escaping (Message) -> Void) throws(EventError) {
+    self.loop = loop
     sender = try MailboxSender<Message>()
     self.handler = handler
     // Context: unretained self; the event is freed in deinit.

@@ -38,8 +38,8 @@ public final class ServerRequest {
     return String(cString: uri)
   }
 
-  /// The evhttp connection this request came on (identity only; nil once detached).
-  var connection: OpaquePointer? { evhttp_request_get_connection(raw) }
+  /// The connection this request came on (nil once the client went away).
+  public var connection: ConnectionID? { evhttp_request_get_connection(raw).map(ConnectionID.init) }
 
   /// The client's IP address, as text.
   public var clientAddress: String {

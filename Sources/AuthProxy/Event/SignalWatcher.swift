@@ -4,10 +4,13 @@ import Glibc
 /// Delivers POSIX signals as callbacks on one loop (the control loop: libevent lets only one
 /// base watch signals at a time).
 public final class SignalWatcher {
+  /// Held so the loop outlives the events registered on it.
+  private let loop: EventLoop
   private var events: [OpaquePointer] = []
   private let handler: (Int32) -> Void
 
   public init(loop: EventLoop, signals: [Int32], handler: @escaping (Int32) -> Void) throws(EventError) {
+    self.loop = loop
     self.handler = handler
     for signal in signals {
       // Context: unretained self; the events are freed in deinit.

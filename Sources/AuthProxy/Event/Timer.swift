@@ -3,10 +3,13 @@ import Glibc
 
 /// A one-shot timer on an `EventLoop`; schedule again to fire again.
 public final class Timer {
+  /// Held so the loop outlives the events registered on it.
+  private let loop: EventLoop
   private var event: OpaquePointer?
   private var action: () -> Void
 
   public init(loop: EventLoop, action: @escaping () -> Void) {
+    self.loop = loop
     self.action = action
     // Context: unretained self. The event is freed in deinit, so it never outlives self.
     event = event_new(loop.base, -1, 0, timerTrampoline, Unmanaged.passUnretained(self).toOpaque())

@@ -1,0 +1,93 @@
+import Glibc
+
+/// Wall-clock time in seconds since the epoch; injectable so token expiry is tested without sleeping.
+public protocol WallClock: Sendable {
+  func now() -> Double
+}
+
+public struct SystemClock: WallClock {
+  public init() {}
+  public func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+  }
+}
+
+/// Monotonic seconds, for durations.
+public func monotonicSeconds() -> Double {
+  var ts = timespec()
+  clock_gettime(CLOCK_MONOTONIC, &ts)
+  return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// RFC 3339 timestamps, as the API and the access log use them.
+public enum RFC3339 {
+  /// Parses `2026-11-29T10:00:00Z`, with optional fractional seconds and a `Z` or `±hh:mm` offset.
+  public static func parse(_ text: String) -> Double? {
+    let b = Array(text.utf8)
+    func num(_ from: Int, _ count: Int) -> Int? {
+      guard from + count <= b.count else { return nil }
+      var v = 0
+      for i in from..<(from + count) {
+        guard b[i] >= 0x30, b[i] <= 0x39 else { return nil }
+        v = v * 10 + Int(b[i] - 0x30)
+      }
+      return v
+    }
+    guard b.count >= 20, b[4] == 0x2D, b[7] == 0x2D, b[10] == 0x54 || b[10] == 0x74 || b[10] == 0x20,
+      b[13] == 0x3A, b[16] == 0x3A,
+      let year = num(0, 4), let month = num(5, 2), let day = num(8, 2), let hour = num(11, 2),
+      let minute = num(14, 2), let second = num(17, 2), (1...12).contains(month), (1...31).contains(day),
+      hour < 24, minute < 60, second <= 60
+    else { return nil }
+    var i = 19
+    var fraction = 0.0
+    if i < b.count, b[i] == 0x2E {
+      i += 1
+      var scale = 0.1
+      let start = i
+      while i < b.count, b[i] >= 0x30, b[i] <= 0x39 {
+        fraction += Double(b[i] - 0x30) * scale
+        scale /= 10
+        i += 1
+      }
+      guard i > start else { return nil }
+    }
+    guard i < b.count else { return nil }
+    var offset = 0
+    if b[i] == 0x5A || b[i] == 0x7A {
+      guard i + 1 == b.count else { return nil }
+    } else if b[i] == 0x2B || b[i] == 0x2D {
+      guard i + 6 == b.count, b[i + 3] == 0x3A, let oh = num(i + 1, 2), let om = num(i + 4, 2) else { return nil }
+      offset = (oh * 3600 + om * 60) * (b[i] == 0x2B ? 1 : -1)
+    } else {
+      return nil
+    }
+    var t = tm()
+    t.tm_year = Int32(year - 1900)
+    t.tm_mon = Int32(month - 1)
+    t.tm_mday = Int32(day)
+    t.tm_hour = Int32(hour)
+    t.tm_min = Int32(minute)
+    t.tm_sec = Int32(second)
+    return Double(timegm(&t) - offset) + fraction
+  }
+
+  /// `2026-11-29T10:00:00.123Z`, or without milliseconds.
+  public static func format(_ seconds: Double, milliseconds: Bool = true) -> String {
+    var whole = time_t(seconds.rounded(.down))
+    var millis = Int(((seconds - seconds.rounded(.down)) * 1000).rounded(.down))
+    if millis >= 1000 { millis = 999 }
+    var t = tm()
+    gmtime_r(&whole, &t)
+    func pad(_ v: Int32, _ width: Int) -> String {
+      let s = String(v)
+      return String(repeating: "0", count: max(0, width - s.count)) + s
+    }
+    var out = "\(pad(t.tm_year + 1900, 4))-\(pad(t.tm_mon + 1, 2))-\(pad(t.tm_mday, 2))T"
+    out += "\(pad(t.tm_hour, 2)):\(pad(t.tm_min, 2)):\(pad(t.tm_sec, 2))"
+    if milliseconds { out += "." + pad(Int32(millis), 3) }
+    return out + "Z"
+  }
+}

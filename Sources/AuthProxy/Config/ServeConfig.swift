@@ -1,0 +1,184 @@
+import Glibc
+
+/// Everything `authproxy serve` runs with: parsed and validated once, then immutable.
+public struct ServeConfig: Sendable {
+  public var listen = HostPort(host: "127.0.0.1", port: 8080)
+  public var adminListen = HostPort(host: "127.0.0.1", port: 9901)
+  public var upstream: UpstreamURL
+  public var tls = UpstreamTLS()
+  public var credentials = CredentialSpec.env
+  public var userAgent = "authproxy/\(AuthProxyVersion.current)"
+  public var connectTimeout = 30.0
+  public var timeout = 60.0
+  public var refreshBefore = 300.0
+  public var accessLog = "-"
+  public var workers = ServeConfig.defaultWorkers
+  public var maxBody = 10 * 1024 * 1024
+  public var drainTimeout = 20.0
+  public var loginPath = "/auth/login"
+  public var refreshPath = "/auth/refresh"
+  public var logoutPath = "/auth/logout"
+  public var logoutOnExit = false
+
+  public init(upstream: UpstreamURL) { self.upstream = upstream }
+
+  public static var defaultWorkers: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+  /// The auth paths apps may never reach through the proxy.
+  public var authPaths: [String] { [loginPath, refreshPath, logoutPath] }
+}
+
+/// Every problem found in the flags and variables, each naming its flag and the fix.
+public struct ConfigErrors: Error, Sendable, CustomStringConvertible {
+  public var problems: [String]
+  public var description: String { problems.joined(separator: "\n") }
+}
+
+/// One serve flag: its name, variable, default and help, in one table that the CLI, the
+/// validation and the docs share.
+public struct FlagSpec: Sendable {
+  public let name: String
+  public let defaultValue: String?
+  public let help: String
+  public var environmentVariable: String {
+    "AUTHPROXY_" + name.uppercased().replacingOccurrences(of: "-", with: "_")
+  }
+}
+
+extension String {
+  fileprivate func replacingOccurrences(of target: String, with replacement: String) -> String {
+    split(separator: Character(target), omittingEmptySubsequences: false).joined(separator: replacement)
+  }
+}
+
+extension ServeConfig {
+  public static let flags: [FlagSpec] = [
+    FlagSpec(name: "listen", defaultValue: "127.0.0.1:8080", help: "Where apps connect (host:port). Loopback by default: anything that can reach this port acts with the integration's identity."),
+    FlagSpec(name: "admin-listen", defaultValue: "127.0.0.1:9901", help: "/healthz, /readyz and /metrics (host:port); never proxies."),
+    FlagSpec(name: "upstream", defaultValue: nil, help: "Base URL of the API (required; https:// only)."),
+    FlagSpec(name: "ca-file", defaultValue: nil, help: "PEM trust anchors to verify the upstream with, instead of the system store."),
+    FlagSpec(name: "credentials", defaultValue: "env", help: "Where the API username and password come from: env (API_USERNAME, API_PASSWORD)."),
+    FlagSpec(name: "user-agent", defaultValue: "authproxy/\(AuthProxyVersion.current)", help: "User-Agent sent upstream."),
+    FlagSpec(name: "connect-timeout", defaultValue: "30s", help: "Upstream connect timeout, per attempt."),
+    FlagSpec(name: "timeout", defaultValue: "60s", help: "Upstream response timeout, per attempt (also how long a request waits for a token)."),
+    FlagSpec(name: "refresh-before", defaultValue: "300s", help: "Refresh this long before the access token expires (at most half its lifetime)."),
+    FlagSpec(name: "access-log", defaultValue: "-", help: "JSON-lines access log file, or - for stdout."),
+    FlagSpec(name: "workers", defaultValue: String(ServeConfig.defaultWorkers), help: "Event-loop threads (default: the number of cores)."),
+    FlagSpec(name: "max-body", defaultValue: "10MiB", help: "Larger request bodies get 413."),
+    FlagSpec(name: "drain-timeout", defaultValue: "20s", help: "On SIGTERM, how long in-flight requests may finish."),
+    FlagSpec(name: "login-path", defaultValue: "/auth/login", help: "The API's login path (never reachable by apps)."),
+    FlagSpec(name: "refresh-path", defaultValue: "/auth/refresh", help: "The API's refresh path (never reachable by apps)."),
+    FlagSpec(name: "logout-path", defaultValue: "/auth/logout", help: "The API's logout path (never reachable by apps)."),
+  ]
+
+  /// Builds the configuration from the given flags (name without dashes → value), falling back
+  /// to `AUTHPROXY_*` variables and then to the defaults. Collects every problem before failing.
+  public static func load(flags: [String: String], environment: [String: String]) -> Result<ServeConfig, ConfigErrors> {
+    var problems: [String] = []
+    func value(_ name: String) -> String? {
+      if let given = flags[name] { return given }
+      guard let spec = ServeConfig.flags.first(where: { $0.name == name }) else { return nil }
+      if let fromEnv = environment[spec.environmentVariable] { return fromEnv }
+      return spec.defaultValue
+    }
+    func source(_ name: String) -> String {
+      flags[name] != nil
+        ? "--\(name)"
+        : environment[ServeConfig.flags.first { $0.name == name }?.environmentVariable ?? ""] != nil
+          ? "\(ServeConfig.flags.first { $0.name == name }!.environmentVariable) (--\(name))" : "--\(name)"
+    }
+    func duration(_ name: String, positive: Bool = true) -> Double? {
+      guard let text = value(name) else { return nil }
+      guard let seconds = Units.duration(text), !positive || seconds > 0 else {
+        problems.append("\(source(name)): '\(text)' is not a duration; write it like 500ms, 30s, 5m or 1h")
+        return nil
+      }
+      return seconds
+    }
+    func hostPort(_ name: String) -> HostPort? {
+      guard let text = value(name) else { return nil }
+      guard let parsed = HostPort.parse(text) else {
+        problems.append("\(source(name)): '\(text)' is not host:port; write it like 127.0.0.1:8080 or [::1]:8080")
+        return nil
+      }
+      return parsed
+    }
+    func path(_ name: String) -> String? {
+      guard let text = value(name) else { return nil }
+      guard text.hasPrefix("/"), !text.contains("?"), !text.contains(" ") else {
+        problems.append("\(source(name)): '\(text)' must be a path starting with /")
+        return nil
+      }
+      return text
+    }
+
+    var upstream: UpstreamURL?
+    if let text = value("upstream"), !text.isEmpty {
+      switch UpstreamURL.parse(text) {
+      case .success(let parsed): upstream = parsed
+      case .failure(let why):
+        problems.append("\(source("upstream")): '\(text)' \(why); give the API's https:// base URL")
+      }
+    } else {
+      problems.append("--upstream is required: the API's base URL, e.g. --upstream https://api.example.com")
+    }
+    var config = ServeConfig(upstream: upstream ?? UpstreamURL(origin: "https://invalid", basePath: "", host: "invalid"))
+    if let listen = hostPort("listen") { config.listen = listen }
+    if let admin = hostPort("admin-listen") { config.adminListen = admin }
+    if let ca = value("ca-file") {
+      if access(ca, R_OK) != 0 {
+        problems.append("\(source("ca-file")): cannot read '\(ca)' (\(String(cString: strerror(errno)))); give a readable PEM file")
+      } else {
+        config.tls.caFile = ca
+      }
+    }
+    if let text = value("credentials") {
+      if let spec = CredentialSpec.parse(text) {
+        config.credentials = spec
+      } else {
+        problems.append("\(source("credentials")): '\(text)' is not a credential source; use env")
+      }
+    }
+    if let ua = value("user-agent") {
+      if ua.isEmpty || ua.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
+        problems.append("\(source("user-agent")): must be non-empty printable text")
+      } else {
+        config.userAgent = ua
+      }
+    }
+    if let d = duration("connect-timeout") { config.connectTimeout = d }
+    if let d = duration("timeout") { config.timeout = d }
+    if let d = duration("refresh-before", positive: false) { config.refreshBefore = d }
+    if let d = duration("drain-timeout", positive: false) { config.drainTimeout = d }
+    if let log = value("access-log") {
+      if log.isEmpty {
+        problems.append("\(source("access-log")): give a file path, or - for stdout")
+      } else {
+        config.accessLog = log
+      }
+    }
+    if let text = value("workers") {
+      if let n = Int(text), (1...256).contains(n) {
+        config.workers = n
+      } else {
+        problems.append("\(source("workers")): '\(text)' is not a number of threads from 1 to 256")
+      }
+    }
+    if let text = value("max-body") {
+      if let size = Units.size(text) {
+        config.maxBody = size
+      } else {
+        problems.append("\(source("max-body")): '\(text)' is not a size; write it like 512KiB or 10MiB")
+      }
+    }
+    if let p = path("login-path") { config.loginPath = p }
+    if let p = path("refresh-path") { config.refreshPath = p }
+    if let p = path("logout-path") { config.logoutPath = p }
+    return problems.isEmpty ? .success(config) : .failure(ConfigErrors(problems: problems))
+  }
+}
+
+/// The version `authproxy version` prints and the default User-Agent carries.
+public enum AuthProxyVersion {
+  public static let current = "0.1.0"
+}

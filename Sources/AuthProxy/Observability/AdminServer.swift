@@ -1,0 +1,30 @@
+/// The admin listener (SPEC §5): health and readiness. Never proxies. Runs on the control loop.
+final class AdminServer {
+  private var server: HTTPServer?
+  private let readiness: () -> (ready: Bool, reason: String)
+
+  init(loop: EventLoop, socket: Int32, readiness: @escaping () -> (ready: Bool, reason: String)) throws(EventError) {
+    self.readiness = readiness
+    var settings = HTTPServer.Settings()
+    settings.maxBodySize = 0
+    settings.timeoutSeconds = 10
+    server = try HTTPServer(loop: loop, settings: settings) { [weak self] request in self?.handle(request) }
+    try server?.accept(socket: socket)
+  }
+
+  func stopAccepting() { server?.stopAccepting() }
+
+  private func handle(_ request: ServerRequest) {
+    let json = [("Content-Type", "application/json")]
+    switch AccessLogEntry.path(of: request.target) {
+    case "/healthz":
+      request.respond(status: 200, headers: json, body: Array(#"{"status":"ok"}"#.utf8))
+    case "/readyz":
+      let (ready, reason) = readiness()
+      let body = JSONText.object([("ready", ready ? "true" : "false"), ("reason", JSONText.quoted(reason))])
+      request.respond(status: ready ? 200 : 503, headers: json, body: Array(body.utf8))
+    default:
+      request.respond(status: 404, headers: json, body: Array(#"{"error":{"code":"not_found","message":"admin endpoints: /healthz, /readyz"}}"#.utf8))
+    }
+  }
+}

@@ -1,0 +1,43 @@
+/// One app request on its way through the proxy, from arrival to the access-log line.
+final class Exchange {
+  let request: ServerRequest
+  let requestID: String
+  let method: String
+  let target: String
+  let client: String
+  let body: [UInt8]
+  let appHeaders: [(name: String, value: String)]
+  let startedAt: Double  // monotonic
+  let startedWall: Double
+
+  var attempts = 0
+  var upstreamStatus: Int?
+  var upstreamMs: Double?
+  var bytesOut = 0
+  var headSent = false
+  var paused = false
+  var finished = false
+  var reauth = false
+  var transfer: CurlTransfer?
+  /// Bounds the wait for a token, or for the upstream's answer.
+  var timer: Timer?
+
+  init(request: ServerRequest, requestID: String, client: String, now: Double) {
+    self.request = request
+    self.requestID = requestID
+    method = request.method
+    target = request.target
+    self.client = client
+    body = request.body
+    appHeaders = request.headers
+    startedAt = monotonicSeconds()
+    startedWall = now
+  }
+
+  func logEntry(status: Int, error: String?) -> AccessLogEntry {
+    AccessLogEntry(
+      ts: startedWall, requestID: requestID, client: client, method: method, path: AccessLogEntry.path(of: target),
+      status: status, upstreamStatus: upstreamStatus, durationMs: (monotonicSeconds() - startedAt) * 1000,
+      upstreamMs: upstreamMs, bytesIn: body.count, bytesOut: bytesOut, attempts: attempts, reauth: reauth, error: error)
+  }
+}

@@ -1,0 +1,119 @@
+/// Last step of the chain: sends an exchange upstream on the worker's `CurlMulti` and streams
+/// the answer back, with backpressure from the app's socket.
+final class Forwarder {
+  private let multi: CurlMulti
+  private let config: ServeConfig
+  private let rewrite: HeaderRewrite
+  /// Above this many bytes queued to a client, stop reading the upstream.
+  static let highWatermark = 256 * 1024
+
+  /// Called once per exchange when its answer is complete (or abandoned).
+  var onFinish: ((Exchange, Int, String?) -> Void)?
+
+  init(multi: CurlMulti, config: ServeConfig) {
+    self.multi = multi
+    self.config = config
+    rewrite = HeaderRewrite(userAgent: config.userAgent)
+  }
+
+  private static let idempotent: Set<String> = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]
+
+  func forward(_ exchange: Exchange, token: TokenSnapshot, freshConnection: Bool = false) {
+    exchange.attempts += 1
+    var request = CurlRequest(
+      url: config.upstream.origin + config.upstream.basePath + exchange.target, method: exchange.method,
+      headerLines: rewrite.upstreamHeaderLines(from: exchange.appHeaders, authorization: token.authorization, requestID: exchange.requestID),
+      body: exchange.body, tls: config.tls, connectTimeoutMs: Int(config.connectTimeout * 1000),
+      stallTimeoutSeconds: Int(config.timeout.rounded(.up)))
+    request.freshConnection = freshConnection
+    let transfer: CurlTransfer
+    do {
+      transfer = try CurlTransfer(request)
+    } catch {
+      fail(exchange, ProxyError(status: 502, code: "internal", message: "cannot start the upstream request"))
+      return
+    }
+    exchange.transfer = transfer
+    let attemptStarted = monotonicSeconds()
+
+    transfer.onHead = { [unowned self, unowned exchange] status, headers in
+      exchange.timer?.cancel()
+      exchange.upstreamStatus = status
+      exchange.headSent = true
+      exchange.request.startStream(status: status, headers: self.rewrite.responseHeaders(from: headers, requestID: exchange.requestID))
+    }
+    transfer.onData = { [unowned self, unowned exchange, unowned transfer] bytes in
+      if exchange.request.pendingOutput > Forwarder.highWatermark {
+        exchange.paused = true
+        return false
+      }
+      exchange.bytesOut += bytes.count
+      exchange.request.send(bytes) { [weak self, weak exchange] in
+        guard let self, let exchange, exchange.paused, !exchange.finished else { return }
+        exchange.paused = false
+        self.multi.resume(transfer)
+      }
+      return true
+    }
+    transfer.onComplete = { [unowned self, unowned exchange] result in
+      exchange.timer?.cancel()
+      exchange.transfer = nil
+      exchange.upstreamMs = (monotonicSeconds() - attemptStarted) * 1000
+      if result.isSuccess {
+        exchange.request.endStream()
+        self.finish(exchange, status: exchange.upstreamStatus ?? 502, error: nil)
+      } else if exchange.headSent {
+        // The app must not take a cut body for a whole one.
+        exchange.request.abort()
+        self.finish(exchange, status: exchange.upstreamStatus ?? 502, error: UpstreamFailure.from(curlCode: result.code).code)
+      } else if !freshConnection && result.reusedConnection && [52, 55, 56].contains(result.code)
+        && Forwarder.idempotent.contains(exchange.method)
+      {
+        // A pooled connection the upstream had closed (curl 7.88 cannot tell): once more on a new one.
+        self.forward(exchange, token: token, freshConnection: true)
+      } else {
+        self.fail(exchange, .upstream(UpstreamFailure.from(curlCode: result.code)))
+      }
+    }
+    // The whole wait for the response head is bounded by --timeout; after that curl's stall
+    // limit watches the body.
+    exchange.timer = Timer(loop: multi.loop) { [weak self, weak exchange] in
+      guard let self, let exchange, let transfer = exchange.transfer, !exchange.headSent else { return }
+      self.multi.cancel(transfer)
+      exchange.transfer = nil
+      exchange.upstreamMs = (monotonicSeconds() - attemptStarted) * 1000
+      self.fail(exchange, .upstream(UpstreamFailure.from(curlCode: 28)))
+    }
+    exchange.timer?.schedule(after: config.timeout)
+    multi.start(transfer)
+  }
+
+  /// The app went away: stop the upstream work and free the request.
+  func clientGone(_ exchange: Exchange) {
+    guard !exchange.finished else { return }
+    exchange.timer?.cancel()
+    if let transfer = exchange.transfer {
+      multi.cancel(transfer)
+      exchange.transfer = nil
+    }
+    exchange.request.abort()
+    finish(exchange, status: exchange.upstreamStatus ?? 499, error: "client_closed")
+  }
+
+  /// Answers with a proxy-made JSON error.
+  func fail(_ exchange: Exchange, _ error: ProxyError) {
+    guard !exchange.finished else { return }
+    let body = error.body(requestID: exchange.requestID)
+    exchange.bytesOut = body.count
+    exchange.request.respond(status: error.status, headers: error.headers(requestID: exchange.requestID), body: body)
+    finish(exchange, status: error.status, error: error.code)
+  }
+
+  private func finish(_ exchange: Exchange, status: Int, error: String?) {
+    guard !exchange.finished else { return }
+    exchange.finished = true
+    exchange.timer?.cancel()
+    exchange.timer = nil
+    onFinish?(exchange, status, error)
+  }
+}

@@ -1,0 +1,64 @@
+/// An answer the proxy makes itself. Every such answer is rendered here, and only here, as the
+/// JSON of SPEC §4: `{"error":{"code","message","request_id"}}`.
+public struct ProxyError: Error, Sendable, Equatable {
+  public var status: Int
+  public var code: String
+  /// Names the cause in our words; never a secret, never upstream text.
+  public var message: String
+
+  public init(status: Int, code: String, message: String) {
+    self.status = status
+    self.code = code
+    self.message = message
+  }
+
+  public static func badRequest(_ message: String) -> ProxyError { ProxyError(status: 400, code: "bad_request", message: message) }
+  public static func forbidden(_ message: String) -> ProxyError { ProxyError(status: 403, code: "forbidden", message: message) }
+  public static func tooLarge(limit: Int) -> ProxyError {
+    ProxyError(status: 413, code: "body_too_large", message: "request body is larger than --max-body (\(limit) bytes)")
+  }
+  public static func noToken(_ why: String) -> ProxyError { ProxyError(status: 503, code: "no_token", message: "no valid API token: \(why)") }
+  /// No token because the API refused us (503), or because it cannot be reached at all: then
+  /// the answer is the 502/504 of that cause, e.g. "upstream certificate not trusted".
+  public static func noToken(_ failure: TokenFailure) -> ProxyError {
+    if case .unreachable(let cause) = failure { return .upstream(cause) }
+    return .noToken(failure.description)
+  }
+  public static func upstream(_ failure: UpstreamFailure) -> ProxyError {
+    ProxyError(status: failure.status, code: failure.code, message: failure.message)
+  }
+
+  public func body(requestID: String) -> [UInt8] {
+    let inner = JSONText.object([
+      ("code", JSONText.quoted(code)), ("message", JSONText.quoted(message)), ("request_id", JSONText.quoted(requestID)),
+    ])
+    return Array(JSONText.object([("error", inner)]).utf8)
+  }
+
+  public func headers(requestID: String) -> [(name: String, value: String)] {
+    [("Content-Type", "application/json"), ("X-Request-ID", requestID)]
+  }
+
+  /// A whole HTTP/1.1 response, for connections refused before evhttp parsed them.
+  public func rawResponse(requestID: String) -> [UInt8] {
+    let body = body(requestID: requestID)
+    let head =
+      "HTTP/1.1 \(status) \(ProxyError.reason(status))\r\nContent-Type: application/json\r\nX-Request-ID: \(requestID)\r\n"
+      + "Content-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+    return Array(head.utf8) + body
+  }
+
+  static func reason(_ status: Int) -> String {
+    switch status {
+    case 400: "Bad Request"
+    case 403: "Forbidden"
+    case 413: "Content Too Large"
+    case 414: "URI Too Long"
+    case 431: "Request Header Fields Too Large"
+    case 502: "Bad Gateway"
+    case 503: "Service Unavailable"
+    case 504: "Gateway Timeout"
+    default: "Error"
+    }
+  }
+}

@@ -1,0 +1,138 @@
+import Glibc
+import Logging
+
+/// The control thread: token work (login, refresh, backoff), the admin listener, signals and
+/// shutdown. It decides through `TokenStateMachine` and tells the workers through their mailboxes.
+final class ControlLoop {
+  let loop: EventLoop
+  private(set) var mailbox: MailboxReceiver<ControlMessage>!
+  private let config: ServeConfig
+  private let credentials: Credentials
+  private let clock: any WallClock
+  private let logger: Logger
+  private let multi: CurlMulti
+  private let tokens: TokenClient
+  private var machine: TokenStateMachine
+  private var workers: [MailboxSender<WorkerMessage>] = []
+  private var admin: AdminServer?
+  private var signals: SignalWatcher?
+  private var refreshTimer: Timer!
+  private var retryTimer: Timer!
+  private var drainTimer: Timer?
+  private var drained: Set<Int> = []
+  private var shuttingDown = false
+  private let onExit: () -> Void
+
+  init(
+    config: ServeConfig, credentials: Credentials, adminSocket: Int32, clock: any WallClock, logger: Logger, watchSignals: Bool,
+    onExit: @escaping () -> Void
+  ) throws(EventError) {
+    self.config = config
+    self.credentials = credentials
+    self.clock = clock
+    self.logger = logger
+    self.onExit = onExit
+    loop = try EventLoop()
+    multi = try CurlMulti(loop: loop)
+    tokens = TokenClient(multi: multi, config: config)
+    machine = TokenStateMachine(refreshBefore: config.refreshBefore)
+    mailbox = try MailboxReceiver(loop: loop) { [unowned self] message in self.received(message) }
+    refreshTimer = Timer(loop: loop) { [unowned self] in self.apply(.refreshDue) }
+    retryTimer = Timer(loop: loop) { [unowned self] in self.apply(.retryDue) }
+    admin = try AdminServer(loop: loop, socket: adminSocket) { [unowned self] in self.readiness() }
+    if watchSignals {
+      signals = try SignalWatcher(loop: loop, signals: [SIGTERM, SIGINT]) { [unowned self] signal in
+        self.logger.info("received signal \(signal == SIGTERM ? "SIGTERM" : "SIGINT"); draining")
+        self.beginShutdown()
+      }
+    }
+  }
+
+  func run() { loop.run() }
+
+  private func readiness() -> (ready: Bool, reason: String) {
+    if machine.hasUsableToken(at: clock.now()) { return (true, "a valid token is held") }
+    if let failure = machine.lastFailure { return (false, failure.description) }
+    return (false, "no token yet: logging in")
+  }
+
+  private func received(_ message: ControlMessage) {
+    switch message {
+    case .workersStarted(let senders):
+      workers = senders
+      // Log in at start-up, before the first request asks.
+      apply(.tokenNeeded)
+    case .tokenNeeded:
+      apply(.tokenNeeded)
+    case .workerDrained(let id):
+      drained.insert(id)
+      if shuttingDown && drained.count == workers.count { exit() }
+    case .shutdown:
+      beginShutdown()
+    }
+  }
+
+  private func apply(_ event: TokenStateMachine.Event) {
+    let jitter = Double.random(in: 0..<1)
+    for action in machine.handle(event, now: clock.now(), jitter: jitter) { perform(action) }
+  }
+
+  private func perform(_ action: TokenStateMachine.Action) {
+    switch action {
+    case .login:
+      logger.info("logging in to the API", metadata: ["user": "\(credentials.username)"])
+      tokens.login(credentials) { [weak self] result in
+        guard let self else { return }
+        switch result {
+        case .success: self.logger.info("login succeeded")
+        case .failure(let failure):
+          self.logger.error("login failed: \(failure.description)", metadata: ["reason": "\(failure.code)"])
+        }
+        self.apply(.loginFinished(result))
+      }
+    case .refresh(let refreshToken):
+      tokens.refresh(refreshToken) { [weak self] result in
+        guard let self else { return }
+        switch result {
+        case .success: self.logger.info("token refreshed")
+        case .failure(let failure):
+          self.logger.warning("refresh failed, logging in again: \(failure.description)", metadata: ["reason": "\(failure.code)"])
+        }
+        self.apply(.refreshFinished(result))
+      }
+    case .publish(let snapshot):
+      for worker in workers { worker.send(.token(snapshot)) }
+    case .publishUnavailable(let failure):
+      for worker in workers { worker.send(.tokenUnavailable(failure)) }
+    case .scheduleRefresh(let at):
+      refreshTimer.schedule(after: at - clock.now())
+    case .scheduleRetry(let after):
+      logger.info("next login attempt in \((after * 10).rounded() / 10)s")
+      retryTimer.schedule(after: after)
+    }
+  }
+
+  // MARK: shutdown
+
+  private func beginShutdown() {
+    guard !shuttingDown else { return }
+    shuttingDown = true
+    admin?.stopAccepting()
+    refreshTimer.cancel()
+    retryTimer.cancel()
+    for worker in workers { worker.send(.drain) }
+    drainTimer = Timer(loop: loop) { [unowned self] in
+      self.logger.warning("drain timeout reached; closing the remaining requests")
+      self.exit()
+    }
+    drainTimer?.schedule(after: config.drainTimeout)
+    if workers.isEmpty { exit() }
+  }
+
+  private func exit() {
+    drainTimer?.cancel()
+    for worker in workers { worker.send(.exit) }
+    onExit()
+    loop.stop()
+  }
+}

@@ -1,0 +1,18 @@
+/// What the control thread tells a worker.
+public enum WorkerMessage: Sendable {
+  case token(TokenSnapshot)
+  case tokenUnavailable(TokenFailure)
+  /// Stop accepting connections; report `.workerDrained` once no request is in flight.
+  case drain
+  /// Flush and leave the loop.
+  case exit
+}
+
+/// What workers (and signals, and the runtime) tell the control thread.
+public enum ControlMessage: Sendable {
+  case workersStarted([MailboxSender<WorkerMessage>])
+  /// A worker has a request and no usable token.
+  case tokenNeeded
+  case workerDrained(Int)
+  case shutdown
+}

@@ -1,0 +1,114 @@
+import Dispatch
+import Glibc
+import Logging
+import Synchronization
+
+/// Why the proxy could not start: a message for the operator and the exit code of SPEC §8.
+public struct StartupError: Error, Sendable, CustomStringConvertible {
+  public let description: String
+  public let exitCode: Int32
+  public init(_ description: String, exitCode: Int32) {
+    self.description = description
+    self.exitCode = exitCode
+  }
+}
+
+/// The running proxy: sockets, the control thread and the workers, wired together. `main`
+/// and the tests start it the same way.
+public final class ProxyRuntime: Sendable {
+  public let config: ServeConfig
+  /// The ports actually bound (useful when the configuration asked for port 0).
+  public let proxyPort: Int
+  public let adminPort: Int
+  private let control: MailboxSender<ControlMessage>
+  private let threads: [LoopThread]
+
+  /// Binds the listeners and starts every thread; returns once they accept connections.
+  public init(
+    config: ServeConfig, credentials: Credentials, logger: Logger, clock: any WallClock = SystemClock(), watchSignals: Bool = false
+  ) throws(StartupError) {
+    signal(SIGPIPE, SIG_IGN)
+    self.config = config
+    let sink: AccessLogSink
+    do {
+      sink = try AccessLogSink(path: config.accessLog)
+    } catch {
+      throw StartupError(error.description, exitCode: 64)
+    }
+    var listenSockets: [Int32] = []
+    let adminSocket: Int32
+    do {
+      let first = try ListeningSocket.bind(host: config.listen.host, port: config.listen.port, reusePort: true)
+      listenSockets.append(first.fd)
+      for _ in 1..<config.workers {
+        listenSockets.append(try ListeningSocket.bind(host: config.listen.host, port: first.port, reusePort: true).fd)
+      }
+      proxyPort = first.port
+      let admin = try ListeningSocket.bind(host: config.adminListen.host, port: config.adminListen.port, reusePort: false)
+      adminSocket = admin.fd
+      adminPort = admin.port
+    } catch {
+      for fd in listenSockets { close(fd) }
+      throw StartupError("cannot listen: \(error.description)", exitCode: 1)
+    }
+
+    let started = DispatchSemaphore(value: 0)
+    let senders = Mutex<[Int: MailboxSender<WorkerMessage>]>([:])
+    let controlSender = Mutex<MailboxSender<ControlMessage>?>(nil)
+    let failures = Mutex<[String]>([])
+    var threads: [LoopThread] = []
+    let workerThreads = Mutex<[LoopThread]>([])
+
+    threads.append(
+      LoopThread(name: "ap-control") {
+        do {
+          let control = try ControlLoop(
+            config: config, credentials: credentials, adminSocket: adminSocket, clock: clock, logger: logger,
+            watchSignals: watchSignals, onExit: {})
+          controlSender.withLock { $0 = control.mailbox.sender }
+          started.signal()
+          control.run()
+          workerThreads.withLock { threads in for thread in threads { thread.join() } }
+        } catch {
+          failures.withLock { $0.append("control thread: \(error)") }
+          started.signal()
+        }
+      })
+    started.wait()
+    guard let control = controlSender.withLock({ $0 }) else {
+      throw StartupError(failures.withLock { $0.joined(separator: "; ") }, exitCode: 1)
+    }
+    self.control = control
+
+    for (index, fd) in listenSockets.enumerated() {
+      let thread = LoopThread(name: "ap-worker-\(index)") {
+        do {
+          let worker = try Worker(id: index, config: config, listenSocket: fd, accessLog: sink, control: control, clock: clock, logger: logger)
+          senders.withLock { $0[index] = worker.mailbox.sender }
+          started.signal()
+          worker.run()
+        } catch {
+          failures.withLock { $0.append("worker \(index): \(error)") }
+          started.signal()
+        }
+      }
+      workerThreads.withLock { $0.append(thread) }
+    }
+    for _ in listenSockets { started.wait() }
+    let workerSenders = senders.withLock { all in (0..<listenSockets.count).compactMap { all[$0] } }
+    guard workerSenders.count == listenSockets.count else {
+      control.send(.shutdown)
+      throw StartupError(failures.withLock { $0.joined(separator: "; ") }, exitCode: 1)
+    }
+    control.send(.workersStarted(workerSenders))
+    self.threads = threads
+  }
+
+  /// Starts a graceful shutdown, as SIGTERM does.
+  public func shutdown() { control.send(.shutdown) }
+
+  /// Waits until the proxy has shut down.
+  public func wait() {
+    for thread in threads { thread.join() }
+  }
+}

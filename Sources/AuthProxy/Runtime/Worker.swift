@@ -1,0 +1,161 @@
+import Logging
+
+/// One event-loop thread: its listener, its upstream connection pool, its access-log buffer
+/// and its copy of the current token. Nothing here is touched by another thread; the control
+/// thread talks to it only through its mailbox.
+final class Worker {
+  let id: Int
+  let loop: EventLoop
+  private let config: ServeConfig
+  private let multi: CurlMulti
+  private let server: HTTPServer
+  private let connections: ClientConnections
+  private let forwarder: Forwarder
+  private let policy: RequestPolicy
+  private let accessLog: AccessLogBuffer
+  private let clock: any WallClock
+  private let logger: Logger
+  private let control: MailboxSender<ControlMessage>
+  private(set) var mailbox: MailboxReceiver<WorkerMessage>!
+
+  private enum TokenState {
+    /// Nothing heard from the control thread yet: requests wait.
+    case starting
+    case usable(TokenSnapshot)
+    case unavailable(TokenFailure)
+  }
+  private var token = TokenState.starting
+  /// Requests waiting for a token, oldest first.
+  private var waiting: [Exchange] = []
+  private var inFlight: [ObjectIdentifier: Exchange] = [:]
+  private var draining = false
+  private var askedForToken = false
+
+  init(
+    id: Int, config: ServeConfig, listenSocket: Int32, accessLog sink: AccessLogSink, control: MailboxSender<ControlMessage>,
+    clock: any WallClock, logger: Logger
+  ) throws(EventError) {
+    self.id = id
+    self.config = config
+    self.control = control
+    self.clock = clock
+    self.logger = logger
+    loop = try EventLoop()
+    multi = try CurlMulti(loop: loop)
+    var settings = HTTPServer.Settings()
+    settings.timeoutSeconds = Int32(max(1, min(config.timeout.rounded(.up), 3600)))
+    // The framing check enforces the real limits with JSON answers; these are backstops.
+    settings.maxBodySize = config.maxBody + 1
+    settings.maxHeadersSize = 128 * 1024
+    var handler: ((ServerRequest) -> Void)?
+    server = try HTTPServer(loop: loop, settings: settings) { request in handler?(request) }
+    connections = ClientConnections(limits: RequestLimits(maxBody: config.maxBody))
+    forwarder = Forwarder(multi: multi, config: config)
+    policy = RequestPolicy(config: config)
+    accessLog = AccessLogBuffer(sink: sink, loop: loop)
+    mailbox = try MailboxReceiver(loop: loop) { [unowned self] message in self.received(message) }
+    handler = { [unowned self] request in self.handle(request) }
+    forwarder.onFinish = { [unowned self] exchange, status, error in self.finished(exchange, status: status, error: error) }
+    connections.onReject = { [unowned self] error, requestID, client in
+      self.accessLog.append(
+        AccessLogEntry(
+          ts: self.clock.now(), requestID: requestID, client: client, method: "", path: "", status: error.status,
+          upstreamStatus: nil, durationMs: 0, upstreamMs: nil, bytesIn: 0, bytesOut: 0, attempts: 0, reauth: false,
+          error: error.code))
+    }
+    server.useInspector(connections)
+    try server.accept(socket: listenSocket)
+  }
+
+  func run() {
+    loop.run()
+    accessLog.flush()
+  }
+
+  // MARK: requests
+
+  private func handle(_ request: ServerRequest) {
+    let now = clock.now()
+    let exchange = Exchange(
+      request: request, requestID: RequestID.pick(request.header("X-Request-ID")), client: request.clientAddress, now: now)
+    inFlight[ObjectIdentifier(exchange)] = exchange
+    connections.connection(request.connection)?.onClose = { [weak self, weak exchange] in
+      guard let self, let exchange else { return }
+      self.clientGone(exchange)
+    }
+    if let refusal = policy.check(method: exchange.method, target: exchange.target, bodyLength: exchange.body.count) {
+      forwarder.fail(exchange, refusal)
+      return
+    }
+    switch token {
+    case .usable(let snapshot) where snapshot.isUsable(at: now):
+      forwarder.forward(exchange, token: snapshot)
+    case .unavailable(let failure):
+      forwarder.fail(exchange, .noToken(failure))
+    case .starting, .usable:
+      // No token yet, or ours expired: never send an expired one; wait (bounded) for the next.
+      wait(exchange)
+    }
+  }
+
+  private func wait(_ exchange: Exchange) {
+    waiting.append(exchange)
+    exchange.timer = Timer(loop: loop) { [weak self, weak exchange] in
+      guard let self, let exchange else { return }
+      self.waiting.removeAll { $0 === exchange }
+      self.forwarder.fail(exchange, .noToken("none could be had within --timeout (\(self.config.timeout)s)"))
+    }
+    exchange.timer?.schedule(after: config.timeout)
+    if !askedForToken {
+      askedForToken = true
+      control.send(.tokenNeeded)
+    }
+  }
+
+  private func clientGone(_ exchange: Exchange) {
+    waiting.removeAll { $0 === exchange }
+    forwarder.clientGone(exchange)
+  }
+
+  private func finished(_ exchange: Exchange, status: Int, error: String?) {
+    inFlight[ObjectIdentifier(exchange)] = nil
+    if let connection = connections.connection(exchange.request.connection) { connection.onClose = nil }
+    accessLog.append(exchange.logEntry(status: status, error: error))
+    if draining && inFlight.isEmpty { control.send(.workerDrained(id)) }
+  }
+
+  // MARK: messages from the control thread
+
+  private func received(_ message: WorkerMessage) {
+    switch message {
+    case .token(let snapshot):
+      token = .usable(snapshot)
+      askedForToken = false
+      let ready = waiting
+      waiting.removeAll()
+      let now = clock.now()
+      for exchange in ready where !exchange.finished {
+        exchange.timer?.cancel()
+        if snapshot.isUsable(at: now) {
+          forwarder.forward(exchange, token: snapshot)
+        } else {
+          wait(exchange)
+        }
+      }
+    case .tokenUnavailable(let failure):
+      token = .unavailable(failure)
+      askedForToken = false
+      let refused = waiting
+      waiting.removeAll()
+      for exchange in refused { forwarder.fail(exchange, .noToken(failure)) }
+    case .drain:
+      draining = true
+      server.stopAccepting()
+      if inFlight.isEmpty { control.send(.workerDrained(id)) }
+    case .exit:
+      for exchange in Array(inFlight.values) { forwarder.clientGone(exchange) }
+      accessLog.flush()
+      loop.stop()
+    }
+  }
+}

@@ -1,0 +1,110 @@
+import FoundationEssentials
+
+/// The three auth calls of SPEC §1, made from the control loop over its own `CurlMulti`.
+final class TokenClient {
+  private let multi: CurlMulti
+  private let config: ServeConfig
+
+  init(multi: CurlMulti, config: ServeConfig) {
+    self.multi = multi
+    self.config = config
+  }
+
+  private struct LoginBody: Encodable {
+    var username: String
+    var password: String
+  }
+  private struct RefreshBody: Encodable { var refresh_token: String }
+
+  func login(_ credentials: Credentials, completion: @escaping (Result<TokenPair, TokenFailure>) -> Void) {
+    let body = try? JSONEncoder().encode(LoginBody(username: credentials.username, password: credentials.password.reveal))
+    post(config.loginPath, body: body.map { [UInt8]($0) } ?? [], bearer: nil) { outcome in
+      completion(Self.pair(from: outcome, isRefresh: false))
+    }
+  }
+
+  func refresh(_ refreshToken: Secret, completion: @escaping (Result<TokenPair, TokenFailure>) -> Void) {
+    let body = try? JSONEncoder().encode(RefreshBody(refresh_token: refreshToken.reveal))
+    post(config.refreshPath, body: body.map { [UInt8]($0) } ?? [], bearer: nil) { outcome in
+      completion(Self.pair(from: outcome, isRefresh: true))
+    }
+  }
+
+  func logout(_ accessToken: Secret, completion: @escaping (Result<Void, TokenFailure>) -> Void) {
+    post(config.logoutPath, body: [UInt8](), bearer: accessToken) { outcome in
+      switch outcome {
+      case .failure(let failure): completion(.failure(.unreachable(failure)))
+      case .success(let answer) where (200..<300).contains(answer.status): completion(.success(()))
+      case .success(let answer):
+        completion(.failure(.from(status: answer.status, body: answer.body, retryAfter: answer.retryAfter, isRefresh: false)))
+      }
+    }
+  }
+
+  private struct Answer {
+    var status: Int
+    var body: [UInt8]
+    var retryAfter: Double?
+  }
+
+  private static func pair(from outcome: Result<Answer, UpstreamFailure>, isRefresh: Bool) -> Result<TokenPair, TokenFailure> {
+    switch outcome {
+    case .failure(let failure): return .failure(.unreachable(failure))
+    case .success(let answer) where answer.status == 200 || answer.status == 201:
+      guard let pair = APIResponse.tokenPair(from: answer.body) else { return .failure(.badResponse) }
+      return .success(pair)
+    case .success(let answer):
+      return .failure(.from(status: answer.status, body: answer.body, retryAfter: answer.retryAfter, isRefresh: isRefresh))
+    }
+  }
+
+  /// Auth answers are small; more than this is not a token answer.
+  private static let maxAnswer = 1 << 20
+
+  private func post(_ path: String, body: [UInt8], bearer: Secret?, completion: @escaping (Result<Answer, UpstreamFailure>) -> Void) {
+    var lines = [
+      "Content-Type: application/json", "Accept: application/json", "User-Agent: \(config.userAgent)",
+      "X-Request-ID: \(RequestID.generate())", "Expect:",
+    ]
+    if let bearer { lines.append("Authorization: Bearer \(bearer.reveal)") }
+    let request = CurlRequest(
+      url: config.upstream.origin + config.upstream.basePath + path, method: "POST", headerLines: lines, body: body,
+      tls: config.tls, connectTimeoutMs: Int(config.connectTimeout * 1000), stallTimeoutSeconds: Int(config.timeout.rounded(.up)))
+    let transfer: CurlTransfer
+    do {
+      transfer = try CurlTransfer(request)
+    } catch {
+      completion(.failure(UpstreamFailure(status: 502, code: "internal", message: "cannot start an upstream request")))
+      return
+    }
+    var status = 0
+    var retryAfter: Double?
+    var received: [UInt8] = []
+    transfer.onHead = { code, headers in
+      status = code
+      if let value = headers.first(where: { $0.name.lowercased() == "retry-after" })?.value {
+        retryAfter = Double(value)
+      }
+    }
+    transfer.onData = { bytes in
+      if received.count < Self.maxAnswer { received.append(contentsOf: bytes.prefix(Self.maxAnswer - received.count)) }
+      return true
+    }
+    let deadline = Timer(loop: multi.loop) { [weak multi, transfer] in
+      transfer.onComplete = nil
+      multi?.cancel(transfer)
+      completion(.failure(UpstreamFailure.from(curlCode: 28)))
+    }
+    deadline.schedule(after: config.timeout)
+    transfer.onComplete = { result in
+      deadline.cancel()
+      if result.isSuccess {
+        completion(.success(Answer(status: status, body: received, retryAfter: retryAfter)))
+      } else {
+        completion(.failure(UpstreamFailure.from(curlCode: result.code)))
+      }
+      _ = transfer
+    }
+    multi.start(transfer)
+  }
+}

@@ -1,0 +1,80 @@
+/// Why the API gave us no token: what the 503 body, `/readyz` and the logs say.
+public enum TokenFailure: Error, Sendable, Equatable, CustomStringConvertible {
+  case invalidCredentials
+  case ipNotAuthorized
+  case forbidden
+  case rateLimited(retryAfter: Double?)
+  case refreshRejected
+  case apiError(status: Int)
+  case badResponse
+  case unreachable(UpstreamFailure)
+
+  /// Classifies an auth call's non-2xx answer by status and error code, never by message text.
+  public static func from(status: Int, body: [UInt8], retryAfter: Double?, isRefresh: Bool) -> TokenFailure {
+    switch status {
+    case 401: return isRefresh ? .refreshRejected : .invalidCredentials
+    case 403:
+      let code = APIResponse.errorCode(from: body)?.uppercased()
+      return code == "FORBIDDEN" || code == "IP_NOT_ALLOWED" ? .ipNotAuthorized : .forbidden
+    case 429: return .rateLimited(retryAfter: retryAfter)
+    case 400: return isRefresh ? .refreshRejected : .apiError(status: status)
+    default: return .apiError(status: status)
+    }
+  }
+
+  public var description: String {
+    switch self {
+    case .invalidCredentials: "invalid credentials: the API refused the username or password"
+    case .ipNotAuthorized: "IP address not authorized by the API: the egress IP is not on the account's whitelist"
+    case .forbidden: "the API refused the login (403)"
+    case .rateLimited: "rate limited by the API: too many login attempts"
+    case .refreshRejected: "the API refused the refresh token"
+    case .apiError(let status): "the API answered the login with HTTP \(status)"
+    case .badResponse: "the API's login answer held no usable token"
+    case .unreachable(let failure): "upstream unreachable: \(failure.message)"
+    }
+  }
+
+  /// A short, label-safe name for metrics and logs.
+  public var code: String {
+    switch self {
+    case .invalidCredentials: "invalid_credentials"
+    case .ipNotAuthorized: "ip_not_authorized"
+    case .forbidden: "forbidden"
+    case .rateLimited: "rate_limited"
+    case .refreshRejected: "refresh_rejected"
+    case .apiError: "api_error"
+    case .badResponse: "bad_response"
+    case .unreachable: "unreachable"
+    }
+  }
+
+  /// The wait the API asked for, if any.
+  public var retryAfter: Double? {
+    if case .rateLimited(let after) = self { return after }
+    return nil
+  }
+}
+
+/// Why an upstream attempt got no answer, in our words (curl's error codes mapped once).
+public struct UpstreamFailure: Error, Sendable, Equatable {
+  public var status: Int  // 502 or 504 for the app
+  public var code: String
+  public var message: String
+
+  public static func from(curlCode: Int32) -> UpstreamFailure {
+    switch curlCode {
+    case 28: UpstreamFailure(status: 504, code: "upstream_timeout", message: "the upstream did not answer in time")
+    case 60: UpstreamFailure(status: 502, code: "upstream_tls", message: "upstream certificate not trusted")
+    case 90, 91: UpstreamFailure(status: 502, code: "upstream_tls", message: "upstream key does not match the pinned key")
+    case 35, 58, 59, 66, 80, 83:
+      UpstreamFailure(status: 502, code: "upstream_tls", message: "TLS handshake with the upstream failed")
+    case 6: UpstreamFailure(status: 502, code: "upstream_dns", message: "the upstream host name does not resolve")
+    case 7: UpstreamFailure(status: 502, code: "upstream_unreachable", message: "the upstream refused the connection")
+    case 52: UpstreamFailure(status: 502, code: "upstream_empty", message: "the upstream closed the connection without answering")
+    case 8, 16, 18, 55, 56, 92:
+      UpstreamFailure(status: 502, code: "upstream_broken", message: "the connection to the upstream broke")
+    default: UpstreamFailure(status: 502, code: "upstream_error", message: "the upstream request failed (curl error \(curlCode))")
+    }
+  }
+}

@@ -1,0 +1,62 @@
+import ArgumentParser
+import AuthProxy
+import Glibc
+import Logging
+
+@main
+struct AuthProxyCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "authproxy",
+    abstract: "Authenticating egress reverse proxy: logs in to the API, keeps a valid token, adds it to every request.",
+    subcommands: [Serve.self, Version.self],
+    defaultSubcommand: nil)
+}
+
+/// Writes one line to standard error (fd 2: the C `stderr` global is not concurrency-safe).
+func printError(_ line: String) {
+  let bytes = Array((line + "\n").utf8)
+  bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
+}
+
+/// The process environment, read once here and handed to the configuration.
+func processEnvironment() -> [String: String] {
+  var result: [String: String] = [:]
+  var pointer = environ
+  while let entry = pointer.pointee {
+    let text = String(cString: entry)
+    if let equals = text.firstIndex(of: "=") {
+      result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+    }
+    pointer += 1
+  }
+  return result
+}
+
+func makeLogger() -> Logger {
+  LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardError(label: label)
+    handler.logLevel = .info
+    return handler
+  }
+  return Logger(label: "authproxy")
+}
+
+/// Runs the proxy until SIGTERM/SIGINT, then exits 0.
+func runUntilSignalled(config: ServeConfig, credentials: Credentials, logger: Logger, banner: (ProxyRuntime) -> Void) throws -> Never {
+  let runtime: ProxyRuntime
+  do {
+    runtime = try ProxyRuntime(config: config, credentials: credentials, logger: logger, watchSignals: true)
+  } catch {
+    printError("authproxy: \(error.description)")
+    Glibc.exit(error.exitCode)
+  }
+  banner(runtime)
+  runtime.wait()
+  logger.info("stopped")
+  Glibc.exit(0)
+}
+
+struct Version: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Print the version.")
+  func run() { print("authproxy \(AuthProxyVersion.current)") }
+}

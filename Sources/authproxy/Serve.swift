@@ -1,0 +1,78 @@
+import ArgumentParser
+import AuthProxy
+import Glibc
+
+/// `--help` text for a serve flag: its help, default and variable, from the shared table.
+func flagHelp(_ name: String) -> ArgumentHelp {
+  guard let spec = ServeConfig.flags.first(where: { $0.name == name }) else { return ArgumentHelp("") }
+  let fallback = spec.defaultValue.map { "default: \($0); " } ?? ""
+  return ArgumentHelp("\(spec.help) (\(fallback)env: \(spec.environmentVariable))")
+}
+
+/// The flags `serve` and `dev` share, as optional strings: defaults and variables are applied
+/// by `ServeConfig.load`, so that a flag beats its variable and every problem is reported at once.
+struct ServeFlags: ParsableArguments {
+  @Option(name: .customLong("listen"), help: flagHelp("listen")) var listen: String?
+  @Option(name: .customLong("admin-listen"), help: flagHelp("admin-listen")) var adminListen: String?
+  @Option(name: .customLong("upstream"), help: flagHelp("upstream")) var upstream: String?
+  @Option(name: .customLong("ca-file"), help: flagHelp("ca-file")) var caFile: String?
+  @Option(name: .customLong("credentials"), help: flagHelp("credentials")) var credentials: String?
+  @Option(name: .customLong("user-agent"), help: flagHelp("user-agent")) var userAgent: String?
+  @Option(name: .customLong("connect-timeout"), help: flagHelp("connect-timeout")) var connectTimeout: String?
+  @Option(name: .customLong("timeout"), help: flagHelp("timeout")) var timeout: String?
+  @Option(name: .customLong("refresh-before"), help: flagHelp("refresh-before")) var refreshBefore: String?
+  @Option(name: .customLong("access-log"), help: flagHelp("access-log")) var accessLog: String?
+  @Option(name: .customLong("workers"), help: flagHelp("workers")) var workers: String?
+  @Option(name: .customLong("max-body"), help: flagHelp("max-body")) var maxBody: String?
+  @Option(name: .customLong("drain-timeout"), help: flagHelp("drain-timeout")) var drainTimeout: String?
+  @Option(name: .customLong("login-path"), help: flagHelp("login-path")) var loginPath: String?
+  @Option(name: .customLong("refresh-path"), help: flagHelp("refresh-path")) var refreshPath: String?
+  @Option(name: .customLong("logout-path"), help: flagHelp("logout-path")) var logoutPath: String?
+
+  var given: [String: String] {
+    let all: [(String, String?)] = [
+      ("listen", listen), ("admin-listen", adminListen), ("upstream", upstream), ("ca-file", caFile),
+      ("credentials", credentials), ("user-agent", userAgent), ("connect-timeout", connectTimeout), ("timeout", timeout),
+      ("refresh-before", refreshBefore), ("access-log", accessLog), ("workers", workers), ("max-body", maxBody),
+      ("drain-timeout", drainTimeout), ("login-path", loginPath), ("refresh-path", refreshPath), ("logout-path", logoutPath),
+    ]
+    var result: [String: String] = [:]
+    for case (let name, let value?) in all { result[name] = value }
+    return result
+  }
+
+  /// The validated configuration, or exit 64 after naming every problem.
+  func config(environment: [String: String], overrides: [String: String] = [:]) -> ServeConfig {
+    switch ServeConfig.load(flags: given.merging(overrides) { mine, _ in mine }, environment: environment) {
+    case .success(let config): return config
+    case .failure(let errors):
+      for problem in errors.problems { printError("authproxy: \(problem)") }
+      Glibc.exit(64)
+    }
+  }
+}
+
+struct Serve: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Run the proxy.",
+    discussion: "Every flag has an AUTHPROXY_<FLAG> environment variable; a flag beats its variable.")
+
+  @OptionGroup var flags: ServeFlags
+
+  func run() throws {
+    let environment = processEnvironment()
+    let config = flags.config(environment: environment)
+    let credentials: Credentials
+    do {
+      credentials = try CredentialSource.load(config.credentials, environment: environment)
+    } catch {
+      printError("authproxy: \(error.description)")
+      Glibc.exit(64)
+    }
+    let logger = makeLogger()
+    try runUntilSignalled(config: config, credentials: credentials, logger: logger) { runtime in
+      logger.info(
+        "authproxy \(AuthProxyVersion.current) proxying http://\(config.listen.host):\(runtime.proxyPort) to \(config.upstream), admin on \(config.adminListen.host):\(runtime.adminPort), \(config.workers) workers")
+    }
+  }
+}
