@@ -8,7 +8,7 @@ struct AuthProxyCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "authproxy",
     abstract: "Authenticating egress reverse proxy: logs in to the API, keeps a valid token, adds it to every request.",
-    subcommands: [Serve.self, Version.self],
+    subcommands: [Serve.self, Dev.self, Version.self],
     defaultSubcommand: nil)
 }
 
@@ -16,6 +16,12 @@ struct AuthProxyCommand: ParsableCommand {
 func printError(_ line: String) {
   let bytes = Array((line + "\n").utf8)
   bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
+}
+
+/// Writes text to standard output at once (unbuffered: `authproxy dev` prints while it runs).
+func printOut(_ text: String) {
+  let bytes = Array((text + "\n").utf8)
+  bytes.withUnsafeBytes { _ = write(1, $0.baseAddress, $0.count) }
 }
 
 /// The process environment, read once here and handed to the configuration.
@@ -42,10 +48,12 @@ func makeLogger() -> Logger {
 }
 
 /// Runs the proxy until SIGTERM/SIGINT, then exits 0.
-func runUntilSignalled(config: ServeConfig, credentials: Credentials, logger: Logger, banner: (ProxyRuntime) -> Void) throws -> Never {
+func runUntilSignalled(
+  config: ServeConfig, credentials: Credentials, loader: CredentialLoader? = nil, logger: Logger, banner: (ProxyRuntime) -> Void
+) throws -> Never {
   let runtime: ProxyRuntime
   do {
-    runtime = try ProxyRuntime(config: config, credentials: credentials, logger: logger, watchSignals: true)
+    runtime = try ProxyRuntime(config: config, credentials: credentials, loader: loader, logger: logger, watchSignals: true)
   } catch {
     printError("authproxy: \(error.description)")
     Glibc.exit(error.exitCode)

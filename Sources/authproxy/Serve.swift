@@ -28,6 +28,7 @@ struct ServeFlags: ParsableArguments {
   @Option(name: .customLong("login-path"), help: flagHelp("login-path")) var loginPath: String?
   @Option(name: .customLong("refresh-path"), help: flagHelp("refresh-path")) var refreshPath: String?
   @Option(name: .customLong("logout-path"), help: flagHelp("logout-path")) var logoutPath: String?
+  @Flag(name: .customLong("logout-on-exit"), help: flagHelp("logout-on-exit")) var logoutOnExit = false
 
   var given: [String: String] {
     let all: [(String, String?)] = [
@@ -38,6 +39,7 @@ struct ServeFlags: ParsableArguments {
     ]
     var result: [String: String] = [:]
     for case (let name, let value?) in all { result[name] = value }
+    if logoutOnExit { result["logout-on-exit"] = "true" }
     return result
   }
 
@@ -63,14 +65,16 @@ struct Serve: ParsableCommand {
     let environment = processEnvironment()
     let config = flags.config(environment: environment)
     let credentials: Credentials
+    let spec = config.credentials
+    let loader = CredentialLoader { () throws(CredentialError) in try CredentialSource.load(spec, environment: environment) }
     do {
-      credentials = try CredentialSource.load(config.credentials, environment: environment)
+      credentials = try loader.load()
     } catch {
       printError("authproxy: \(error.description)")
       Glibc.exit(64)
     }
     let logger = makeLogger()
-    try runUntilSignalled(config: config, credentials: credentials, logger: logger) { runtime in
+    try runUntilSignalled(config: config, credentials: credentials, loader: loader, logger: logger) { runtime in
       logger.info(
         "authproxy \(AuthProxyVersion.current) proxying http://\(config.listen.host):\(runtime.proxyPort) to \(config.upstream), admin on \(config.adminListen.host):\(runtime.adminPort), \(config.workers) workers")
     }

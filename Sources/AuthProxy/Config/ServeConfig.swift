@@ -69,6 +69,7 @@ extension ServeConfig {
     FlagSpec(name: "login-path", defaultValue: "/auth/login", help: "The API's login path (never reachable by apps)."),
     FlagSpec(name: "refresh-path", defaultValue: "/auth/refresh", help: "The API's refresh path (never reachable by apps)."),
     FlagSpec(name: "logout-path", defaultValue: "/auth/logout", help: "The API's logout path (never reachable by apps)."),
+    FlagSpec(name: "logout-on-exit", defaultValue: "false", help: "Revoke the client's tokens on shutdown. Off by default: a logout revokes every token of the client, so it would cut off every other replica."),
   ]
 
   /// Builds the configuration from the given flags (name without dashes → value), falling back
@@ -174,6 +175,13 @@ extension ServeConfig {
     if let p = path("login-path") { config.loginPath = p }
     if let p = path("refresh-path") { config.refreshPath = p }
     if let p = path("logout-path") { config.logoutPath = p }
+    if let text = value("logout-on-exit") {
+      switch text.lowercased() {
+      case "true", "1", "yes": config.logoutOnExit = true
+      case "false", "0", "no": config.logoutOnExit = false
+      default: problems.append("\(source("logout-on-exit")): '\(text)' is not true or false")
+      }
+    }
     return problems.isEmpty ? .success(config) : .failure(ConfigErrors(problems: problems))
   }
 }

@@ -18,6 +18,11 @@ final class Exchange {
   var paused = false
   var finished = false
   var reauth = false
+  /// Set when a 401 answered our token: the answer is dropped and the request replayed once
+  /// with a newer token.
+  var awaitingReauth = false
+  /// The oldest token generation this request may still be sent with.
+  var minimumGeneration: UInt64 = 0
   var transfer: CurlTransfer?
   /// Bounds the wait for a token, or for the upstream's answer.
   var timer: Timer?

@@ -9,6 +9,9 @@ final class Forwarder {
 
   /// Called once per exchange when its answer is complete (or abandoned).
   var onFinish: ((Exchange, Int, String?) -> Void)?
+  /// Called when the upstream answered 401 to the token of this generation and the request
+  /// may be replayed once with a newer one.
+  var onTokenRejected: ((Exchange, UInt64) -> Void)?
 
   init(multi: CurlMulti, config: ServeConfig) {
     self.multi = multi
@@ -36,9 +39,15 @@ final class Forwarder {
     exchange.transfer = transfer
     let attemptStarted = monotonicSeconds()
 
-    transfer.onHead = { [unowned self, unowned exchange] status, headers in
+    transfer.onHead = { [unowned self, unowned exchange, unowned transfer] status, headers in
       exchange.timer?.cancel()
       exchange.upstreamStatus = status
+      if status == 401 && !exchange.reauth && self.onTokenRejected != nil {
+        // The API refused the request before acting on it: drop this answer, replay once.
+        exchange.awaitingReauth = true
+        transfer.onData = { _ in true }
+        return
+      }
       exchange.headSent = true
       exchange.request.startStream(status: status, headers: self.rewrite.responseHeaders(from: headers, requestID: exchange.requestID))
     }
@@ -59,7 +68,12 @@ final class Forwarder {
       exchange.timer?.cancel()
       exchange.transfer = nil
       exchange.upstreamMs = (monotonicSeconds() - attemptStarted) * 1000
-      if result.isSuccess {
+      if exchange.awaitingReauth {
+        exchange.awaitingReauth = false
+        exchange.reauth = true
+        exchange.minimumGeneration = token.generation + 1
+        self.onTokenRejected?(exchange, token.generation)
+      } else if result.isSuccess {
         exchange.request.endStream()
         self.finish(exchange, status: exchange.upstreamStatus ?? 502, error: nil)
       } else if exchange.headSent {

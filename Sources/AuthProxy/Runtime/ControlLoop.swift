@@ -7,7 +7,7 @@ final class ControlLoop {
   let loop: EventLoop
   private(set) var mailbox: MailboxReceiver<ControlMessage>!
   private let config: ServeConfig
-  private let credentials: Credentials
+  private var rotator: CredentialRotator!
   private let clock: any WallClock
   private let logger: Logger
   private let multi: CurlMulti
@@ -21,27 +21,32 @@ final class ControlLoop {
   private var drainTimer: Timer?
   private var drained: Set<Int> = []
   private var shuttingDown = false
-  private let onExit: () -> Void
+  private var ageTimer: Timer?
 
   init(
-    config: ServeConfig, credentials: Credentials, adminSocket: Int32, clock: any WallClock, logger: Logger, watchSignals: Bool,
-    onExit: @escaping () -> Void
+    config: ServeConfig, credentials: Credentials, loader: CredentialLoader, adminSocket: Int32, clock: any WallClock, logger: Logger,
+    watchSignals: Bool
   ) throws(EventError) {
     self.config = config
-    self.credentials = credentials
     self.clock = clock
     self.logger = logger
-    self.onExit = onExit
     loop = try EventLoop()
     multi = try CurlMulti(loop: loop)
     tokens = TokenClient(multi: multi, config: config)
     machine = TokenStateMachine(refreshBefore: config.refreshBefore)
+    rotator = CredentialRotator(loop: loop, current: credentials, loader: loader, tokens: tokens, logger: logger)
+    rotator.onRotated = { [unowned self] pair in self.apply(.rotated(pair)) }
+    rotator.oldPairProvider = { [unowned self] in self.machine.pair }
     mailbox = try MailboxReceiver(loop: loop) { [unowned self] message in self.received(message) }
     refreshTimer = Timer(loop: loop) { [unowned self] in self.apply(.refreshDue) }
     retryTimer = Timer(loop: loop) { [unowned self] in self.apply(.retryDue) }
     admin = try AdminServer(loop: loop, socket: adminSocket) { [unowned self] in self.readiness() }
     if watchSignals {
-      signals = try SignalWatcher(loop: loop, signals: [SIGTERM, SIGINT]) { [unowned self] signal in
+      signals = try SignalWatcher(loop: loop, signals: [SIGTERM, SIGINT, SIGHUP]) { [unowned self] signal in
+        if signal == SIGHUP {
+          self.rotator.rotate(reason: "SIGHUP")
+          return
+        }
         self.logger.info("received signal \(signal == SIGTERM ? "SIGTERM" : "SIGINT"); draining")
         self.beginShutdown()
       }
@@ -64,11 +69,16 @@ final class ControlLoop {
       apply(.tokenNeeded)
     case .tokenNeeded:
       apply(.tokenNeeded)
+    case .tokenRejected(let generation):
+      logger.warning("the API refused a token it should have accepted (revoked?); renewing it", metadata: ["generation": "\(generation)"])
+      apply(.tokenRejected(generation: generation))
     case .workerDrained(let id):
       drained.insert(id)
       if shuttingDown && drained.count == workers.count { exit() }
     case .shutdown:
       beginShutdown()
+    case .reloadCredentials:
+      rotator.rotate(reason: "reload requested")
     }
   }
 
@@ -80,8 +90,8 @@ final class ControlLoop {
   private func perform(_ action: TokenStateMachine.Action) {
     switch action {
     case .login:
-      logger.info("logging in to the API", metadata: ["user": "\(credentials.username)"])
-      tokens.login(credentials) { [weak self] result in
+      logger.info("logging in to the API", metadata: ["user": "\(rotator.current.username)"])
+      tokens.login(rotator.current) { [weak self] result in
         guard let self else { return }
         switch result {
         case .success: self.logger.info("login succeeded")
@@ -132,7 +142,15 @@ final class ControlLoop {
   private func exit() {
     drainTimer?.cancel()
     for worker in workers { worker.send(.exit) }
-    onExit()
-    loop.stop()
+    // Off by default: a logout revokes every token of the client, those of other replicas too.
+    guard config.logoutOnExit, let pair = machine.pair else {
+      loop.stop()
+      return
+    }
+    logger.info("--logout-on-exit: logging the client's tokens out")
+    tokens.logout(pair.accessToken) { [weak self] outcome in
+      if case .failure(let failure) = outcome { self?.logger.warning("logout failed: \(failure.description)") }
+      self?.loop.stop()
+    }
   }
 }

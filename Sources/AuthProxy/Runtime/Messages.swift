@@ -13,6 +13,10 @@ public enum ControlMessage: Sendable {
   case workersStarted([MailboxSender<WorkerMessage>])
   /// A worker has a request and no usable token.
   case tokenNeeded
+  /// The upstream answered 401 to a request that carried this token generation.
+  case tokenRejected(generation: UInt64)
   case workerDrained(Int)
   case shutdown
+  /// Load the credentials again and rotate to them if they changed (as SIGHUP does).
+  case reloadCredentials
 }

@@ -25,8 +25,10 @@ public final class ProxyRuntime: Sendable {
 
   /// Binds the listeners and starts every thread; returns once they accept connections.
   public init(
-    config: ServeConfig, credentials: Credentials, logger: Logger, clock: any WallClock = SystemClock(), watchSignals: Bool = false
+    config: ServeConfig, credentials: Credentials, loader: CredentialLoader? = nil, logger: Logger,
+    clock: any WallClock = SystemClock(), watchSignals: Bool = false
   ) throws(StartupError) {
+    let loader = loader ?? .fixed(credentials)
     signal(SIGPIPE, SIG_IGN)
     self.config = config
     let sink: AccessLogSink
@@ -63,8 +65,8 @@ public final class ProxyRuntime: Sendable {
       LoopThread(name: "ap-control") {
         do {
           let control = try ControlLoop(
-            config: config, credentials: credentials, adminSocket: adminSocket, clock: clock, logger: logger,
-            watchSignals: watchSignals, onExit: {})
+            config: config, credentials: credentials, loader: loader, adminSocket: adminSocket, clock: clock, logger: logger,
+            watchSignals: watchSignals)
           controlSender.withLock { $0 = control.mailbox.sender }
           started.signal()
           control.run()
@@ -106,6 +108,9 @@ public final class ProxyRuntime: Sendable {
 
   /// Starts a graceful shutdown, as SIGTERM does.
   public func shutdown() { control.send(.shutdown) }
+
+  /// Reloads the credentials and rotates to them if they changed, as SIGHUP does.
+  public func reloadCredentials() { control.send(.reloadCredentials) }
 
   /// Waits until the proxy has shut down.
   public func wait() {

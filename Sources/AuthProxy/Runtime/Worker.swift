@@ -56,6 +56,7 @@ final class Worker {
     mailbox = try MailboxReceiver(loop: loop) { [unowned self] message in self.received(message) }
     handler = { [unowned self] request in self.handle(request) }
     forwarder.onFinish = { [unowned self] exchange, status, error in self.finished(exchange, status: status, error: error) }
+    forwarder.onTokenRejected = { [unowned self] exchange, generation in self.tokenRejected(exchange, generation: generation) }
     connections.onReject = { [unowned self] error, requestID, client in
       self.accessLog.append(
         AccessLogEntry(
@@ -87,8 +88,13 @@ final class Worker {
       forwarder.fail(exchange, refusal)
       return
     }
+    dispatch(exchange, now: now)
+  }
+
+  /// Sends the exchange with the current token, or makes it wait for one.
+  private func dispatch(_ exchange: Exchange, now: Double) {
     switch token {
-    case .usable(let snapshot) where snapshot.isUsable(at: now):
+    case .usable(let snapshot) where snapshot.isUsable(at: now) && snapshot.generation >= exchange.minimumGeneration:
       forwarder.forward(exchange, token: snapshot)
     case .unavailable(let failure):
       forwarder.fail(exchange, .noToken(failure))
@@ -96,6 +102,21 @@ final class Worker {
       // No token yet, or ours expired: never send an expired one; wait (bounded) for the next.
       wait(exchange)
     }
+  }
+
+  /// A 401 answered a token: ask for a newer one (the control thread renews it once for all)
+  /// and replay when it comes.
+  private func tokenRejected(_ exchange: Exchange, generation: UInt64) {
+    if case .usable(let snapshot) = token, snapshot.generation > generation, snapshot.isUsable(at: clock.now()) {
+      forwarder.forward(exchange, token: snapshot)
+      return
+    }
+    if case .usable(let snapshot) = token, snapshot.generation == generation {
+      token = .starting
+    }
+    control.send(.tokenRejected(generation: generation))
+    askedForToken = true
+    wait(exchange)
   }
 
   private func wait(_ exchange: Exchange) {
@@ -136,7 +157,7 @@ final class Worker {
       let now = clock.now()
       for exchange in ready where !exchange.finished {
         exchange.timer?.cancel()
-        if snapshot.isUsable(at: now) {
+        if snapshot.isUsable(at: now) && snapshot.generation >= exchange.minimumGeneration {
           forwarder.forward(exchange, token: snapshot)
         } else {
           wait(exchange)

@@ -18,9 +18,13 @@ public struct TokenStateMachine: Sendable {
   public enum Event: Sendable {
     /// A worker has no usable token (first request, or its token expired).
     case tokenNeeded
+    /// The upstream answered 401 to the token of this generation.
+    case tokenRejected(generation: UInt64)
     case refreshDue
     case retryDue
     case loginFinished(Result<TokenPair, TokenFailure>)
+    /// A rotation logged in with new credentials: this pair replaces the current one.
+    case rotated(TokenPair)
     case refreshFinished(Result<TokenPair, TokenFailure>)
   }
 
@@ -70,6 +74,22 @@ public struct TokenStateMachine: Sendable {
         if let snapshot, snapshot.isUsable(at: now) { return [.publish(snapshot)] }
         return renew(now: now)
       }
+    case .tokenRejected(let rejected):
+      guard let current = snapshot else { return handle(.tokenNeeded, now: now, jitter: jitter) }
+      if rejected < current.generation {
+        // Already replaced: the worker only needs the newer one.
+        return current.isUsable(at: now) ? [.publish(current)] : handle(.tokenNeeded, now: now, jitter: jitter)
+      }
+      // The current token was revoked server-side: never hand it out again.
+      snapshot = TokenSnapshot(authorization: current.authorization, usableUntil: -.infinity, generation: current.generation)
+      switch phase {
+      case .valid: return renew(now: now)
+      case .loggingIn, .refreshing: return []
+      case .backingOff: return lastFailure.map { [.publishUnavailable($0)] } ?? []
+      case .idle:
+        phase = .loggingIn
+        return [.login]
+      }
     case .refreshDue:
       guard phase == .valid else { return [] }
       return renew(now: now)
@@ -77,7 +97,7 @@ public struct TokenStateMachine: Sendable {
       guard phase == .backingOff else { return [] }
       phase = .loggingIn
       return [.login]
-    case .loginFinished(.success(let pair)), .refreshFinished(.success(let pair)):
+    case .loginFinished(.success(let pair)), .refreshFinished(.success(let pair)), .rotated(let pair):
       return accept(pair, now: now)
     case .refreshFinished(.failure):
       // A refused or failed refresh: log in again with the credentials.

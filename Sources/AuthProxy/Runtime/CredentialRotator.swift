@@ -1,0 +1,119 @@
+import Glibc
+import Logging
+
+/// How the runtime gets credentials again on rotation: the loader of the configured source,
+/// and the file to watch for changes, if the source is a file.
+public struct CredentialLoader: Sendable {
+  public let load: @Sendable () throws(CredentialError) -> Credentials
+  public let watchedFile: String?
+
+  public init(watchedFile: String? = nil, load: @escaping @Sendable () throws(CredentialError) -> Credentials) {
+    self.load = load
+    self.watchedFile = watchedFile
+  }
+
+  /// Credentials that never change (tests, `authproxy dev`).
+  public static func fixed(_ credentials: Credentials) -> CredentialLoader { CredentialLoader { credentials } }
+}
+
+/// Rotation without downtime (SPEC §3): on SIGHUP or a change of the credentials file, load the
+/// new credentials and log in with them; switch only if that login succeeded, and log the old
+/// token out only when it belonged to another client (a logout revokes every token of a client).
+final class CredentialRotator {
+  private(set) var current: Credentials
+  private let loader: CredentialLoader
+  private let tokens: TokenClient
+  private let logger: Logger
+  private var pollTimer: Timer?
+  private var lastSeen: FileStamp?
+  private var inProgress = false
+
+  /// The new pair, to be accepted by the token state machine.
+  var onRotated: ((TokenPair) -> Void)?
+  /// The rotation could not complete; the old credentials and tokens stay.
+  var onFailure: ((String) -> Void)?
+
+  init(loop: EventLoop, current: Credentials, loader: CredentialLoader, tokens: TokenClient, logger: Logger, pollInterval: Double = 2) {
+    self.current = current
+    self.loader = loader
+    self.tokens = tokens
+    self.logger = logger
+    if let file = loader.watchedFile {
+      lastSeen = FileStamp(path: file)
+      pollTimer = Timer(loop: loop) { [unowned self] in
+        let stamp = FileStamp(path: file)
+        if stamp != self.lastSeen, stamp != nil {
+          self.lastSeen = stamp
+          self.rotate(reason: "the credentials file changed")
+        }
+        self.pollTimer?.schedule(after: pollInterval)
+      }
+      pollTimer?.schedule(after: pollInterval)
+    }
+  }
+
+  /// Loads the credentials again and switches to them if they log in.
+  func rotate(reason: String) {
+    guard !inProgress else { return }
+    let fresh: Credentials
+    do {
+      fresh = try loader.load()
+    } catch {
+      fail("cannot load the new credentials: \(error.description)")
+      return
+    }
+    guard fresh != current else {
+      logger.info("credentials reloaded (\(reason)): unchanged")
+      return
+    }
+    inProgress = true
+    logger.info("credentials changed (\(reason)): logging in with the new ones", metadata: ["user": "\(fresh.username)"])
+    let previous = oldPairProvider?()
+    tokens.login(fresh) { [weak self] result in
+      guard let self else { return }
+      self.inProgress = false
+      switch result {
+      case .failure(let failure):
+        self.fail("login with the new credentials failed: \(failure.description); keeping the old credentials and tokens")
+      case .success(let pair):
+        self.current = fresh
+        self.onRotated?(pair)
+        guard let previous else { return }
+        if previous.clientID != pair.clientID {
+          self.logger.info("rotation: the new login is another client; logging the old client's token out")
+          self.tokens.logout(previous.accessToken) { outcome in
+            if case .failure(let failure) = outcome {
+              self.logger.warning("rotation: logging the old token out failed: \(failure.description)")
+            }
+          }
+        } else {
+          // Same client: a logout would revoke the new tokens too. The old ones are dropped.
+          self.logger.info("rotation: same client; the old tokens are dropped, not logged out")
+        }
+      }
+    }
+  }
+
+  /// Where the pair in use comes from (set by the control loop).
+  var oldPairProvider: (() -> TokenPair?)?
+
+  private func fail(_ why: String) {
+    logger.error("rotation_failure: \(why)", metadata: ["rule": "rotation_failure"])
+    onFailure?(why)
+  }
+}
+
+/// What identifies a version of a file without reading it: inode, size and mtime.
+struct FileStamp: Equatable {
+  let inode: UInt64
+  let size: Int64
+  let mtimeNanos: Int64
+
+  init?(path: String) {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return nil }
+    inode = UInt64(info.st_ino)
+    size = Int64(info.st_size)
+    mtimeNanos = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+  }
+}
