@@ -47,7 +47,11 @@ public struct FramingRejection: Sendable, Equatable, Error {
 /// reads none, so the body would be parsed as the next request), a tab before the Transfer-Encoding
 /// value (evhttp strips only spaces there, then does not see "chunked"), targets starting with `//`
 /// (evhttp parses them as an authority), and Content-Length, Transfer-Encoding, Host or X-Request-ID
-/// in trailers (evhttp merges trailers into the request headers).
+/// in trailers (evhttp merges trailers into the request headers). It also refuses what evhttp itself
+/// would answer with its own HTML 400 page, so that the client gets the proxy's JSON 400 instead:
+/// chunk extensions (evhttp's chunk-size parser stops at `;`), a Content-Length written as a list,
+/// even of equal values (evhttp parses the value with strtoll), and empty lines before a request line,
+/// between pipelined requests too (evhttp parses the empty line as a request line).
 public struct RequestFramer: Sendable {
   /// How many complete, accepted request heads have been seen so far.
   public private(set) var headsAccepted: Int = 0
@@ -84,7 +88,7 @@ public struct RequestFramer: Sendable {
   // Content-Length.
   private var hasContentLength = false
   private var contentLength = 0
-  private var contentLengthElement = 0
+  private var contentLengthValue = 0
   private var contentLengthDigits = 0
 
   // Transfer-Encoding.
@@ -102,22 +106,22 @@ public struct RequestFramer: Sendable {
   private var chunkSize = 0
   private var chunkDigits = 0
   private var chunkTotal = 0
-  private var extensionLength = 0
 
-  /// Longest chunk extension list accepted on one chunk-size line.
-  static let maxChunkExtension = 4096
   /// Most hex digits in a chunk size.
   static let maxChunkSizeDigits = 16
 
   public init(limits: RequestLimits) {
-    self.limits = limits
+    // Negative limits mean "nothing allowed"; clamping keeps the arithmetic below overflow-free.
+    self.limits = RequestLimits(
+      maxBody: max(0, limits.maxBody), maxRequestLine: max(0, limits.maxRequestLine),
+      maxHeaderBytes: max(0, limits.maxHeaderBytes), maxHeaderCount: max(0, limits.maxHeaderCount))
     requestIDBytes.reserveCapacity(128)
   }
 
   /// Feeds the next bytes received on the connection. Returns nil while everything is acceptable,
   /// or the rejection of the first bad request. After a rejection, further calls return the same rejection.
   public mutating func consume(_ bytes: UnsafeRawBufferPointer) -> FramingRejection? {
-    if let rejection { return rejection }
+    if state == .rejected, let rejection { return rejection }
     let count = bytes.count
     var i = 0
     while i < count {
@@ -132,7 +136,7 @@ public struct RequestFramer: Sendable {
         continue
       case .fieldValue where field == .other:
         // Bulk scan of a value nobody interprets; stops before the byte that would cross the limit.
-        let end = min(count, i + max(0, limits.maxHeaderBytes - headBytes))
+        let end = i + min(count - i, max(0, limits.maxHeaderBytes - headBytes))
         var j = i
         while j < end {
           let c = bytes[j]
@@ -144,9 +148,23 @@ public struct RequestFramer: Sendable {
           i = j
           continue
         }
+      case .fieldName:
+        let end = i + min(count - i, max(0, limits.maxHeaderBytes - headBytes))
+        var j = i
+        while j < end {
+          let c = bytes[j]
+          guard Self.isTchar(c) else { break }
+          name.append(Self.lowercased(c))
+          j += 1
+        }
+        if j > i {
+          headBytes += j - i
+          i = j
+          continue
+        }
       case .target where !targetJustStarted:
         let allowance = min(limits.maxHeaderBytes - headBytes, limits.maxRequestLine - lineLength)
-        let end = min(count, i + max(0, allowance))
+        let end = i + min(count - i, max(0, allowance))
         var j = i
         while j < end {
           let c = bytes[j]
@@ -184,11 +202,12 @@ public struct RequestFramer: Sendable {
     case .lineStart:
       switch b {
       case Self.cr:
+        // Judged at the LF, so that a bare CR is reported as such.
         pendingLine = .blank
         state = .expectLF
         return nil
       case Self.lf:
-        return nil
+        return .emptyLineBeforeRequestLine
       default:
         beginRequest()
         return step(b)
@@ -287,8 +306,7 @@ public struct RequestFramer: Sendable {
       guard b == Self.lf else { return .bareCR }
       switch pendingLine {
       case .blank:
-        state = .lineStart
-        return nil
+        return .emptyLineBeforeRequestLine
       case .requestLine:
         return finishRequestLine()
       case .field:
@@ -316,13 +334,7 @@ public struct RequestFramer: Sendable {
       guard chunkDigits > 0 else { return .invalidChunkSize }
       switch b {
       case Self.semicolon:
-        extensionLength = 1
-        state = .extNameStart
-        return nil
-      case Self.sp, Self.htab:
-        extensionLength = 1
-        state = .chunkBWS
-        return nil
+        return .chunkExtension
       case Self.cr:
         pendingLine = .chunkSizeLine
         state = .expectLF
@@ -332,10 +344,6 @@ public struct RequestFramer: Sendable {
       default:
         return .invalidChunkSize
       }
-
-    case .chunkBWS, .extNameStart, .extName, .extAfterName, .extValueStart, .extToken, .extQuoted,
-      .extQuotedEscape, .extAfterValue:
-      return extensionByte(b)
 
     case .chunkDataEnd:
       switch b {
@@ -387,15 +395,13 @@ public struct RequestFramer: Sendable {
       if b >= 0x30 && b <= 0x39 {
         if contentLengthDigits > 0 && afterOWS { return .invalidContentLength }
         let digit = Int(b &- 0x30)
-        guard contentLengthElement <= (Int.max - digit) / 10 else { return .contentLengthOutOfRange }
-        contentLengthElement = contentLengthElement * 10 + digit
+        guard contentLengthValue <= (Int.max - digit) / 10 else { return .contentLengthOutOfRange }
+        contentLengthValue = contentLengthValue * 10 + digit
         contentLengthDigits += 1
         return nil
       }
-      if b == Self.comma {
-        guard contentLengthDigits > 0 else { return .invalidContentLength }
-        return commitContentLength()
-      }
+      // evhttp reads the value with strtoll, so it refuses a list even of equal values.
+      if b == Self.comma { return .contentLengthList }
       return .invalidContentLength
     case .transferEncoding:
       if first && leadingTab { return .tabBeforeTransferEncoding }
@@ -415,93 +421,6 @@ public struct RequestFramer: Sendable {
       }
       return nil
     }
-  }
-
-  private mutating func extensionByte(_ b: UInt8) -> Failure? {
-    let isWhitespace = b == Self.sp || b == Self.htab
-    let isLineEnd = b == Self.cr || b == Self.lf
-    if !isLineEnd {
-      extensionLength += 1
-      if extensionLength > Self.maxChunkExtension { return .chunkExtensionTooLong }
-    }
-    switch state {
-    case .chunkBWS:
-      if isWhitespace { return nil }
-      if b == Self.semicolon {
-        state = .extNameStart
-        return nil
-      }
-    case .extNameStart:
-      if isWhitespace { return nil }
-      if Self.isTchar(b) {
-        state = .extName
-        return nil
-      }
-    case .extName, .extAfterName:
-      if state == .extName && Self.isTchar(b) { return nil }
-      if isWhitespace {
-        state = .extAfterName
-        return nil
-      }
-      if b == Self.equals {
-        state = .extValueStart
-        return nil
-      }
-      if b == Self.semicolon {
-        state = .extNameStart
-        return nil
-      }
-      if isLineEnd { return chunkSizeLineEnd(b) }
-    case .extValueStart:
-      if isWhitespace { return nil }
-      if b == Self.quote {
-        state = .extQuoted
-        return nil
-      }
-      if Self.isTchar(b) {
-        state = .extToken
-        return nil
-      }
-    case .extToken, .extAfterValue:
-      if state == .extToken && Self.isTchar(b) { return nil }
-      if isWhitespace {
-        state = .extAfterValue
-        return nil
-      }
-      if b == Self.semicolon {
-        state = .extNameStart
-        return nil
-      }
-      if isLineEnd { return chunkSizeLineEnd(b) }
-    case .extQuoted:
-      switch b {
-      case Self.quote:
-        state = .extAfterValue
-        return nil
-      case Self.backslash:
-        state = .extQuotedEscape
-        return nil
-      case Self.htab, Self.sp, 0x21...0x7E, 0x80...0xFF:
-        return nil
-      default:
-        break
-      }
-    case .extQuotedEscape:
-      if b == Self.htab || (b >= Self.sp && b != 0x7F) {
-        state = .extQuoted
-        return nil
-      }
-    default:
-      break
-    }
-    return .invalidChunkExtension
-  }
-
-  private mutating func chunkSizeLineEnd(_ b: UInt8) -> Failure? {
-    if b == Self.lf { return finishChunkSizeLine() }
-    pendingLine = .chunkSizeLine
-    state = .expectLF
-    return nil
   }
 
   // MARK: - Transitions
@@ -555,7 +474,7 @@ public struct RequestFramer: Sendable {
     if name == Self.nameContentLength {
       if inTrailers { return .forbiddenTrailerField }
       field = .contentLength
-      contentLengthElement = 0
+      contentLengthValue = 0
       contentLengthDigits = 0
     } else if name == Self.nameTransferEncoding {
       if inTrailers { return .forbiddenTrailerField }
@@ -582,22 +501,16 @@ public struct RequestFramer: Sendable {
       break
     case .contentLength:
       guard contentLengthDigits > 0 else { return .invalidContentLength }
-      if let failure = commitContentLength() { return failure }
+      // Several Content-Length lines are accepted only with equal values (evhttp uses the first).
+      if hasContentLength && contentLength != contentLengthValue { return .conflictingContentLengths }
+      hasContentLength = true
+      contentLength = contentLengthValue
     case .transferEncoding:
       guard transferEncodingMatched == 7 else { return .unsupportedTransferEncoding }
     case .requestID:
       requestIDSane = !requestIDInsane && !requestIDBytes.isEmpty
     }
     state = .fieldStart
-    return nil
-  }
-
-  private mutating func commitContentLength() -> Failure? {
-    if hasContentLength && contentLength != contentLengthElement { return .conflictingContentLengths }
-    hasContentLength = true
-    contentLength = contentLengthElement
-    contentLengthElement = 0
-    contentLengthDigits = 0
     return nil
   }
 
@@ -628,7 +541,6 @@ public struct RequestFramer: Sendable {
   private mutating func startChunkSizeLine() {
     chunkSize = 0
     chunkDigits = 0
-    extensionLength = 0
     state = .chunkSize
   }
 
@@ -668,8 +580,7 @@ public struct RequestFramer: Sendable {
     case lineStart, method, targetStart, target, version
     case fieldStart, fieldName, fieldValue, expectLF
     case body
-    case chunkSize, chunkBWS, extNameStart, extName, extAfterName, extValueStart, extToken, extQuoted
-    case extQuotedEscape, extAfterValue, chunkData, chunkDataEnd
+    case chunkSize, chunkData, chunkDataEnd
     case rejected
   }
 
@@ -682,7 +593,7 @@ public struct RequestFramer: Sendable {
   }
 
   /// A lower-cased field name, its first 24 bytes packed for cheap comparison.
-  private struct PackedName: Equatable, Sendable {
+  struct PackedName: Equatable, Sendable {
     var w0: UInt64 = 0
     var w1: UInt64 = 0
     var w2: UInt64 = 0
@@ -690,10 +601,18 @@ public struct RequestFramer: Sendable {
 
     init() {}
 
+    init(w0: UInt64, w1: UInt64, w2: UInt64, length: Int) {
+      self.w0 = w0
+      self.w1 = w1
+      self.w2 = w2
+      self.length = length
+    }
+
     init(_ text: String) {
       for b in text.utf8 { append(b) }
     }
 
+    @inline(__always)
     mutating func append(_ b: UInt8) {
       if length < 24 {
         let v = UInt64(b) << UInt64((length & 7) << 3)
@@ -711,13 +630,13 @@ public struct RequestFramer: Sendable {
     case requestLineTooLong, headersTooLarge, tooManyHeaders, trailersTooLarge, tooManyTrailers
     case bodyTooLarge
     case malformedRequestLine, methodNotSupported, notOriginForm, fragmentInTarget, invalidTargetByte
-    case unsupportedVersion, bareCR
+    case unsupportedVersion, bareCR, emptyLineBeforeRequestLine
     case obsoleteLineFolding, emptyFieldName, invalidFieldName, whitespaceBeforeColon, missingColon
     case invalidFieldValue
-    case invalidContentLength, contentLengthOutOfRange, conflictingContentLengths
+    case invalidContentLength, contentLengthList, contentLengthOutOfRange, conflictingContentLengths
     case unsupportedTransferEncoding, multipleTransferEncodings, tabBeforeTransferEncoding
     case transferEncodingOnHTTP10, bothContentLengthAndTransferEncoding, bodyOnHEAD
-    case invalidChunkSize, chunkSizeOutOfRange, invalidChunkExtension, chunkExtensionTooLong
+    case invalidChunkSize, chunkSizeOutOfRange, chunkExtension
     case missingChunkDataCRLF, forbiddenTrailerField
 
     func rejection(limits: RequestLimits, requestID: String?) -> FramingRejection {
@@ -754,6 +673,7 @@ public struct RequestFramer: Sendable {
       case .invalidTargetByte: return "invalid byte in request target"
       case .unsupportedVersion: return "unsupported or malformed HTTP version (HTTP/1.0 or HTTP/1.1 only)"
       case .bareCR: return "CR not followed by LF"
+      case .emptyLineBeforeRequestLine: return "empty line before the request line"
       case .obsoleteLineFolding: return "obsolete line folding in header section"
       case .emptyFieldName: return "empty header field name"
       case .invalidFieldName: return "invalid character in header field name"
@@ -761,6 +681,7 @@ public struct RequestFramer: Sendable {
       case .missingColon: return "header line without colon"
       case .invalidFieldValue: return "invalid character in header field value"
       case .invalidContentLength: return "invalid Content-Length"
+      case .contentLengthList: return "Content-Length with a list of values is not supported"
       case .contentLengthOutOfRange: return "Content-Length out of range"
       case .conflictingContentLengths: return "conflicting Content-Length values"
       case .unsupportedTransferEncoding: return "unsupported Transfer-Encoding (only chunked is accepted)"
@@ -771,8 +692,7 @@ public struct RequestFramer: Sendable {
       case .bodyOnHEAD: return "HEAD request with a body"
       case .invalidChunkSize: return "invalid chunk size"
       case .chunkSizeOutOfRange: return "chunk size out of range"
-      case .invalidChunkExtension: return "invalid chunk extension"
-      case .chunkExtensionTooLong: return "chunk extension longer than \(RequestFramer.maxChunkExtension) bytes"
+      case .chunkExtension: return "chunk extensions are not supported"
       case .missingChunkDataCRLF: return "chunk data not followed by CRLF"
       case .forbiddenTrailerField: return "framing or routing field in trailer section"
       default: return "bad request"
@@ -789,28 +709,28 @@ public struct RequestFramer: Sendable {
   private static let colon: UInt8 = 0x3A
   private static let semicolon: UInt8 = 0x3B
   private static let comma: UInt8 = 0x2C
-  private static let equals: UInt8 = 0x3D
-  private static let quote: UInt8 = 0x22
-  private static let backslash: UInt8 = 0x5C
   private static let slash: UInt8 = 0x2F
   private static let hash: UInt8 = 0x23
 
-  private static let nameContentLength = PackedName("content-length")
-  private static let nameTransferEncoding = PackedName("transfer-encoding")
-  private static let nameRequestID = PackedName("x-request-id")
-  private static let nameHost = PackedName("host")
+  // Lower-case names packed as literals (no lazy initialisation on the hot path; checked by the tests).
+  static let nameContentLength = PackedName(w0: 0x2D74_6E65_746E_6F63, w1: 0x6874_676E_656C, w2: 0, length: 14)
+  static let nameTransferEncoding = PackedName(
+    w0: 0x7265_6673_6E61_7274, w1: 0x6E69_646F_636E_652D, w2: 0x67, length: 17)
+  static let nameRequestID = PackedName(w0: 0x7365_7571_6572_2D78, w1: 0x6469_2D74, w2: 0, length: 12)
+  static let nameHost = PackedName(w0: 0x7473_6F68, w1: 0, w2: 0, length: 4)
 
-  private static let methodGET = packMethod("GET")
-  private static let methodHEAD = packMethod("HEAD")
-  private static let methodPOST = packMethod("POST")
-  private static let methodPUT = packMethod("PUT")
-  private static let methodDELETE = packMethod("DELETE")
-  private static let methodPATCH = packMethod("PATCH")
-  private static let methodOPTIONS = packMethod("OPTIONS")
+  // Methods packed little-endian, first byte lowest (checked by the tests against `packMethod`).
+  static let methodGET: UInt64 = 0x54_45_47
+  static let methodHEAD: UInt64 = 0x44_41_45_48
+  static let methodPOST: UInt64 = 0x54_53_4F_50
+  static let methodPUT: UInt64 = 0x54_55_50
+  static let methodDELETE: UInt64 = 0x45_54_45_4C_45_44
+  static let methodPATCH: UInt64 = 0x48_43_54_41_50
+  static let methodOPTIONS: UInt64 = 0x53_4E_4F_49_54_50_4F
 
-  private static func packMethod(_ text: String) -> UInt64 {
+  static func packMethod(_ text: String) -> UInt64 {
     var bits: UInt64 = 0
-    for (i, b) in text.utf8.enumerated() { bits |= UInt64(b) << UInt64(i * 8) }
+    for (i, b) in text.utf8.prefix(8).enumerated() { bits |= UInt64(b) << UInt64(i * 8) }
     return bits
   }
 
