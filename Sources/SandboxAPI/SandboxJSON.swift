@@ -67,12 +67,15 @@ enum SandboxJSON {
     let bodyBase64: String
     let bodyLength: Int
     let clientID: String
+    /// The client's TCP port: equal ports on two requests mean one kept-alive connection.
+    let peerPort: Int
 
     enum CodingKeys: String, CodingKey {
       case method, target, headers
       case bodyBase64 = "body_base64"
       case bodyLength = "body_length"
       case clientID = "client_id"
+      case peerPort = "peer_port"
     }
   }
 

@@ -50,6 +50,15 @@ public final class ServerRequest {
     return address.map { String(cString: $0) } ?? ""
   }
 
+  /// The client's TCP port.
+  public var clientPort: Int {
+    guard let evcon = evhttp_request_get_connection(raw) else { return 0 }
+    var address: UnsafeMutablePointer<CChar>?
+    var port: UInt16 = 0
+    evhttp_connection_get_peer(evcon, &address, &port)
+    return Int(port)
+  }
+
   /// Request headers in the order received.
   public var headers: [(name: String, value: String)] {
     var result: [(name: String, value: String)] = []

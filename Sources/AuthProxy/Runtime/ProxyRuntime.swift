@@ -30,6 +30,14 @@ public final class ProxyRuntime: Sendable {
   ) throws(StartupError) {
     let loader = loader ?? .fixed(credentials)
     signal(SIGPIPE, SIG_IGN)
+    if watchSignals {
+      // A parent may have started us with these blocked (the mask is inherited through exec),
+      // and every thread started below inherits this thread's mask.
+      var handled = sigset_t()
+      sigemptyset(&handled)
+      for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&handled, signal) }
+      pthread_sigmask(SIG_UNBLOCK, &handled, nil)
+    }
     self.config = config
     let sink: AccessLogSink
     do {

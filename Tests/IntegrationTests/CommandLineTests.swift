@@ -1,0 +1,95 @@
+import AuthProxy
+
+import Foundation
+import SandboxAPI
+import Testing
+
+/// The `authproxy` binary itself: exit codes, messages, and a 100 MiB response streamed
+/// through a real proxy process.
+@Suite(.serialized) struct CommandLineTests {
+  let credentials = ["API_USERNAME": "demo", "API_PASSWORD": "demo-password"]
+
+  @Test func anHTTPUpstreamIsRefusedWithExit64NamingTheFlag() throws {
+    let run = try runBinary(["serve", "--upstream", "http://api.example.com"], environment: credentials)
+    #expect(run.status == 64)
+    #expect(run.stderr.contains("--upstream"))
+    #expect(run.stderr.contains("https://"))
+  }
+
+  @Test func missingCredentialsExit64NamingTheVariables() throws {
+    let run = try runBinary(["serve", "--upstream", "https://api.example.com"], environment: ["API_USERNAME": "demo"])
+    #expect(run.status == 64)
+    #expect(run.stderr.contains("API_PASSWORD"))
+    #expect(!run.stderr.contains("API_USERNAME is not set"))
+  }
+
+  @Test func aMalformedDurationAndAnUnreadableCAFileAreBothReported() throws {
+    let run = try runBinary(
+      ["serve", "--upstream", "https://api.example.com", "--timeout", "soon", "--ca-file", "/nonexistent/ca.pem"],
+      environment: credentials)
+    #expect(run.status == 64)
+    #expect(run.stderr.contains("--timeout"))
+    #expect(run.stderr.contains("--ca-file"))
+  }
+
+  @Test func aVariableIsUsedAndAFlagBeatsIt() throws {
+    let fromVariable = try runBinary(
+      ["serve"], environment: credentials.merging(["AUTHPROXY_UPSTREAM": "http://x", "AUTHPROXY_TIMEOUT": "1s"]) { $1 })
+    #expect(fromVariable.status == 64)
+    #expect(fromVariable.stderr.contains("AUTHPROXY_UPSTREAM"))
+    let flagWins = try runBinary(
+      ["serve", "--upstream", "https://api.example.com", "--workers", "zero"],
+      environment: credentials.merging(["AUTHPROXY_UPSTREAM": "http://x"]) { $1 })
+    #expect(flagWins.status == 64)
+    #expect(!flagWins.stderr.contains("upstream"))
+    #expect(flagWins.stderr.contains("--workers"))
+  }
+
+  @Test func helpDocumentsEveryFlagWithItsDefaultAndVariable() throws {
+    let run = try runBinary(["serve", "--help"])
+    #expect(run.status == 0)
+    for flag in ServeConfig.flags {
+      #expect(run.stdout.contains("--\(flag.name)"), "\(flag.name)")
+      #expect(run.stdout.contains(flag.environmentVariable), "\(flag.environmentVariable)")
+    }
+    #expect(run.stdout.contains("default: 127.0.0.1:8080"))
+  }
+
+  @Test func a100MiBResponseStreamsThroughIntactWithFlatMemory() throws {
+    let directory = temporaryDirectory()
+    let sandbox = try SandboxAPI.start(pkiDirectory: directory + "/pki")
+    defer { sandbox.stop() }
+    let port = freePort()
+    let proxy = try ProxyProcess(
+      [
+        "serve", "--upstream", sandbox.baseURL, "--ca-file", sandbox.caPath, "--listen", "127.0.0.1:\(port)",
+        "--admin-listen", "127.0.0.1:\(freePort())", "--workers", "1", "--access-log", directory + "/access.log",
+      ], environment: credentials)
+    defer { _ = proxy.stop() }
+    #expect(eventually { (try? request(port: port, target: "/api/v1/echo").status) == 200 })
+    let size = 100 * 1024 * 1024
+    let hasher = SHA256Hasher()
+    var received = 0
+    let expected = SHA256Hasher()
+    var pattern = [UInt8](repeating: 0, count: 251 * 1024)
+    for i in 0..<pattern.count { pattern[i] = UInt8(i % 251) }
+    var remaining = size
+    while remaining > 0 {
+      let n = min(remaining, pattern.count)
+      expected.update(pattern[0..<n])
+      remaining -= n
+    }
+    let connection = try RawConnection(port: port)
+    try connection.send(requestBytes(method: "GET", target: "/api/v1/bytes?size=\(size)"))
+    let response = try connection.readResponse { piece in
+      hasher.update(piece)
+      received += piece.count
+    }
+    #expect(response.status == 200)
+    #expect(received == size)
+    #expect(hasher.finalize() == expected.finalize())
+    let peakKiB = try #require(proxy.memoryKiB("VmHWM"))
+    #expect(peakKiB < 48 * 1024, "peak RSS \(peakKiB) KiB while streaming 100 MiB")
+    #expect(proxy.stop() == 0, "SIGTERM exits 0")
+  }
+}

@@ -1,0 +1,78 @@
+import AuthProxy
+import Foundation
+import SandboxAPI
+
+/// A fresh temporary directory for one test.
+func temporaryDirectory(_ name: String = "authproxy-test") -> String {
+  let path = NSTemporaryDirectory() + "\(name)-\(UUID().uuidString.prefix(8))"
+  try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+  return path
+}
+
+/// The sandbox API and a proxy in front of it, both in this process on ephemeral ports.
+final class ProxyHarness {
+  let directory: String
+  let sandbox: SandboxAPI
+  let runtime: ProxyRuntime
+  let logs = LogCapture()
+  let accessLogPath: String
+  var port: Int { runtime.proxyPort }
+  var adminPort: Int { runtime.adminPort }
+  private var stopped = false
+
+  /// `flags` are serve flags on top of the harness's own (upstream, CA, ports, access log).
+  init(
+    workers: Int = 2, flags: [String: String] = [:], accessLifetime: Double = 3600, refreshLifetime: Double = 7 * 86400,
+    user: SandboxUser = SandboxAPI.demoUsers[0], trustSandboxCA: Bool = true, sandbox existing: SandboxAPI? = nil
+  ) throws {
+    directory = temporaryDirectory()
+    sandbox = try existing ?? SandboxAPI.start(pkiDirectory: directory + "/pki")
+    sandbox.setLifetimes(access: accessLifetime, refresh: refreshLifetime)
+    accessLogPath = directory + "/access.log"
+    var caPath = sandbox.caPath
+    if !trustSandboxCA {
+      let other = directory + "/other-ca"
+      try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+      try ThrowawayPKI.make(in: other, caName: "some other CA")
+      caPath = other + "/ca.pem"
+    }
+    var all: [String: String] = [
+      "upstream": sandbox.baseURL, "ca-file": caPath, "listen": "127.0.0.1:0", "admin-listen": "127.0.0.1:0",
+      "access-log": accessLogPath, "workers": String(workers),
+    ]
+    all.merge(flags) { _, given in given }
+    let config = try ServeConfig.load(flags: all, environment: [:]).get()
+    runtime = try ProxyRuntime(
+      config: config, credentials: Credentials(username: user.username, password: Secret(user.password)), logger: logs.logger)
+  }
+
+  func stop() {
+    guard !stopped else { return }
+    stopped = true
+    runtime.shutdown()
+    runtime.wait()
+    sandbox.stop()
+  }
+
+  deinit { stop() }
+
+  func get(_ target: String, headers: [(String, String)] = []) throws -> HTTPResponse {
+    try request(port: port, target: target, headers: headers)
+  }
+
+  func admin(_ path: String) throws -> HTTPResponse { try request(port: adminPort, target: path) }
+
+  /// Access-log lines written so far (the workers flush at least every second).
+  func accessLog() -> [[String: Any]] {
+    let text = (try? String(contentsOfFile: accessLogPath, encoding: .utf8)) ?? ""
+    return text.split(separator: "\n").compactMap { line in
+      (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+    }
+  }
+
+  /// Waits until the access log holds `count` lines.
+  func accessLog(count: Int) -> [[String: Any]] {
+    _ = eventually { accessLog().count >= count }
+    return accessLog()
+  }
+}
