@@ -59,7 +59,9 @@ public enum RFC3339 {
     if b[i] == 0x5A || b[i] == 0x7A {
       guard i + 1 == b.count else { return nil }
     } else if b[i] == 0x2B || b[i] == 0x2D {
-      guard i + 6 == b.count, b[i + 3] == 0x3A, let oh = num(i + 1, 2), let om = num(i + 4, 2) else { return nil }
+      guard i + 6 == b.count, b[i + 3] == 0x3A, let oh = num(i + 1, 2), let om = num(i + 4, 2), oh < 24, om < 60 else {
+        return nil
+      }
       offset = (oh * 3600 + om * 60) * (b[i] == 0x2B ? 1 : -1)
     } else {
       return nil
@@ -71,14 +73,21 @@ public enum RFC3339 {
     t.tm_hour = Int32(hour)
     t.tm_min = Int32(minute)
     t.tm_sec = Int32(second)
-    return Double(timegm(&t) - offset) + fraction
+    let epoch = timegm(&t)
+    // timegm rolls impossible dates over (Feb 31 → Mar 3): refuse them instead.
+    var check = tm()
+    var back = epoch
+    gmtime_r(&back, &check)
+    guard check.tm_mday == Int32(day), check.tm_mon == Int32(month - 1) else { return nil }
+    return Double(epoch - offset) + fraction
   }
 
   /// `2026-11-29T10:00:00.123Z`, or without milliseconds.
   public static func format(_ seconds: Double, milliseconds: Bool = true) -> String {
-    var whole = time_t(seconds.rounded(.down))
-    var millis = Int(((seconds - seconds.rounded(.down)) * 1000).rounded(.down))
-    if millis >= 1000 { millis = 999 }
+    // Round to the nearest millisecond, carrying into the seconds.
+    let totalMillis = Int64((seconds * 1000).rounded())
+    var whole = time_t(totalMillis.quotientAndRemainder(dividingBy: 1000).quotient - (totalMillis % 1000 < 0 ? 1 : 0))
+    let millis = Int((totalMillis % 1000 + 1000) % 1000)
     var t = tm()
     gmtime_r(&whole, &t)
     func pad(_ v: Int32, _ width: Int) -> String {

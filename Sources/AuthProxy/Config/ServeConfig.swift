@@ -57,7 +57,7 @@ extension ServeConfig {
     FlagSpec(name: "admin-listen", defaultValue: "127.0.0.1:9901", help: "/healthz, /readyz and /metrics (host:port); never proxies."),
     FlagSpec(name: "upstream", defaultValue: nil, help: "Base URL of the API (required; https:// only)."),
     FlagSpec(name: "ca-file", defaultValue: nil, help: "PEM trust anchors to verify the upstream with, instead of the system store."),
-    FlagSpec(name: "credentials", defaultValue: "env", help: "Where the API username and password come from: env (API_USERNAME, API_PASSWORD)."),
+    FlagSpec(name: "credentials", defaultValue: "env", help: "Where the API username and password come from: env (API_USERNAME, API_PASSWORD); file:PATH (JSON {\"username\",\"password\"}, mode 0600 or 0400); encrypted-file:PATH (made by `authproxy seal`, key in ENCRYPTION_KEY); vault:PATH (VAULT_ADDR, VAULT_TOKEN or VAULT_TOKEN_FILE, VAULT_CACERT)."),
     FlagSpec(name: "user-agent", defaultValue: "authproxy/\(AuthProxyVersion.current)", help: "User-Agent sent upstream."),
     FlagSpec(name: "connect-timeout", defaultValue: "30s", help: "Upstream connect timeout, per attempt."),
     FlagSpec(name: "timeout", defaultValue: "60s", help: "Upstream response timeout, per attempt (also how long a request waits for a token)."),
@@ -137,7 +137,7 @@ extension ServeConfig {
       if let spec = CredentialSpec.parse(text) {
         config.credentials = spec
       } else {
-        problems.append("\(source("credentials")): '\(text)' is not a credential source; use env")
+        problems.append("\(source("credentials")): '\(text)' is not a credential source; use \(CredentialSpec.forms)")
       }
     }
     if let ua = value("user-agent") {

@@ -18,6 +18,7 @@ public enum Units {
       ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("KB", 1000), ("MB", 1_000_000), ("GB", 1_000_000_000),
       ("B", 1),
     ]
+    guard text.first?.isASCII == true, text.first?.isNumber == true else { return nil }
     for (suffix, scale) in units where text.hasSuffix(suffix) {
       guard let value = Int(text.dropLast(suffix.count)), value >= 0 else { return nil }
       let (product, overflow) = value.multipliedReportingOverflow(by: scale)
@@ -49,7 +50,8 @@ public struct HostPort: Sendable, Equatable, CustomStringConvertible {
       host = text[..<colon]
       portText = text[text.index(after: colon)...]
     }
-    guard !host.isEmpty, let port = Int(portText), (0...65535).contains(port) else { return nil }
+    guard !host.isEmpty, portText.allSatisfy({ $0.isASCII && $0.isNumber }), let port = Int(portText), (0...65535).contains(port)
+    else { return nil }
     return HostPort(host: String(host), port: port)
   }
 
@@ -76,18 +78,27 @@ public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
     let authority = rest.prefix { $0 != "/" }
     var path = String(rest.dropFirst(authority.count))
     guard !authority.isEmpty, !authority.contains("@"), !text.contains("?"), !text.contains("#"),
-      !authority.contains(" ")
-    else { return .failure(ConfigProblem("is not a valid https URL (no user info, query or fragment)")) }
+      !text.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value >= 0x7F })
+    else { return .failure(ConfigProblem("is not a valid https URL (no user info, query, fragment or spaces)")) }
     while path.hasSuffix("/") { path.removeLast() }
     var host = String(authority)
+    var portText: Substring?
     if host.hasPrefix("[") {
-      host = String(host.dropFirst().prefix { $0 != "]" })
+      guard let close = host.firstIndex(of: "]") else { return .failure(ConfigProblem("has an unclosed [IPv6] host")) }
+      let after = host[host.index(after: close)...]
+      guard after.isEmpty || after.hasPrefix(":") else { return .failure(ConfigProblem("has junk after the [IPv6] host")) }
+      portText = after.isEmpty ? nil : after.dropFirst()
+      host = String(host[host.index(after: host.startIndex)..<close])
     } else if let colon = host.lastIndex(of: ":") {
-      guard let port = Int(host[host.index(after: colon)...]), (1...65535).contains(port) else {
-        return .failure(ConfigProblem("has an invalid port"))
-      }
+      portText = host[host.index(after: colon)...]
       host = String(host[..<colon])
     }
+    if let portText {
+      guard portText.allSatisfy({ $0.isASCII && $0.isNumber }), let port = Int(portText), (1...65535).contains(port) else {
+        return .failure(ConfigProblem("has an invalid port"))
+      }
+    }
+    guard !host.isEmpty else { return .failure(ConfigProblem("has no host")) }
     return .success(UpstreamURL(origin: "https://\(authority)", basePath: path, host: host))
   }
 

@@ -20,7 +20,7 @@ public struct AccessLogEntry: Sendable {
   public var error: String?
 
   public func jsonLine() -> String {
-    func ms(_ value: Double) -> String { String((value * 1000).rounded() / 1000) }
+    func ms(_ value: Double) -> String { value.isFinite ? String((value * 1000).rounded() / 1000) : "null" }
     var members: [(String, String)] = [
       ("ts", JSONText.quoted(RFC3339.format(ts))), ("request_id", JSONText.quoted(requestID)),
       ("client", JSONText.quoted(client)), ("method", JSONText.quoted(method)), ("path", JSONText.quoted(path)),

@@ -7,6 +7,8 @@ public enum TokenFailure: Error, Sendable, Equatable, CustomStringConvertible {
   case refreshRejected
   case apiError(status: Int)
   case badResponse
+  /// The token's expiry was already past when it arrived (clock skew between us and the API).
+  case expiredOnArrival
   case unreachable(UpstreamFailure)
 
   /// Classifies an auth call's non-2xx answer by status and error code, never by message text.
@@ -31,6 +33,7 @@ public enum TokenFailure: Error, Sendable, Equatable, CustomStringConvertible {
     case .refreshRejected: "the API refused the refresh token"
     case .apiError(let status): "the API answered the login with HTTP \(status)"
     case .badResponse: "the API's login answer held no usable token"
+    case .expiredOnArrival: "the API issued a token that had already expired (is this host's clock right?)"
     case .unreachable(let failure): "upstream unreachable: \(failure.message)"
     }
   }
@@ -45,6 +48,7 @@ public enum TokenFailure: Error, Sendable, Equatable, CustomStringConvertible {
     case .refreshRejected: "refresh_rejected"
     case .apiError: "api_error"
     case .badResponse: "bad_response"
+    case .expiredOnArrival: "expired_on_arrival"
     case .unreachable: "unreachable"
     }
   }

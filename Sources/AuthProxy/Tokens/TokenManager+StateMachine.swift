@@ -98,6 +98,9 @@ public struct TokenStateMachine: Sendable {
       phase = .loggingIn
       return [.login]
     case .loginFinished(.success(let pair)), .refreshFinished(.success(let pair)), .rotated(let pair):
+      // A token already expired on arrival (the API's clock behind ours, or a lifetime shorter
+      // than the trip) would be renewed in a loop: treat it as a failed login, with backoff.
+      guard pair.accessExpiresAt > now else { return handle(.loginFinished(.failure(.expiredOnArrival)), now: now, jitter: jitter) }
       return accept(pair, now: now)
     case .refreshFinished(.failure):
       // A refused or failed refresh: log in again with the credentials.
