@@ -1,0 +1,88 @@
+import Testing
+
+@testable import AuthProxy
+
+/// 2026-11-29T10:00:00Z in seconds since the epoch.
+private let tenOClock = 1_795_946_400.0
+
+@Suite struct RFC3339Tests {
+
+  // MARK: Parsing
+
+  @Test func parsesUTCWithZ() {
+    #expect(RFC3339.parse("2026-11-29T10:00:00Z") == tenOClock)
+  }
+
+  @Test func parsesTheEpoch() {
+    #expect(RFC3339.parse("1970-01-01T00:00:00Z") == 0)
+  }
+
+  @Test func acceptsLowerCaseSeparators() {
+    #expect(RFC3339.parse("2026-11-29t10:00:00z") == tenOClock)
+  }
+
+  @Test(arguments: [
+    ("2026-11-29T10:00:00.5Z", 0.5), ("2026-11-29T10:00:00.250Z", 0.25), ("2026-11-29T10:00:00.125000Z", 0.125),
+  ])
+  func parsesFractionalSeconds(text: String, fraction: Double) throws {
+    let parsed = try #require(RFC3339.parse(text))
+    #expect(abs(parsed - (tenOClock + fraction)) < 1e-6)
+  }
+
+  @Test(arguments: ["2026-11-29T12:00:00+02:00", "2026-11-29T04:30:00-05:30", "2026-11-29T10:00:00+00:00"])
+  func appliesTheOffset(text: String) {
+    #expect(RFC3339.parse(text) == tenOClock)
+  }
+
+  @Test func offsetCanCrossMidnight() {
+    #expect(RFC3339.parse("2026-11-30T01:00:00+15:00") == tenOClock)
+  }
+
+  @Test(arguments: [
+    "", "garbage", "2026-11-29", "2026-11-29T10:00:00", "2026-11-29T10:00Z", "2026-11-29T10:00:00.Z",
+    "2026-11-29T10:00:00+0200", "2026-11-29T10:00:00+02", "2026-11-29T10:00:00ZZ", "2026-13-01T00:00:00Z",
+    "2026-00-01T00:00:00Z", "2026-11-00T00:00:00Z", "2026-11-32T00:00:00Z", "2026-11-29T24:00:00Z",
+    "2026-11-29T10:60:00Z", "2026-11-29T10:00:61Z", "2026/11/29T10:00:00Z", "2026-11-29X10:00:00Z",
+    "2026-1a-29T10:00:00Z", " 2026-11-29T10:00:00Z", "2026-11-29T10:00:00Z ",
+  ])
+  func refusesInvalidTimestamps(text: String) {
+    #expect(RFC3339.parse(text) == nil)
+  }
+
+  // MARK: Formatting
+
+  @Test func formatsWithMilliseconds() {
+    #expect(RFC3339.format(tenOClock + 0.25) == "2026-11-29T10:00:00.250Z")
+    #expect(RFC3339.format(tenOClock) == "2026-11-29T10:00:00.000Z")
+  }
+
+  @Test func formatsWithoutMilliseconds() {
+    #expect(RFC3339.format(tenOClock + 0.75, milliseconds: false) == "2026-11-29T10:00:00Z")
+  }
+
+  @Test func formatsPaddedFields() {
+    #expect(RFC3339.format(0) == "1970-01-01T00:00:00.000Z")
+    #expect(RFC3339.format(1_000_000_000.5) == "2001-09-09T01:46:40.500Z")
+  }
+
+  @Test(arguments: [0.0, 86399, tenOClock, tenOClock + 59, 4_102_444_800])
+  func roundTripsWholeSeconds(seconds: Double) throws {
+    let text = RFC3339.format(seconds, milliseconds: false)
+    #expect(RFC3339.parse(text) == seconds)
+  }
+}
+
+@Suite struct ClockTests {
+
+  @Test func systemClockIsWallClockTime() {
+    // After 2024-01-01 and before 2100-01-01: seconds since the epoch, not since boot.
+    let now = SystemClock().now()
+    #expect(now > 1_704_067_200 && now < 4_102_444_800)
+  }
+
+  @Test func monotonicSecondsNeverGoBackwards() {
+    let first = monotonicSeconds()
+    let second = monotonicSeconds()
+    #expect(second >= first)
+  }
+}

@@ -1,0 +1,125 @@
+import Testing
+
+@testable import AuthProxy
+
+// MARK: - Builders
+
+private let ourAuthorization = Secret("Bearer proxy-token")
+private let ourRequestID = "req-42"
+private let ourUserAgent = "authproxy/test"
+
+private func upstreamLines(_ appHeaders: [(String, String)]) -> [String] {
+  HeaderRewrite(userAgent: ourUserAgent).upstreamHeaderLines(
+    from: appHeaders.map { (name: $0.0, value: $0.1) }, authorization: ourAuthorization, requestID: ourRequestID)
+}
+
+private func responseLines(_ upstreamHeaders: [(String, String)]) -> [String] {
+  HeaderRewrite(userAgent: ourUserAgent).responseHeaders(
+    from: upstreamHeaders.map { (name: $0.0, value: $0.1) }, requestID: ourRequestID
+  ).map { "\($0.name): \($0.value)" }
+}
+
+/// The lines whose header name is `name` (any case), including curl's `Name;` and `Name:` forms.
+private func linesNamed(_ name: String, in lines: [String]) -> [String] {
+  let lower = name.lowercased()
+  return lines.filter { line in
+    let end = line.firstIndex { $0 == ":" || $0 == ";" } ?? line.endIndex
+    return line[..<end].lowercased() == lower
+  }
+}
+
+// MARK: - Specification
+
+@Suite struct HeaderRewriteTests {
+
+  // MARK: Request side
+
+  @Test func keepsOrdinaryHeadersInOrderAndAddsOurs() {
+    let lines = upstreamLines([
+      ("Accept", "application/json"), ("X-Custom", "a, b;  c"), ("Content-Type", "application/json; charset=utf-8"),
+      ("Idempotency-Key", "k-1"), ("Cookie", "a=1"),
+    ])
+    #expect(
+      lines == [
+        "Accept: application/json", "X-Custom: a, b;  c", "Content-Type: application/json; charset=utf-8",
+        "Idempotency-Key: k-1", "Cookie: a=1", "Authorization: Bearer proxy-token", "X-Request-ID: req-42",
+        "User-Agent: authproxy/test", "Expect:",
+      ])
+  }
+
+  @Test(arguments: ["Authorization", "authorization", "AUTHORIZATION", "Proxy-Authorization"])
+  func replacesTheAppsCredentials(name: String) {
+    let lines = upstreamLines([(name, "Bearer app-token")])
+    #expect(!lines.contains { $0.contains("app-token") })
+    #expect(lines.filter { $0.hasPrefix("Authorization:") } == ["Authorization: Bearer proxy-token"])
+    #expect(!lines.contains { $0.lowercased().hasPrefix("proxy-authorization") })
+  }
+
+  @Test(arguments: [
+    "Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Proxy-Connection", "Proxy-Foo",
+    "proxy-anything", "Host", "Content-Length", "Expect",
+  ])
+  func dropsHopByHopAndFramingHeaders(name: String) {
+    let lines = upstreamLines([(name, "app-value"), ("X-Kept", "1")])
+    #expect(!lines.contains { $0.contains("app-value") })
+    #expect(lines.contains("X-Kept: 1"))
+  }
+
+  @Test func dropsTheHeadersNamedInConnection() {
+    let lines = upstreamLines([
+      ("Connection", "keep-alive, X-Hop ,x-other"), ("X-Hop", "1"), ("X-Other", "2"), ("X-Kept", "3"),
+    ])
+    #expect(linesNamed("X-Hop", in: lines).isEmpty)
+    #expect(linesNamed("X-Other", in: lines).isEmpty)
+    #expect(linesNamed("Connection", in: lines).isEmpty)
+    #expect(lines.contains("X-Kept: 3"))
+  }
+
+  @Test func setsRequestIDAndUserAgentExactlyOnce() {
+    let lines = upstreamLines([("X-Request-ID", "app-id"), ("User-Agent", "curl/8"), ("x-request-id", "again")])
+    #expect(linesNamed("X-Request-ID", in: lines) == ["X-Request-ID: req-42"])
+    #expect(linesNamed("User-Agent", in: lines) == ["User-Agent: authproxy/test"])
+  }
+
+  @Test func sendsEmptyValuesWithASemicolon() {
+    let lines = upstreamLines([("X-Empty", ""), ("Accept", "*/*")])
+    #expect(lines.first == "X-Empty;")
+    #expect(!lines.contains("X-Empty:"))
+  }
+
+  @Test func suppressesCurlsAcceptAndContentTypeOnlyWhenTheAppSentNone() {
+    let bare = upstreamLines([])
+    #expect(bare.contains("Accept:"))
+    #expect(bare.contains("Content-Type:"))
+    #expect(bare.contains("Expect:"))
+
+    let withBoth = upstreamLines([("accept", "text/csv"), ("content-type", "text/plain")])
+    #expect(linesNamed("Accept", in: withBoth) == ["accept: text/csv"])
+    #expect(linesNamed("Content-Type", in: withBoth) == ["content-type: text/plain"])
+  }
+
+  @Test func keepsRepeatedHeadersAndExactValues() {
+    let lines = upstreamLines([("X-Tag", "one"), ("X-Tag", "two"), ("X-Spaced", " padded value ")])
+    #expect(Array(lines.prefix(3)) == ["X-Tag: one", "X-Tag: two", "X-Spaced:  padded value "])
+  }
+
+  // MARK: Response side
+
+  @Test func responseDropsHopByHopAndAddsOurRequestIDOnce() {
+    let lines = responseLines([
+      ("Content-Type", "application/json"), ("Content-Length", "12"), ("Connection", "close, X-Hop"), ("X-Hop", "1"),
+      ("Keep-Alive", "timeout=5"), ("Transfer-Encoding", "chunked"), ("Upgrade", "h2c"), ("Trailer", "X-Sum"),
+      ("X-Request-ID", "theirs"), ("X-Page", "2"), ("X-Total-Count", "57"), ("X-Has-More", "true"),
+    ])
+    #expect(
+      lines == [
+        "Content-Type: application/json", "Content-Length: 12", "X-Page: 2", "X-Total-Count: 57", "X-Has-More: true",
+        "X-Request-ID: req-42",
+      ])
+  }
+
+  @Test func responseKeepsSetCookieAndCacheHeaders() {
+    let lines = responseLines([("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Cache-Control", "no-store")])
+    #expect(lines == ["Set-Cookie: a=1", "Set-Cookie: b=2", "Cache-Control: no-store", "X-Request-ID: req-42"])
+  }
+}
