@@ -66,13 +66,10 @@ struct Serve: ParsableCommand {
     let config = flags.config(environment: environment)
     let credentials: Credentials
     let spec = config.credentials
-    let loader = CredentialLoader { () throws(CredentialError) in try CredentialSource.load(spec, environment: environment) }
-    do {
-      credentials = try loader.load()
-    } catch {
-      printError("authproxy: \(error.description)")
-      Glibc.exit(64)
+    let loader = CredentialLoader(watchedFile: spec.watchedFile) { () throws(CredentialError) in
+      try CredentialSource.load(spec, environment: environment)
     }
+    credentials = loadCredentials(spec, environment: environment)
     let logger = makeLogger()
     try runUntilSignalled(config: config, credentials: credentials, loader: loader, logger: logger) { runtime in
       logger.info(

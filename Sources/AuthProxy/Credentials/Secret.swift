@@ -14,51 +14,18 @@ public struct Secret: Sendable, Equatable, CustomStringConvertible, CustomDebugS
   public var customMirror: Mirror { Mirror(self, children: []) }
 }
 
-/// The integration's identity at the API.
+/// The integration's identity at the API, as a `CredentialSource` loaded it.
 public struct Credentials: Sendable, Equatable {
   public var username: String
   public var password: Secret
-  public init(username: String, password: Secret) {
+  /// When the password was last changed, in seconds since the epoch: the JSON's `rotated_at`
+  /// if it has one, else the file's modification time for file sources, else nil (unknown).
+  /// The basis of the credential-age warning and metric.
+  public var rotatedAt: Double?
+
+  public init(username: String, password: Secret, rotatedAt: Double? = nil) {
     self.username = username
     self.password = password
-  }
-}
-
-/// Where credentials come from (`--credentials`).
-public enum CredentialSpec: Sendable, Equatable {
-  case env
-
-  /// Parses the flag's value.
-  public static func parse(_ text: String) -> CredentialSpec? {
-    switch text {
-    case "env": return .env
-    default: return nil
-    }
-  }
-}
-
-/// Why credentials could not be had.
-public struct CredentialError: Error, Sendable, CustomStringConvertible {
-  public let description: String
-  public init(_ description: String) { self.description = description }
-}
-
-/// Loads credentials from the source named by `--credentials`.
-public enum CredentialSource {
-  public static func load(_ spec: CredentialSpec, environment: [String: String]) throws(CredentialError) -> Credentials {
-    switch spec {
-    case .env:
-      let username = environment["API_USERNAME"] ?? ""
-      let password = environment["API_PASSWORD"] ?? ""
-      var missing: [String] = []
-      if username.isEmpty { missing.append("API_USERNAME") }
-      if password.isEmpty { missing.append("API_PASSWORD") }
-      guard missing.isEmpty else {
-        throw CredentialError(
-          "--credentials env: \(missing.joined(separator: " and ")) \(missing.count == 1 ? "is" : "are") not set; "
-            + "export API_USERNAME and API_PASSWORD with the integration's login")
-      }
-      return Credentials(username: username, password: Secret(password))
-    }
+    self.rotatedAt = rotatedAt
   }
 }

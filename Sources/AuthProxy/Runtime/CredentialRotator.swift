@@ -62,7 +62,8 @@ final class CredentialRotator {
       fail("cannot load the new credentials: \(error.description)")
       return
     }
-    guard fresh != current else {
+    // The same login (a rewritten file with a new mtime is not a rotation).
+    guard fresh.username != current.username || fresh.password != current.password else {
       logger.info("credentials reloaded (\(reason)): unchanged")
       return
     }
