@@ -39,14 +39,22 @@ public final class EventLoop {
     _ = event_base_loopbreak(base)
   }
 
+  /// Actions waiting for the next pass of the loop, and the timer that runs them.
+  private var deferred: [() -> Void] = []
+  private var deferredTimer: Timer?
+
   /// Runs `action` on a later pass of the loop, outside whatever callback is running now.
   public func soon(_ action: @escaping () -> Void) {
-    let timer = Timer(loop: self) {}
-    timer.setAction { [timer] in
-      _ = timer  // keeps itself alive until it fired
-      action()
+    deferred.append(action)
+    guard deferred.count == 1 else { return }
+    if deferredTimer == nil {
+      deferredTimer = Timer(loop: self) { [unowned self] in
+        let batch = self.deferred
+        self.deferred.removeAll()
+        for action in batch { action() }
+      }
     }
-    timer.schedule(after: 0)
+    deferredTimer?.schedule(after: 0)
   }
 }
 

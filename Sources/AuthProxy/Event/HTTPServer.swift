@@ -96,6 +96,14 @@ class ConnectionInspector {
   /// The connection is gone (closed by either side, timed out, or rejected).
   func closed(connection: ConnectionID) {}
 
+  /// Bytes queued to clients and not yet written, over every connection seen.
+  var pendingOutput: Int {
+    known.reduce(0) { sum, id in
+      guard let bev = evhttp_connection_get_bufferevent(id.evcon) else { return sum }
+      return sum + evbuffer_get_length(bufferevent_get_output(bev))
+    }
+  }
+
   /// The client's IP address, as text.
   func peerAddress(of connection: ConnectionID) -> String {
     var address: UnsafeMutablePointer<CChar>?

@@ -22,8 +22,6 @@ public final class Timer {
     }
   }
 
-  func setAction(_ action: @escaping () -> Void) { self.action = action }
-
   /// (Re)arms the timer; 0 fires on the next pass of the loop.
   public func schedule(after seconds: Double) {
     guard let event else { return }

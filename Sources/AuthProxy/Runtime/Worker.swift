@@ -30,6 +30,7 @@ final class Worker {
   private var inFlight: [ObjectIdentifier: Exchange] = [:]
   private var draining = false
   private var askedForToken = false
+  private var exitTimer: Timer?
 
   init(
     id: Int, config: ServeConfig, listenSocket: Int32, accessLog sink: AccessLogSink, control: MailboxSender<ControlMessage>,
@@ -176,7 +177,18 @@ final class Worker {
     case .exit:
       for exchange in Array(inFlight.values) { forwarder.clientGone(exchange) }
       accessLog.flush()
-      loop.stop()
+      stopWhenFlushed(deadline: monotonicSeconds() + 2)
     }
+  }
+
+  /// Leaves the loop once the last replies are written to their sockets (freeing the server
+  /// with bytes still queued would cut them), or at the deadline.
+  private func stopWhenFlushed(deadline: Double) {
+    guard connections.pendingOutput > 0, monotonicSeconds() < deadline else {
+      loop.stop()
+      return
+    }
+    if exitTimer == nil { exitTimer = Timer(loop: loop) { [unowned self] in self.stopWhenFlushed(deadline: deadline) } }
+    exitTimer?.schedule(after: 0.01)
   }
 }

@@ -23,7 +23,8 @@ final class ProxyHarness {
   /// `flags` are serve flags on top of the harness's own (upstream, CA, ports, access log).
   init(
     workers: Int = 2, flags: [String: String] = [:], accessLifetime: Double = 3600, refreshLifetime: Double = 7 * 86400,
-    user: SandboxUser = SandboxAPI.demoUsers[0], trustSandboxCA: Bool = true, sandbox existing: SandboxAPI? = nil
+    user: SandboxUser = SandboxAPI.demoUsers[0], trustSandboxCA: Bool = true, sandbox existing: SandboxAPI? = nil,
+    loader: CredentialLoader? = nil
   ) throws {
     directory = temporaryDirectory()
     sandbox = try existing ?? SandboxAPI.start(pkiDirectory: directory + "/pki")
@@ -43,7 +44,8 @@ final class ProxyHarness {
     all.merge(flags) { _, given in given }
     let config = try ServeConfig.load(flags: all, environment: [:]).get()
     runtime = try ProxyRuntime(
-      config: config, credentials: Credentials(username: user.username, password: Secret(user.password)), logger: logs.logger)
+      config: config, credentials: try loader?.load() ?? Credentials(username: user.username, password: Secret(user.password)),
+      loader: loader, logger: logs.logger)
   }
 
   func stop() {
@@ -51,6 +53,7 @@ final class ProxyHarness {
     stopped = true
     runtime.shutdown()
     runtime.wait()
+    // Let the logout-on-exit test read the sandbox's counters after stop().
     sandbox.stop()
   }
 
