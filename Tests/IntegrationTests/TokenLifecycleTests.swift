@@ -198,3 +198,21 @@ final class RotatingCredentials: Sendable {
     #expect(proxy.sandbox.counters.logouts == 1)
   }
 }
+
+extension TokenLifecycleTests {
+  @Test func credentialsOlderThan90DaysAreWarnedAboutAtStartUp() throws {
+    let old = CredentialLoader {
+      Credentials(username: "demo", password: Secret("demo-password"), rotatedAt: Date().timeIntervalSince1970 - 91 * 86400)
+    }
+    let proxy = try ProxyHarness(loader: old)
+    defer { proxy.stop() }
+    #expect(eventually { proxy.logs.all.contains { $0.contains("91 days old") } })
+    let fresh = CredentialLoader {
+      Credentials(username: "demo", password: Secret("demo-password"), rotatedAt: Date().timeIntervalSince1970 - 10 * 86400)
+    }
+    let young = try ProxyHarness(loader: fresh)
+    defer { young.stop() }
+    #expect(try young.get("/api/v1/echo").status == 200)
+    #expect(!young.logs.all.contains { $0.contains("days old") })
+  }
+}

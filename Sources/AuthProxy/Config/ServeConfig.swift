@@ -19,6 +19,13 @@ public struct ServeConfig: Sendable {
   public var refreshPath = "/auth/refresh"
   public var logoutPath = "/auth/logout"
   public var logoutOnExit = false
+  public var retries = 3
+  public var retryDelay = 1.0
+  public var allowCIDR = [CIDR.parse("127.0.0.0/8")!, CIDR.parse("::1/128")!]
+  /// `--allow-cidr` was given: binding beyond loopback without it earns a warning.
+  public var allowCIDRGiven = false
+  /// How long a client may take to send a request head.
+  public var headerTimeout = 10.0
 
   public init(upstream: UpstreamURL) { self.upstream = upstream }
 
@@ -65,6 +72,10 @@ extension ServeConfig {
     FlagSpec(name: "access-log", defaultValue: "-", help: "JSON-lines access log file, or - for stdout."),
     FlagSpec(name: "workers", defaultValue: String(ServeConfig.defaultWorkers), help: "Event-loop threads (default: the number of cores)."),
     FlagSpec(name: "max-body", defaultValue: "10MiB", help: "Larger request bodies get 413."),
+    FlagSpec(name: "header-timeout", defaultValue: "10s", help: "How long a client may take to send a request head (a slow one gets 408 and is closed)."),
+    FlagSpec(name: "retries", defaultValue: "3", help: "More attempts for connection failures and 502/503/504/429, only for idempotent methods or requests with an Idempotency-Key."),
+    FlagSpec(name: "retry-delay", defaultValue: "1s", help: "Wait between attempts (a Retry-After from the API is honoured up to --timeout)."),
+    FlagSpec(name: "allow-cidr", defaultValue: "127.0.0.0/8,::1/128", help: "Client addresses allowed to use the proxy (comma-separated networks); others get 403."),
     FlagSpec(name: "drain-timeout", defaultValue: "20s", help: "On SIGTERM, how long in-flight requests may finish."),
     FlagSpec(name: "login-path", defaultValue: "/auth/login", help: "The API's login path (never reachable by apps)."),
     FlagSpec(name: "refresh-path", defaultValue: "/auth/refresh", help: "The API's refresh path (never reachable by apps)."),
@@ -170,6 +181,23 @@ extension ServeConfig {
         config.maxBody = size
       } else {
         problems.append("\(source("max-body")): '\(text)' is not a size; write it like 512KiB or 10MiB")
+      }
+    }
+    if let text = value("retries") {
+      if let n = Int(text), (0...10).contains(n) {
+        config.retries = n
+      } else {
+        problems.append("\(source("retries")): '\(text)' is not a number of retries from 0 to 10")
+      }
+    }
+    if let d = duration("retry-delay", positive: false) { config.retryDelay = d }
+    if let d = duration("header-timeout") { config.headerTimeout = d }
+    if let text = value("allow-cidr") {
+      if let networks = CIDR.parseList(text) {
+        config.allowCIDR = networks
+        config.allowCIDRGiven = flags["allow-cidr"] != nil || environment["AUTHPROXY_ALLOW_CIDR"] != nil
+      } else {
+        problems.append("\(source("allow-cidr")): '\(text)' is not a list of networks; write it like 10.0.0.0/8,fd00::/8")
       }
     }
     if let p = path("login-path") { config.loginPath = p }

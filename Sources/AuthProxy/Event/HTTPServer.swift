@@ -96,6 +96,15 @@ class ConnectionInspector {
   /// The connection is gone (closed by either side, timed out, or rejected).
   func closed(connection: ConnectionID) {}
 
+  /// Answers `response` (a whole HTTP response; may be empty) and closes the connection, from
+  /// outside the inspection callback (e.g. a timer).
+  func close(_ connection: ConnectionID, response: [UInt8]) {
+    guard known.contains(connection), let bev = evhttp_connection_get_bufferevent(connection.evcon) else { return }
+    response.withUnsafeBufferPointer { buffer in
+      buffer.withMemoryRebound(to: CChar.self) { chars in ap_reject_connection(bev, chars.baseAddress, chars.count) }
+    }
+  }
+
   /// Bytes queued to clients and not yet written, over every connection seen.
   var pendingOutput: Int {
     known.reduce(0) { sum, id in

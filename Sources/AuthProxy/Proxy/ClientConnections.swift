@@ -5,6 +5,8 @@ final class ClientConnections: ConnectionInspector {
     var framer: RequestFramer
     /// The exchange in flight on this connection, told when the client goes away.
     var onClose: (() -> Void)?
+    /// When the request head now arriving started (monotonic), nil between heads.
+    var headStartedAt: Double?
     init(limits: RequestLimits) { framer = RequestFramer(limits: limits) }
   }
 
@@ -27,12 +29,32 @@ final class ClientConnections: ConnectionInspector {
       state = Connection(limits: limits)
       connections[id] = state
     }
-    guard let rejection = state.framer.consume(bytes) else { return .pass }
+    let rejection = state.framer.consume(bytes)
+    if state.framer.isReadingHead {
+      if state.headStartedAt == nil { state.headStartedAt = monotonicSeconds() }
+    } else {
+      state.headStartedAt = nil
+    }
+    guard let rejection else { return .pass }
     let requestID = rejection.requestID ?? RequestID.generate()
     let error = ProxyError(status: rejection.status, code: rejection.code, message: rejection.message)
     onReject?(error, requestID, peerAddress(of: id))
     // With a reply still being written on this connection, only close it: our bytes would interleave.
     return .reject(state.onClose == nil ? error.rawResponse(requestID: requestID) : [])
+  }
+
+  /// Closes, with a 408, every connection whose request head has taken longer than `timeout`
+  /// (slowloris: evhttp's own timeout restarts with every byte).
+  func expireSlowHeads(timeout: Double) {
+    let now = monotonicSeconds()
+    for (id, state) in connections {
+      guard let started = state.headStartedAt, now - started > timeout else { continue }
+      state.headStartedAt = nil
+      let requestID = RequestID.generate()
+      let error = ProxyError(status: 408, code: "request_timeout", message: "the request head did not arrive within \(Int(timeout))s")
+      onReject?(error, requestID, peerAddress(of: id))
+      close(id, response: state.onClose == nil ? error.rawResponse(requestID: requestID) : [])
+    }
   }
 
   override func closed(connection id: ConnectionID) {

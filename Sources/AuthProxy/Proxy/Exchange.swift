@@ -21,6 +21,8 @@ final class Exchange {
   /// Set when a 401 answered our token: the answer is dropped and the request replayed once
   /// with a newer token.
   var awaitingReauth = false
+  /// Set when this attempt's answer is to be dropped for another attempt after this many seconds.
+  var retryAfter: Double?
   /// The oldest token generation this request may still be sent with.
   var minimumGeneration: UInt64 = 0
   var transfer: CurlTransfer?

@@ -12,6 +12,11 @@ final class Forwarder {
   /// Called when the upstream answered 401 to the token of this generation and the request
   /// may be replayed once with a newer one.
   var onTokenRejected: ((Exchange, UInt64) -> Void)?
+  /// Called when an attempt failed in a way worth another one, after `delay` seconds (with
+  /// whatever token is current then).
+  var onRetry: ((Exchange, Double) -> Void)?
+
+  private let budget = RetryBudget()
 
   init(multi: CurlMulti, config: ServeConfig) {
     self.multi = multi
@@ -20,9 +25,38 @@ final class Forwarder {
   }
 
   private static let idempotent: Set<String> = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]
+  private static let retryableStatuses: Set<Int> = [429, 502, 503, 504]
+  /// curl errors where the upstream did not act on the request: connect, DNS, handshake,
+  /// broken or empty connections, timeouts. Never trust or pin failures: they will not heal.
+  private static let retryableCurlCodes: Set<Int32> = [6, 7, 16, 18, 28, 35, 52, 55, 56, 92]
+
+  /// SPEC §4: only idempotent methods, or requests the app marked with an Idempotency-Key.
+  static func isRetrySafe(_ exchange: Exchange) -> Bool {
+    idempotent.contains(exchange.method)
+      || exchange.appHeaders.contains { $0.name.lowercased() == "idempotency-key" && !$0.value.isEmpty }
+  }
+
+  /// May this exchange have one more attempt now?
+  private func mayRetry(_ exchange: Exchange) -> Bool {
+    exchange.attempts <= config.retries && Forwarder.isRetrySafe(exchange) && onRetry != nil
+      && budget.allowRetry(now: monotonicSeconds())
+  }
+
+  /// The wait a `Retry-After` asks for (seconds or an HTTP date), if it fits in --timeout.
+  private func retryDelay(_ headers: [(name: String, value: String)]) -> Double? {
+    guard let value = headers.first(where: { $0.name.lowercased() == "retry-after" })?.value[...].trimmingSpaces() else {
+      return config.retryDelay
+    }
+    if let seconds = Double(value), seconds >= 0 { return seconds <= config.timeout ? max(seconds, config.retryDelay) : nil }
+    return config.retryDelay
+  }
 
   func forward(_ exchange: Exchange, token: TokenSnapshot, freshConnection: Bool = false) {
+    if exchange.attempts == 0 { budget.recordRequest(now: monotonicSeconds()) }
     exchange.attempts += 1
+    // curl silently resends a request whose pooled connection died before any answer byte;
+    // for a request that must never be sent twice, only a new connection is safe.
+    let freshConnection = freshConnection || !Forwarder.isRetrySafe(exchange)
     var request = CurlRequest(
       url: config.upstream.origin + config.upstream.basePath + exchange.target, method: exchange.method,
       headerLines: rewrite.upstreamHeaderLines(from: exchange.appHeaders, authorization: token.authorization, requestID: exchange.requestID),
@@ -45,6 +79,11 @@ final class Forwarder {
       if status == 401 && !exchange.reauth && self.onTokenRejected != nil {
         // The API refused the request before acting on it: drop this answer, replay once.
         exchange.awaitingReauth = true
+        transfer.onData = { _ in true }
+        return
+      }
+      if Forwarder.retryableStatuses.contains(status), let delay = self.retryDelay(headers), self.mayRetry(exchange) {
+        exchange.retryAfter = delay
         transfer.onData = { _ in true }
         return
       }
@@ -73,6 +112,10 @@ final class Forwarder {
         exchange.reauth = true
         exchange.minimumGeneration = token.generation + 1
         self.onTokenRejected?(exchange, token.generation)
+      } else if let delay = exchange.retryAfter {
+        exchange.retryAfter = nil
+        exchange.upstreamStatus = nil
+        self.onRetry?(exchange, delay)
       } else if result.isSuccess {
         exchange.request.endStream()
         self.finish(exchange, status: exchange.upstreamStatus ?? 502, error: nil)
@@ -85,6 +128,8 @@ final class Forwarder {
       {
         // A pooled connection the upstream had closed (curl 7.88 cannot tell): once more on a new one.
         self.forward(exchange, token: token, freshConnection: true)
+      } else if Forwarder.retryableCurlCodes.contains(result.code) && self.mayRetry(exchange) {
+        self.onRetry?(exchange, self.config.retryDelay)
       } else {
         self.fail(exchange, .upstream(UpstreamFailure.from(curlCode: result.code)))
       }
@@ -96,7 +141,11 @@ final class Forwarder {
       self.multi.cancel(transfer)
       exchange.transfer = nil
       exchange.upstreamMs = (monotonicSeconds() - attemptStarted) * 1000
-      self.fail(exchange, .upstream(UpstreamFailure.from(curlCode: 28)))
+      if self.mayRetry(exchange) {
+        self.onRetry?(exchange, self.config.retryDelay)
+      } else {
+        self.fail(exchange, .upstream(UpstreamFailure.from(curlCode: 28)))
+      }
     }
     exchange.timer?.schedule(after: config.timeout)
     multi.start(transfer)

@@ -52,6 +52,7 @@ public struct ProxyError: Error, Sendable, Equatable {
     switch status {
     case 400: "Bad Request"
     case 403: "Forbidden"
+    case 408: "Request Timeout"
     case 413: "Content Too Large"
     case 414: "URI Too Long"
     case 431: "Request Header Fields Too Large"

@@ -56,6 +56,10 @@ public struct RequestFramer: Sendable {
   /// How many complete, accepted request heads have been seen so far.
   public private(set) var headsAccepted: Int = 0
 
+  /// A request head (or trailer section) has started and is not complete yet: the time a
+  /// client takes here is bounded by the header timeout.
+  public var isReadingHead: Bool { countingHead }
+
   private let limits: RequestLimits
   private var rejection: FramingRejection?
   private var state: State = .lineStart

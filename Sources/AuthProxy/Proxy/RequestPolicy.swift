@@ -2,10 +2,18 @@
 public struct RequestPolicy: Sendable {
   public let maxBody: Int
   private let authPaths: Set<String>
+  private let allowed: [CIDR]
 
   public init(config: ServeConfig) {
     maxBody = config.maxBody
+    allowed = config.allowCIDR
     authPaths = Set(config.authPaths.map { RequestPolicy.normalize($0) })
+  }
+
+  /// Anything that reaches the listener acts with the integration's identity: only the
+  /// networks of `--allow-cidr` may.
+  public func checkClient(_ address: String) -> ProxyError? {
+    allowed.contains { $0.contains(address) } ? nil : .forbidden("client address \(address) is not allowed to use the proxy (--allow-cidr)")
   }
 
   public func check(method: String, target: String, bodyLength: Int) -> ProxyError? {

@@ -37,6 +37,11 @@ final class ControlLoop {
     rotator = CredentialRotator(loop: loop, current: credentials, loader: loader, tokens: tokens, logger: logger)
     rotator.onRotated = { [unowned self] pair in self.apply(.rotated(pair)) }
     rotator.oldPairProvider = { [unowned self] in self.machine.pair }
+    ageTimer = Timer(loop: loop) { [unowned self] in
+      self.warnIfCredentialsAreOld()
+      self.ageTimer?.schedule(after: 86400)
+    }
+    ageTimer?.schedule(after: 0)
     mailbox = try MailboxReceiver(loop: loop) { [unowned self] message in self.received(message) }
     refreshTimer = Timer(loop: loop) { [unowned self] in self.apply(.refreshDue) }
     retryTimer = Timer(loop: loop) { [unowned self] in self.apply(.retryDue) }
@@ -120,6 +125,19 @@ final class ControlLoop {
       logger.info("next login attempt in \((after * 10).rounded() / 10)s")
       retryTimer.schedule(after: after)
     }
+  }
+
+  /// SPEC §3: a credential older than 90 days is warned about at start-up and daily.
+  static let maximumCredentialAge = 90.0 * 86400
+
+  /// Seconds since the credentials were last rotated, if the source tells.
+  var credentialAge: Double? { rotator.current.rotatedAt.map { clock.now() - $0 } }
+
+  private func warnIfCredentialsAreOld() {
+    guard let age = credentialAge, age > ControlLoop.maximumCredentialAge else { return }
+    logger.warning(
+      "the API credentials are \(Int(age / 86400)) days old (over 90): rotate them (stage, check-credentials, swap, verify)",
+      metadata: ["rule": "credential_age", "age_days": "\(Int(age / 86400))"])
   }
 
   // MARK: shutdown

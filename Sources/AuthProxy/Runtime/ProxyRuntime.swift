@@ -62,6 +62,10 @@ public final class ProxyRuntime: Sendable {
       throw StartupError("cannot listen: \(error.description)", exitCode: 1)
     }
 
+    if !config.listen.isLoopback && !config.allowCIDRGiven {
+      logger.warning(
+        "--listen \(config.listen) is not a loopback address: anything that can reach it acts with the integration's identity at the API. Only loopback clients are allowed until --allow-cidr names the apps' networks.")
+    }
     let started = DispatchSemaphore(value: 0)
     let senders = Mutex<[Int: MailboxSender<WorkerMessage>]>([:])
     let controlSender = Mutex<MailboxSender<ControlMessage>?>(nil)

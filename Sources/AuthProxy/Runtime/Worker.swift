@@ -31,6 +31,7 @@ final class Worker {
   private var draining = false
   private var askedForToken = false
   private var exitTimer: Timer?
+  private var headTimer: Timer?
 
   init(
     id: Int, config: ServeConfig, listenSocket: Int32, accessLog sink: AccessLogSink, control: MailboxSender<ControlMessage>,
@@ -58,6 +59,7 @@ final class Worker {
     handler = { [unowned self] request in self.handle(request) }
     forwarder.onFinish = { [unowned self] exchange, status, error in self.finished(exchange, status: status, error: error) }
     forwarder.onTokenRejected = { [unowned self] exchange, generation in self.tokenRejected(exchange, generation: generation) }
+    forwarder.onRetry = { [unowned self] exchange, delay in self.retry(exchange, after: delay) }
     connections.onReject = { [unowned self] error, requestID, client in
       self.accessLog.append(
         AccessLogEntry(
@@ -66,6 +68,11 @@ final class Worker {
           error: error.code))
     }
     server.useInspector(connections)
+    headTimer = Timer(loop: loop) { [unowned self] in
+      self.connections.expireSlowHeads(timeout: self.config.headerTimeout)
+      self.headTimer?.schedule(after: 1)
+    }
+    headTimer?.schedule(after: 1)
     try server.accept(socket: listenSocket)
   }
 
@@ -85,7 +92,12 @@ final class Worker {
       guard let self, let exchange else { return }
       self.clientGone(exchange)
     }
-    if let refusal = policy.check(method: exchange.method, target: exchange.target, bodyLength: exchange.body.count) {
+    if let refusal = policy.checkClient(exchange.client)
+      ?? policy.check(method: exchange.method, target: exchange.target, bodyLength: exchange.body.count)
+    {
+      if refusal.status == 403 && refusal.message.contains("--allow-cidr") {
+        logger.warning("refused a client outside --allow-cidr", metadata: ["client": "\(exchange.client)", "request_id": "\(exchange.requestID)"])
+      }
       forwarder.fail(exchange, refusal)
       return
     }
@@ -118,6 +130,15 @@ final class Worker {
     control.send(.tokenRejected(generation: generation))
     askedForToken = true
     wait(exchange)
+  }
+
+  /// Another attempt after `delay`, with the token current then.
+  private func retry(_ exchange: Exchange, after delay: Double) {
+    exchange.timer = Timer(loop: loop) { [weak self, weak exchange] in
+      guard let self, let exchange, !exchange.finished else { return }
+      self.dispatch(exchange, now: self.clock.now())
+    }
+    exchange.timer?.schedule(after: delay)
   }
 
   private func wait(_ exchange: Exchange) {
