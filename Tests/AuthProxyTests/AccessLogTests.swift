@@ -93,6 +93,22 @@ private let specFields = [
     #expect(object["duration_ms"] as? Double == 1.235)
   }
 
+  @Test(arguments: [Double.nan, .infinity, -.infinity])
+  func nonFiniteDurationsAreNull(value: Double) throws {
+    let line = entry { $0.durationMs = value; $0.upstreamMs = value }.jsonLine()
+    #expect(!line.contains("nan") && !line.contains("inf"))
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+    #expect(object["duration_ms"] is NSNull)
+    #expect(object["upstream_ms"] is NSNull)
+    #expect(Set(object.keys) == Set(specFields))
+  }
+
+  @Test func nonFiniteDurationLeavesTheOtherFinite() throws {
+    let object = try parsed(entry { $0.durationMs = .nan; $0.upstreamMs = 10.25 })
+    #expect(object["duration_ms"] is NSNull)
+    #expect(object["upstream_ms"] as? Double == 10.25)
+  }
+
   @Test func awkwardTextStaysValidJSON() throws {
     let object = try parsed(entry { $0.path = "/a\"b\\c\u{01}\u{2028}é"; $0.method = "PO\"ST" })
     #expect(object["path"] as? String == "/a\"b\\c\u{01}\u{2028}é")

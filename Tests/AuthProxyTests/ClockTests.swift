@@ -49,6 +49,39 @@ private let tenOClock = 1_795_946_400.0
     #expect(RFC3339.parse(text) == nil)
   }
 
+  @Test(arguments: [
+    "2026-02-31T00:00:00Z", "2026-02-30T00:00:00Z", "2026-02-29T00:00:00Z", "2026-04-31T00:00:00Z",
+    "2026-06-31T12:00:00Z", "2026-09-31T00:00:00Z", "2026-11-31T00:00:00Z", "2100-02-29T00:00:00Z",
+  ])
+  func refusesImpossibleDates(text: String) {
+    // timegm would roll these over into the next month.
+    #expect(RFC3339.parse(text) == nil)
+  }
+
+  @Test(arguments: [("2024-02-29T00:00:00Z", 1_709_164_800.0), ("2000-02-29T00:00:00Z", 951_782_400.0)])
+  func acceptsLeapDays(text: String, seconds: Double) {
+    #expect(RFC3339.parse(text) == seconds)
+  }
+
+  @Test(arguments: ["2026-01-31T00:00:00Z", "2026-04-30T00:00:00Z", "2026-12-31T23:59:59Z", "2026-02-28T00:00:00Z"])
+  func acceptsTheLastDayOfAMonth(text: String) throws {
+    let parsed = try #require(RFC3339.parse(text))
+    #expect(RFC3339.format(parsed, milliseconds: false) == text)
+  }
+
+  @Test(arguments: [
+    "2026-11-29T10:00:00+24:00", "2026-11-29T10:00:00-24:00", "2026-11-29T10:00:00+99:99", "2026-11-29T10:00:00+05:60",
+    "2026-11-29T10:00:00-05:60",
+  ])
+  func refusesOutOfRangeOffsets(text: String) {
+    #expect(RFC3339.parse(text) == nil)
+  }
+
+  @Test func acceptsTheLargestOffsets() {
+    #expect(RFC3339.parse("2026-11-30T09:59:00+23:59") == tenOClock)
+    #expect(RFC3339.parse("2026-11-28T10:01:00-23:59") == tenOClock)
+  }
+
   // MARK: Formatting
 
   @Test func formatsWithMilliseconds() {
@@ -63,6 +96,37 @@ private let tenOClock = 1_795_946_400.0
   @Test func formatsPaddedFields() {
     #expect(RFC3339.format(0) == "1970-01-01T00:00:00.000Z")
     #expect(RFC3339.format(1_000_000_000.5) == "2001-09-09T01:46:40.500Z")
+  }
+
+  @Test func formatsOneMillisecond() throws {
+    // 0.001 is not exact in binary; truncating printed .000.
+    let parsed = try #require(RFC3339.parse("2026-11-29T10:00:00.001Z"))
+    #expect(RFC3339.format(parsed) == "2026-11-29T10:00:00.001Z")
+  }
+
+  @Test func roundTripsEveryMillisecond() throws {
+    var mismatches: [String] = []
+    for millis in 0..<1000 {
+      let digits = String(millis)
+      let text = "2026-11-29T10:00:00." + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
+      let parsed = try #require(RFC3339.parse(text))
+      let formatted = RFC3339.format(parsed)
+      if formatted != text { mismatches.append("\(text) → \(formatted)") }
+    }
+    let failures = mismatches.count
+    #expect(failures == 0, "first mismatches: \(mismatches.prefix(5))")
+  }
+
+  @Test func roundsToTheNearestMillisecond() {
+    #expect(RFC3339.format(tenOClock + 0.2504) == "2026-11-29T10:00:00.250Z")
+    #expect(RFC3339.format(tenOClock + 0.2506) == "2026-11-29T10:00:00.251Z")
+  }
+
+  @Test func roundingCarriesIntoTheNextSecond() {
+    #expect(RFC3339.format(tenOClock + 0.9996) == "2026-11-29T10:00:01.000Z")
+    #expect(RFC3339.format(tenOClock + 59.9996) == "2026-11-29T10:01:00.000Z")
+    #expect(RFC3339.format(86399.9996) == "1970-01-02T00:00:00.000Z")
+    #expect(RFC3339.format(tenOClock + 0.9994) == "2026-11-29T10:00:00.999Z")
   }
 
   @Test(arguments: [0.0, 86399, tenOClock, tenOClock + 59, 4_102_444_800])

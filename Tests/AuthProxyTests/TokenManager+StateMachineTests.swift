@@ -348,6 +348,86 @@ private func publishesUnavailable(_ actions: [TokenStateMachine.Action]) -> Bool
     #expect(machine.handle(.tokenNeeded, now: t0 + 3301, jitter: 0) == [.publish(held)])
   }
 
+  // MARK: A token expired on arrival
+
+  @Test(arguments: [0.0, -1, -3600])
+  func loginWithAnExpiredTokenBacksOffInsteadOfRefreshingInALoop(lifetime: Double) throws {
+    var machine = freshMachine()
+    _ = machine.handle(.tokenNeeded, now: t0, jitter: 0)
+    let expired = tokenPair(issuedAt: t0, lifetime: lifetime)
+    let actions = machine.handle(.loginFinished(.success(expired)), now: t0, jitter: 0)
+
+    #expect(!actions.contains { if case .refresh = $0 { true } else { false } })
+    #expect(!actions.contains(.scheduleRefresh(at: t0)))
+    #expect(scheduledRefresh(in: actions) == nil)
+    #expect(!startsLogin(actions))
+    #expect(publishedSnapshot(in: actions) == nil)
+    #expect(actions.contains(.publishUnavailable(.expiredOnArrival)))
+    let wait = try #require(scheduledRetry(in: actions))
+    #expect(wait > 0)
+    #expect(machine.phase == .backingOff)
+    #expect(machine.lastFailure == .expiredOnArrival)
+    #expect(machine.consecutiveFailures == 1)
+    #expect(!machine.hasUsableToken(at: t0))
+    // Requests meanwhile are answered "unavailable" and start nothing.
+    #expect(machine.handle(.tokenNeeded, now: t0 + 0.1, jitter: 0) == [.publishUnavailable(.expiredOnArrival)])
+  }
+
+  @Test func tokensExpiredOnArrivalAreRetriedWithGrowingBackoff() {
+    var machine = freshMachine()
+    var now = t0
+    var waits: [Double] = []
+    var actions = machine.handle(.tokenNeeded, now: now, jitter: 0)
+    for _ in 0..<5 {
+      #expect(actions == [.login])
+      actions = machine.handle(.loginFinished(.success(tokenPair(issuedAt: now, lifetime: -5))), now: now, jitter: 0)
+      guard let wait = scheduledRetry(in: actions) else {
+        Issue.record("no retry scheduled: \(actions)")
+        return
+      }
+      waits.append(wait)
+      now += wait
+      actions = machine.handle(.retryDue, now: now, jitter: 0)
+    }
+    #expect(waits == [0.5, 1, 2, 4, 8])
+  }
+
+  @Test func refreshReturningAnExpiredTokenBacksOff() throws {
+    var machine = machineHolding(tokenPair(issuedAt: t0, lifetime: 3600), at: t0)
+    let now = t0 + 3700  // the held token has expired too
+    #expect(machine.handle(.tokenNeeded, now: now, jitter: 0) == [.refresh(Secret("refresh-1"))])
+    let actions = machine.handle(.refreshFinished(.success(tokenPair(issuedAt: now, lifetime: 0))), now: now, jitter: 0)
+
+    #expect(!actions.contains { if case .refresh = $0 { true } else { false } })
+    #expect(scheduledRefresh(in: actions) == nil)
+    #expect(actions.contains(.publishUnavailable(.expiredOnArrival)))
+    #expect(try #require(scheduledRetry(in: actions)) > 0)
+    #expect(machine.phase == .backingOff)
+  }
+
+  @Test func expiredRotatedPairKeepsServingTheUsableToken() throws {
+    var machine = machineHolding(tokenPair(issuedAt: t0, access: "old"), at: t0)
+    let held = try #require(machine.snapshot)
+    let actions = machine.handle(.rotated(tokenPair(issuedAt: t0 + 60, lifetime: -1, access: "new")), now: t0 + 60, jitter: 0)
+
+    #expect(publishedSnapshot(in: actions) == nil)
+    #expect(scheduledRefresh(in: actions) == nil)
+    #expect(!publishesUnavailable(actions))
+    #expect(try #require(scheduledRetry(in: actions)) > 0)
+    #expect(machine.phase == .backingOff)
+    #expect(machine.snapshot == held)
+    #expect(machine.handle(.tokenNeeded, now: t0 + 61, jitter: 0) == [.publish(held)])
+  }
+
+  @Test func tokenExpiringJustAfterArrivalIsStillAccepted() throws {
+    var machine = freshMachine()
+    _ = machine.handle(.tokenNeeded, now: t0, jitter: 0)
+    let actions = machine.handle(.loginFinished(.success(tokenPair(issuedAt: t0, lifetime: 0.5))), now: t0, jitter: 0)
+    #expect(publishedSnapshot(in: actions) != nil)
+    #expect(try #require(scheduledRefresh(in: actions)) > t0)
+    #expect(machine.phase == .valid)
+  }
+
   @Test func loginStormStaysWithinTheBackoffSchedule() {
     // Ten simulated seconds of a request every 10 ms against an API that refuses every login;
     // each scheduled retry fires exactly when it is due.

@@ -28,7 +28,9 @@ import Testing
     #expect(Units.size(text) == bytes)
   }
 
-  @Test(arguments: ["-1KiB", "-1", "abc", "", "KiB", "10XB", "1.5MiB", "10 MiB", "99999999999999999GiB"])
+  @Test(arguments: [
+    "-1KiB", "-1", "abc", "", "KiB", "10XB", "1.5MiB", "10 MiB", "99999999999999999GiB", "+5", "+5MiB", "+0", "+1KB",
+  ])
   func refusesMalformedSizes(text: String) {
     #expect(Units.size(text) == nil)
   }
@@ -50,7 +52,7 @@ import Testing
 
   @Test(arguments: [
     "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:http", "127.0.0.1:", "127.0.0.1", ":8080", "::1:8080", "[::1]",
-    "[::1]8080", "[]:8080", "",
+    "[::1]8080", "[]:8080", "", "host:+80", "127.0.0.1:+8080", "[::1]:+80", "host:-0",
   ])
   func refusesBadHostPort(text: String) {
     #expect(HostPort.parse(text) == nil)
@@ -101,6 +103,27 @@ import Testing
     #expect(url.basePath == "/api")
   }
 
+  @Test func acceptsBracketedIPv6HostWithoutPort() throws {
+    let url = try UpstreamURL.parse("https://[::1]").get()
+    #expect(url.host == "::1")
+    #expect(url.origin == "https://[::1]")
+    #expect(url.basePath == "")
+  }
+
+  @Test func acceptsBracketedIPv6HostWithPortOnly() throws {
+    let url = try UpstreamURL.parse("https://[::1]:8443").get()
+    #expect(url.host == "::1")
+    #expect(url.origin == "https://[::1]:8443")
+    #expect(url.basePath == "")
+  }
+
+  @Test func acceptsPortAndBasePathWithTrailingSlash() throws {
+    let url = try UpstreamURL.parse("https://api.example.com:8443/base/").get()
+    #expect(url.host == "api.example.com")
+    #expect(url.origin == "https://api.example.com:8443")
+    #expect(url.basePath == "/base")
+  }
+
   @Test func refusesPlainHTTP() throws {
     let result = UpstreamURL.parse("http://api.example.com")
     #expect(throws: ConfigProblem.self) { try result.get() }
@@ -112,7 +135,9 @@ import Testing
     "https://user:pass@api.example.com", "https://user@api.example.com/v1", "https://api.example.com/?x=1",
     "https://api.example.com?x=1", "https://api.example.com/v1#top", "https://", "https:///v1",
     "https://api.example.com:99999", "https://api.example.com:0", "https://api.example.com:https", "ftp://api.example.com",
-    "api.example.com",
+    "api.example.com", "https://:443", "https://[::1]:99999", "https://[::1]junk", "https://[::1]:", "https://[::1",
+    "https://[]:443", "https://api.example.com:+443", "https://[::1]:+443", "https://api.example.com/v 1",
+    "https://api.example.com/v\t1", "https://api.example.com/caf\u{E9}",
   ])
   func refusesAnythingButAPlainHTTPSURL(text: String) {
     #expect(throws: ConfigProblem.self) { try UpstreamURL.parse(text).get() }
