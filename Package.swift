@@ -21,17 +21,20 @@ let package = Package(
     .systemLibrary(
       name: "COpenSSL", pkgConfig: "openssl",
       providers: [.apt(["libssl-dev"])]),
+    // No pkgConfig: hiredis's .pc adds -D_FILE_OFFSET_BITS=64, which SwiftPM refuses; the
+    // headers are in the default include path.
+    .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
     // The few C functions Swift cannot call directly (variadics, macros, TLS set-up, PKI).
     .target(
-      name: "CShims", dependencies: ["CEvent", "CCurl", "COpenSSL"],
+      name: "CShims", dependencies: ["CEvent", "CCurl", "COpenSSL", "CHiredis"],
       linkerSettings: [
         .linkedLibrary("event"), .linkedLibrary("event_openssl"), .linkedLibrary("curl"),
-        .linkedLibrary("ssl"), .linkedLibrary("crypto"),
+        .linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("hiredis"),
       ]),
     .target(
       name: "AuthProxy",
       dependencies: [
-        "CShims", "CEvent", "CCurl", "COpenSSL",
+        "CShims", "CEvent", "CCurl", "COpenSSL", "CHiredis",
         .product(name: "Logging", package: "swift-log"),
       ]),
     .target(name: "SandboxAPI", dependencies: ["AuthProxy"]),

@@ -29,6 +29,7 @@ struct ServeFlags: ParsableArguments {
   @Option(name: .customLong("retries"), help: flagHelp("retries")) var retries: String?
   @Option(name: .customLong("retry-delay"), help: flagHelp("retry-delay")) var retryDelay: String?
   @Option(name: .customLong("allow-cidr"), help: flagHelp("allow-cidr")) var allowCIDR: String?
+  @Option(name: .customLong("token-store"), help: flagHelp("token-store")) var tokenStore: String?
   @Option(name: .customLong("login-path"), help: flagHelp("login-path")) var loginPath: String?
   @Option(name: .customLong("refresh-path"), help: flagHelp("refresh-path")) var refreshPath: String?
   @Option(name: .customLong("logout-path"), help: flagHelp("logout-path")) var logoutPath: String?
@@ -39,7 +40,7 @@ struct ServeFlags: ParsableArguments {
       ("listen", listen), ("admin-listen", adminListen), ("upstream", upstream), ("ca-file", caFile),
       ("credentials", credentials), ("user-agent", userAgent), ("connect-timeout", connectTimeout), ("timeout", timeout),
       ("refresh-before", refreshBefore), ("access-log", accessLog), ("workers", workers), ("max-body", maxBody),
-      ("drain-timeout", drainTimeout), ("header-timeout", headerTimeout), ("retries", retries), ("retry-delay", retryDelay), ("allow-cidr", allowCIDR), ("login-path", loginPath), ("refresh-path", refreshPath), ("logout-path", logoutPath),
+      ("drain-timeout", drainTimeout), ("header-timeout", headerTimeout), ("retries", retries), ("retry-delay", retryDelay), ("allow-cidr", allowCIDR), ("token-store", tokenStore), ("login-path", loginPath), ("refresh-path", refreshPath), ("logout-path", logoutPath),
     ]
     var result: [String: String] = [:]
     for case (let name, let value?) in all { result[name] = value }

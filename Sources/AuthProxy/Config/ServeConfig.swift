@@ -24,6 +24,9 @@ public struct ServeConfig: Sendable {
   public var allowCIDR = [CIDR.parse("127.0.0.0/8")!, CIDR.parse("::1/128")!]
   /// `--allow-cidr` was given: binding beyond loopback without it earns a warning.
   public var allowCIDRGiven = false
+  public var tokenStore = TokenStoreSpec.memory
+  /// From ENCRYPTION_KEY; required with a Redis token store.
+  public var encryptionKey: EncryptionKey?
   /// How long a client may take to send a request head.
   public var headerTimeout = 10.0
 
@@ -77,6 +80,7 @@ extension ServeConfig {
     FlagSpec(name: "retry-delay", defaultValue: "1s", help: "Wait between attempts (a Retry-After from the API is honoured up to --timeout)."),
     FlagSpec(name: "allow-cidr", defaultValue: "127.0.0.0/8,::1/128", help: "Client addresses allowed to use the proxy (comma-separated networks); others get 403."),
     FlagSpec(name: "drain-timeout", defaultValue: "20s", help: "On SIGTERM, how long in-flight requests may finish."),
+    FlagSpec(name: "token-store", defaultValue: "memory", help: "memory, or redis://[:password@]host:port[/db] to share one token pair between replicas (needs ENCRYPTION_KEY)."),
     FlagSpec(name: "login-path", defaultValue: "/auth/login", help: "The API's login path (never reachable by apps)."),
     FlagSpec(name: "refresh-path", defaultValue: "/auth/refresh", help: "The API's refresh path (never reachable by apps)."),
     FlagSpec(name: "logout-path", defaultValue: "/auth/logout", help: "The API's logout path (never reachable by apps)."),
@@ -198,6 +202,26 @@ extension ServeConfig {
         config.allowCIDRGiven = flags["allow-cidr"] != nil || environment["AUTHPROXY_ALLOW_CIDR"] != nil
       } else {
         problems.append("\(source("allow-cidr")): '\(text)' is not a list of networks; write it like 10.0.0.0/8,fd00::/8")
+      }
+    }
+    if let text = value("token-store") {
+      switch TokenStoreSpec.parse(text) {
+      case .success(let spec):
+        config.tokenStore = spec
+        if spec.isShared {
+          if let encoded = environment["ENCRYPTION_KEY"], !encoded.isEmpty {
+            do {
+              config.encryptionKey = try EncryptionKey(base64: encoded)
+            } catch {
+              problems.append("ENCRYPTION_KEY (for --token-store): \(error.description)")
+            }
+          } else {
+            problems.append("\(source("token-store")): a shared token store needs ENCRYPTION_KEY (base64 of 32 bytes; \(EncryptionKey.howToMakeOne))")
+          }
+        }
+      case .failure(let problem):
+        // Never echo the URL: it may hold the Redis password.
+        problems.append("\(source("token-store")): the value \(problem.description)")
       }
     }
     if let p = path("login-path") { config.loginPath = p }

@@ -39,6 +39,22 @@ public final class EventLoop {
     _ = event_base_loopbreak(base)
   }
 
+  /// One-shot delayed actions, each with its timer, until they run.
+  private var delayed: [Int: Timer] = [:]
+  private var nextDelayed = 0
+
+  /// Runs `action` once, `seconds` from now (not cancellable: for retries and polls).
+  public func after(_ seconds: Double, _ action: @escaping () -> Void) {
+    nextDelayed += 1
+    let id = nextDelayed
+    let timer = Timer(loop: self) { [unowned self] in
+      let timer = self.delayed.removeValue(forKey: id)
+      withExtendedLifetime(timer) { action() }
+    }
+    delayed[id] = timer
+    timer.schedule(after: seconds)
+  }
+
   /// Actions waiting for the next pass of the loop, and the timer that runs them.
   private var deferred: [() -> Void] = []
   private var deferredTimer: Timer?

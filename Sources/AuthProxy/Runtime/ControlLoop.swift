@@ -12,6 +12,7 @@ final class ControlLoop {
   private let logger: Logger
   private let multi: CurlMulti
   private let tokens: TokenClient
+  private var store: TokenStore!
   private var machine: TokenStateMachine
   private var workers: [MailboxSender<WorkerMessage>] = []
   private var admin: AdminServer?
@@ -35,7 +36,25 @@ final class ControlLoop {
     tokens = TokenClient(multi: multi, config: config)
     machine = TokenStateMachine(refreshBefore: config.refreshBefore)
     rotator = CredentialRotator(loop: loop, current: credentials, loader: loader, tokens: tokens, logger: logger)
-    rotator.onRotated = { [unowned self] pair in self.apply(.rotated(pair)) }
+    rotator.onRotated = { [unowned self] pair in
+      self.store.save(pair)
+      self.apply(.rotated(pair))
+    }
+    switch config.tokenStore {
+    case .memory:
+      store = MemoryTokenStore(client: tokens) { [unowned self] in self.rotator.current }
+    case .redis(let address, let port, let password, let database):
+      let redis = RedisClient(loop: loop, host: address, port: port, password: password, database: database, logger: logger)
+      store = RedisTokenStore(
+        loop: loop, redis: redis, client: tokens, credentials: { [unowned self] in self.rotator.current },
+        key: config.encryptionKey!, keyName: RedisTokenStore.keyName(upstream: config.upstream, username: credentials.username),
+        clock: clock, logger: logger)
+    }
+    // A pair another replica obtained: adopted like a rotation, without an API call.
+    store.onAdopt = { [unowned self] pair in
+      self.logger.info("adopted the token pair another replica stored")
+      self.apply(.rotated(pair))
+    }
     rotator.oldPairProvider = { [unowned self] in self.machine.pair }
     ageTimer = Timer(loop: loop) { [unowned self] in
       self.warnIfCredentialsAreOld()
@@ -96,7 +115,7 @@ final class ControlLoop {
     switch action {
     case .login:
       logger.info("logging in to the API", metadata: ["user": "\(rotator.current.username)"])
-      tokens.login(rotator.current) { [weak self] result in
+      store.obtain(.login, have: machine.pair) { [weak self] result in
         guard let self else { return }
         switch result {
         case .success: self.logger.info("login succeeded")
@@ -106,7 +125,7 @@ final class ControlLoop {
         self.apply(.loginFinished(result))
       }
     case .refresh(let refreshToken):
-      tokens.refresh(refreshToken) { [weak self] result in
+      store.obtain(.refresh(refreshToken), have: machine.pair) { [weak self] result in
         guard let self else { return }
         switch result {
         case .success: self.logger.info("token refreshed")
@@ -160,8 +179,12 @@ final class ControlLoop {
   private func exit() {
     drainTimer?.cancel()
     for worker in workers { worker.send(.exit) }
+    store.close()
     // Off by default: a logout revokes every token of the client, those of other replicas too.
-    guard config.logoutOnExit, let pair = machine.pair else {
+    if config.logoutOnExit && store.isShared {
+      logger.warning("--logout-on-exit skipped: the token store is shared and other replicas use this token (use check-credentials --logout to revoke deliberately)")
+    }
+    guard config.logoutOnExit, !store.isShared, let pair = machine.pair else {
       loop.stop()
       return
     }

@@ -19,16 +19,19 @@ final class ProxyHarness {
   var port: Int { runtime.proxyPort }
   var adminPort: Int { runtime.adminPort }
   private var stopped = false
+  private let ownsSandbox: Bool
 
   /// `flags` are serve flags on top of the harness's own (upstream, CA, ports, access log).
   init(
     workers: Int = 2, flags: [String: String] = [:], accessLifetime: Double = 3600, refreshLifetime: Double = 7 * 86400,
     user: SandboxUser = SandboxAPI.demoUsers[0], trustSandboxCA: Bool = true, sandbox existing: SandboxAPI? = nil,
-    loader: CredentialLoader? = nil
+    loader: CredentialLoader? = nil, environment: [String: String] = [:]
   ) throws {
+    ownsSandbox = existing == nil
     directory = temporaryDirectory()
     sandbox = try existing ?? SandboxAPI.start(pkiDirectory: directory + "/pki")
-    sandbox.setLifetimes(access: accessLifetime, refresh: refreshLifetime)
+    // A sandbox handed in keeps the lifetimes its test gave it.
+    if existing == nil { sandbox.setLifetimes(access: accessLifetime, refresh: refreshLifetime) }
     accessLogPath = directory + "/access.log"
     var caPath = sandbox.caPath
     if !trustSandboxCA {
@@ -42,7 +45,7 @@ final class ProxyHarness {
       "access-log": accessLogPath, "workers": String(workers),
     ]
     all.merge(flags) { _, given in given }
-    let config = try ServeConfig.load(flags: all, environment: [:]).get()
+    let config = try ServeConfig.load(flags: all, environment: environment).get()
     runtime = try ProxyRuntime(
       config: config, credentials: try loader?.load() ?? Credentials(username: user.username, password: Secret(user.password)),
       loader: loader, logger: logs.logger)
@@ -53,8 +56,8 @@ final class ProxyHarness {
     stopped = true
     runtime.shutdown()
     runtime.wait()
-    // Let the logout-on-exit test read the sandbox's counters after stop().
-    sandbox.stop()
+    // A sandbox shared by several proxies is stopped by its owner.
+    if ownsSandbox { sandbox.stop() }
   }
 
   deinit { stop() }

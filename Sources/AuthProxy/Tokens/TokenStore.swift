@@ -1,0 +1,74 @@
+import FoundationEssentials
+
+/// How a new token pair is to be had.
+enum TokenRequest {
+  case login
+  case refresh(Secret)
+}
+
+/// Where the token pair lives (SPEC §6): in this process only, or shared with the other
+/// replicas through Redis. The control loop asks it for every new pair instead of calling the
+/// API itself, so that a shared store can hand out a pair another replica already obtained.
+protocol TokenStore: AnyObject {
+  /// Shared stores must not log out on exit: another replica may be using the token.
+  var isShared: Bool { get }
+  /// A newer pair written by another replica, to be adopted without an API call.
+  var onAdopt: ((TokenPair) -> Void)? { get set }
+  /// Obtains a new pair. `have` is the pair in use now (nil at start).
+  func obtain(_ request: TokenRequest, have: TokenPair?, completion: @escaping (Result<TokenPair, TokenFailure>) -> Void)
+  /// Records a pair obtained elsewhere (a credential rotation).
+  func save(_ pair: TokenPair)
+  func close()
+}
+
+/// The default: the token lives in this process only.
+final class MemoryTokenStore: TokenStore {
+  private let client: TokenClient
+  private let credentials: () -> Credentials
+  var onAdopt: ((TokenPair) -> Void)?
+  var isShared: Bool { false }
+
+  init(client: TokenClient, credentials: @escaping () -> Credentials) {
+    self.client = client
+    self.credentials = credentials
+  }
+
+  func obtain(_ request: TokenRequest, have: TokenPair?, completion: @escaping (Result<TokenPair, TokenFailure>) -> Void) {
+    switch request {
+    case .login: client.login(credentials(), completion: completion)
+    case .refresh(let token): client.refresh(token, completion: completion)
+    }
+  }
+
+  func save(_ pair: TokenPair) {}
+  func close() {}
+}
+
+/// The JSON a stored pair is sealed from.
+struct StoredTokenPair: Codable {
+  var access_token: String
+  var refresh_token: String
+  var access_expires_at: String
+  var refresh_expires_at: String
+  var client_id: String
+
+  init(_ pair: TokenPair) {
+    access_token = pair.accessToken.reveal
+    refresh_token = pair.refreshToken.reveal
+    access_expires_at = RFC3339.format(pair.accessExpiresAt)
+    refresh_expires_at = RFC3339.format(pair.refreshExpiresAt)
+    client_id = pair.clientID
+  }
+
+  static func seal(_ pair: TokenPair, key: EncryptionKey) -> String? {
+    guard var json = try? JSONEncoder().encode(StoredTokenPair(pair)) else { return nil }
+    defer { json.resetBytes(in: 0..<json.count) }
+    return try? SealedCredentials.seal(plaintext: [UInt8](json), key: key)
+  }
+
+  static func open(_ sealed: [UInt8], key: EncryptionKey) -> TokenPair? {
+    guard var plain = try? SealedCredentials.open(sealed: String(decoding: sealed, as: UTF8.self), key: key) else { return nil }
+    defer { plain.wipe() }
+    return APIResponse.tokenPair(from: plain)
+  }
+}
