@@ -2,9 +2,13 @@
 final class AdminServer {
   private var server: HTTPServer?
   private let readiness: () -> (ready: Bool, reason: String)
+  private let metrics: () -> String
 
-  init(loop: EventLoop, socket: Int32, readiness: @escaping () -> (ready: Bool, reason: String)) throws(EventError) {
+  init(
+    loop: EventLoop, socket: Int32, readiness: @escaping () -> (ready: Bool, reason: String), metrics: @escaping () -> String
+  ) throws(EventError) {
     self.readiness = readiness
+    self.metrics = metrics
     var settings = HTTPServer.Settings()
     settings.maxBodySize = 0
     settings.timeoutSeconds = 10
@@ -23,8 +27,11 @@ final class AdminServer {
       let (ready, reason) = readiness()
       let body = JSONText.object([("ready", ready ? "true" : "false"), ("reason", JSONText.quoted(reason))])
       request.respond(status: ready ? 200 : 503, headers: json, body: Array(body.utf8))
+    case "/metrics":
+      request.respond(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: Array(metrics().utf8))
     default:
-      request.respond(status: 404, headers: json, body: Array(#"{"error":{"code":"not_found","message":"admin endpoints: /healthz, /readyz"}}"#.utf8))
+      request.respond(
+        status: 404, headers: json, body: Array(#"{"error":{"code":"not_found","message":"admin endpoints: /healthz, /readyz, /metrics"}}"#.utf8))
     }
   }
 }

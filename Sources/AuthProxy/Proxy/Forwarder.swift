@@ -18,9 +18,12 @@ final class Forwarder {
 
   private let budget = RetryBudget()
 
-  init(multi: CurlMulti, config: ServeConfig) {
+  private let metrics: WorkerMetrics
+
+  init(multi: CurlMulti, config: ServeConfig, metrics: WorkerMetrics) {
     self.multi = multi
     self.config = config
+    self.metrics = metrics
     rewrite = HeaderRewrite(userAgent: config.userAgent)
   }
 
@@ -54,6 +57,7 @@ final class Forwarder {
   func forward(_ exchange: Exchange, token: TokenSnapshot, freshConnection: Bool = false) {
     if exchange.attempts == 0 { budget.recordRequest(now: monotonicSeconds()) }
     exchange.attempts += 1
+    if exchange.attempts > 1 { metrics.retries.add(1) }
     // curl silently resends a request whose pooled connection died before any answer byte;
     // for a request that must never be sent twice, only a new connection is safe.
     let freshConnection = freshConnection || !Forwarder.isRetrySafe(exchange)
@@ -72,10 +76,12 @@ final class Forwarder {
     }
     exchange.transfer = transfer
     let attemptStarted = monotonicSeconds()
+    var attemptStatus: Int?
 
     transfer.onHead = { [unowned self, unowned exchange, unowned transfer] status, headers in
       exchange.timer?.cancel()
       exchange.upstreamStatus = status
+      attemptStatus = status
       if status == 401 && !exchange.reauth && self.onTokenRejected != nil {
         // The API refused the request before acting on it: drop this answer, replay once.
         exchange.awaitingReauth = true
@@ -107,7 +113,9 @@ final class Forwarder {
       exchange.timer?.cancel()
       exchange.transfer = nil
       exchange.upstreamMs = (monotonicSeconds() - attemptStarted) * 1000
+      self.metrics.recordUpstream(seconds: monotonicSeconds() - attemptStarted, status: attemptStatus)
       if exchange.awaitingReauth {
+        self.metrics.reauths.add(1)
         exchange.awaitingReauth = false
         exchange.reauth = true
         exchange.minimumGeneration = token.generation + 1

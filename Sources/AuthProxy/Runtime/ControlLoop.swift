@@ -13,6 +13,8 @@ final class ControlLoop {
   private let multi: CurlMulti
   private let tokens: TokenClient
   private var store: TokenStore!
+  private let workerMetrics: [WorkerMetrics]
+  private let metrics = ControlMetrics()
   private var machine: TokenStateMachine
   private var workers: [MailboxSender<WorkerMessage>] = []
   private var admin: AdminServer?
@@ -25,9 +27,10 @@ final class ControlLoop {
   private var ageTimer: Timer?
 
   init(
-    config: ServeConfig, credentials: Credentials, loader: CredentialLoader, adminSocket: Int32, clock: any WallClock, logger: Logger,
-    watchSignals: Bool
+    config: ServeConfig, credentials: Credentials, loader: CredentialLoader, adminSocket: Int32, workerMetrics: [WorkerMetrics],
+    clock: any WallClock, logger: Logger, watchSignals: Bool
   ) throws(EventError) {
+    self.workerMetrics = workerMetrics
     self.config = config
     self.clock = clock
     self.logger = logger
@@ -37,6 +40,7 @@ final class ControlLoop {
     machine = TokenStateMachine(refreshBefore: config.refreshBefore)
     rotator = CredentialRotator(loop: loop, current: credentials, loader: loader, tokens: tokens, logger: logger)
     rotator.onRotated = { [unowned self] pair in
+      self.metrics.rotations["success", default: 0] += 1
       self.store.save(pair)
       self.apply(.rotated(pair))
     }
@@ -64,7 +68,9 @@ final class ControlLoop {
     mailbox = try MailboxReceiver(loop: loop) { [unowned self] message in self.received(message) }
     refreshTimer = Timer(loop: loop) { [unowned self] in self.apply(.refreshDue) }
     retryTimer = Timer(loop: loop) { [unowned self] in self.apply(.retryDue) }
-    admin = try AdminServer(loop: loop, socket: adminSocket) { [unowned self] in self.readiness() }
+    admin = try AdminServer(
+      loop: loop, socket: adminSocket, readiness: { [unowned self] in self.readiness() },
+      metrics: { [unowned self] in self.renderMetrics() })
     if watchSignals {
       signals = try SignalWatcher(loop: loop, signals: [SIGTERM, SIGINT, SIGHUP]) { [unowned self] signal in
         if signal == SIGHUP {
@@ -78,6 +84,13 @@ final class ControlLoop {
   }
 
   func run() { loop.run() }
+
+  private func renderMetrics() -> String {
+    let now = clock.now()
+    return MetricsExposition.render(
+      workers: workerMetrics, control: metrics, tokenExpiresIn: machine.pair.map { max(0, $0.accessExpiresAt - now) },
+      credentialAge: credentialAge, ready: machine.hasUsableToken(at: now))
+  }
 
   private func readiness() -> (ready: Bool, reason: String) {
     if machine.hasUsableToken(at: clock.now()) { return (true, "a valid token is held") }
@@ -117,6 +130,7 @@ final class ControlLoop {
       logger.info("logging in to the API", metadata: ["user": "\(rotator.current.username)"])
       store.obtain(.login, have: machine.pair) { [weak self] result in
         guard let self else { return }
+        self.metrics.logins[result.isSuccess ? "success" : "failure", default: 0] += 1
         switch result {
         case .success: self.logger.info("login succeeded")
         case .failure(let failure):
@@ -127,6 +141,7 @@ final class ControlLoop {
     case .refresh(let refreshToken):
       store.obtain(.refresh(refreshToken), have: machine.pair) { [weak self] result in
         guard let self else { return }
+        self.metrics.refreshes[result.isSuccess ? "success" : "failure", default: 0] += 1
         switch result {
         case .success: self.logger.info("token refreshed")
         case .failure(let failure):
@@ -190,6 +205,7 @@ final class ControlLoop {
     }
     logger.info("--logout-on-exit: logging the client's tokens out")
     tokens.logout(pair.accessToken) { [weak self] outcome in
+      self?.metrics.logouts[outcome.isSuccess ? "success" : "failure", default: 0] += 1
       if case .failure(let failure) = outcome { self?.logger.warning("logout failed: \(failure.description)") }
       self?.loop.stop()
     }

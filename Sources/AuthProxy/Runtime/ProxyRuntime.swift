@@ -66,6 +66,7 @@ public final class ProxyRuntime: Sendable {
       logger.warning(
         "--listen \(config.listen) is not a loopback address: anything that can reach it acts with the integration's identity at the API. Only loopback clients are allowed until --allow-cidr names the apps' networks.")
     }
+    let workerMetrics = listenSockets.map { _ in WorkerMetrics() }
     let started = DispatchSemaphore(value: 0)
     let senders = Mutex<[Int: MailboxSender<WorkerMessage>]>([:])
     let controlSender = Mutex<MailboxSender<ControlMessage>?>(nil)
@@ -77,8 +78,8 @@ public final class ProxyRuntime: Sendable {
       LoopThread(name: "ap-control") {
         do {
           let control = try ControlLoop(
-            config: config, credentials: credentials, loader: loader, adminSocket: adminSocket, clock: clock, logger: logger,
-            watchSignals: watchSignals)
+            config: config, credentials: credentials, loader: loader, adminSocket: adminSocket, workerMetrics: workerMetrics,
+            clock: clock, logger: logger, watchSignals: watchSignals)
           controlSender.withLock { $0 = control.mailbox.sender }
           started.signal()
           control.run()
@@ -97,7 +98,9 @@ public final class ProxyRuntime: Sendable {
     for (index, fd) in listenSockets.enumerated() {
       let thread = LoopThread(name: "ap-worker-\(index)") {
         do {
-          let worker = try Worker(id: index, config: config, listenSocket: fd, accessLog: sink, control: control, clock: clock, logger: logger)
+          let worker = try Worker(
+            id: index, config: config, listenSocket: fd, accessLog: sink, control: control, metrics: workerMetrics[index], clock: clock,
+            logger: logger)
           senders.withLock { $0[index] = worker.mailbox.sender }
           started.signal()
           worker.run()

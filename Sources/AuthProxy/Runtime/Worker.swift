@@ -16,6 +16,7 @@ final class Worker {
   private let clock: any WallClock
   private let logger: Logger
   private let control: MailboxSender<ControlMessage>
+  private let metrics: WorkerMetrics
   private(set) var mailbox: MailboxReceiver<WorkerMessage>!
 
   private enum TokenState {
@@ -35,8 +36,9 @@ final class Worker {
 
   init(
     id: Int, config: ServeConfig, listenSocket: Int32, accessLog sink: AccessLogSink, control: MailboxSender<ControlMessage>,
-    clock: any WallClock, logger: Logger
+    metrics: WorkerMetrics, clock: any WallClock, logger: Logger
   ) throws(EventError) {
+    self.metrics = metrics
     self.id = id
     self.config = config
     self.control = control
@@ -52,7 +54,7 @@ final class Worker {
     var handler: ((ServerRequest) -> Void)?
     server = try HTTPServer(loop: loop, settings: settings) { request in handler?(request) }
     connections = ClientConnections(limits: RequestLimits(maxBody: config.maxBody))
-    forwarder = Forwarder(multi: multi, config: config)
+    forwarder = Forwarder(multi: multi, config: config, metrics: metrics)
     policy = RequestPolicy(config: config)
     accessLog = AccessLogBuffer(sink: sink, loop: loop)
     mailbox = try MailboxReceiver(loop: loop) { [unowned self] message in self.received(message) }
@@ -61,6 +63,8 @@ final class Worker {
     forwarder.onTokenRejected = { [unowned self] exchange, generation in self.tokenRejected(exchange, generation: generation) }
     forwarder.onRetry = { [unowned self] exchange, delay in self.retry(exchange, after: delay) }
     connections.onReject = { [unowned self] error, requestID, client in
+      self.metrics.rejected.add(1)
+      self.metrics.recordRequest(method: "other", status: error.status)
       self.accessLog.append(
         AccessLogEntry(
           ts: self.clock.now(), requestID: requestID, client: client, method: "", path: "", status: error.status,
@@ -88,6 +92,7 @@ final class Worker {
     let exchange = Exchange(
       request: request, requestID: RequestID.pick(request.header("X-Request-ID")), client: request.clientAddress, now: now)
     inFlight[ObjectIdentifier(exchange)] = exchange
+    metrics.inFlight.add(1)
     connections.connection(request.connection)?.onClose = { [weak self, weak exchange] in
       guard let self, let exchange else { return }
       self.clientGone(exchange)
@@ -162,6 +167,8 @@ final class Worker {
 
   private func finished(_ exchange: Exchange, status: Int, error: String?) {
     inFlight[ObjectIdentifier(exchange)] = nil
+    metrics.inFlight.add(-1)
+    metrics.recordRequest(method: exchange.method, status: status)
     if let connection = connections.connection(exchange.request.connection) { connection.onClose = nil }
     accessLog.append(exchange.logEntry(status: status, error: error))
     if draining && inFlight.isEmpty { control.send(.workerDrained(id)) }

@@ -1,0 +1,159 @@
+import Synchronization
+
+/// A counter a worker increments and the control thread reads.
+final class Counter: Sendable {
+  private let value = Atomic<Int>(0)
+  init() {}
+  func add(_ amount: Int) { value.add(amount, ordering: .relaxed) }
+  var current: Int { value.load(ordering: .relaxed) }
+}
+
+/// One worker's counters. Written only by its worker (relaxed atomics, no lock and no line
+/// shared with another worker's counters); read by the control thread when /metrics is scraped.
+public final class WorkerMetrics: Sendable {
+  static let methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"]
+  static let statusClasses = ["1xx", "2xx", "3xx", "4xx", "5xx"]
+  /// Upper bounds of the upstream latency histogram, in seconds.
+  static let latencyBuckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+  let requests: [Counter]  // methods × statusClasses
+  let latency: [Counter]  // one per bucket, plus +Inf
+  let latencySumMicros = Counter()
+  let inFlight = Counter()
+  let retries = Counter()
+  let reauths = Counter()
+  let upstream401 = Counter()
+  let upstream403 = Counter()
+  let rejected = Counter()
+
+  public init() {
+    requests = (0..<(Self.methods.count * Self.statusClasses.count)).map { _ in Counter() }
+    latency = (0...Self.latencyBuckets.count).map { _ in Counter() }
+  }
+
+  func recordRequest(method: String, status: Int) {
+    let m = Self.methods.firstIndex(of: method) ?? Self.methods.count - 1
+    let c = min(max(status / 100 - 1, 0), Self.statusClasses.count - 1)
+    requests[m * Self.statusClasses.count + c].add(1)
+  }
+
+  func recordUpstream(seconds: Double, status: Int?) {
+    let bucket = Self.latencyBuckets.firstIndex { seconds <= $0 } ?? Self.latencyBuckets.count
+    latency[bucket].add(1)
+    latencySumMicros.add(Int(seconds * 1_000_000))
+    if status == 401 { upstream401.add(1) }
+    if status == 403 { upstream403.add(1) }
+  }
+}
+
+/// The control thread's own counters (token work, alerts): touched by that thread only.
+final class ControlMetrics {
+  var logins: [String: Int] = [:]  // by result
+  var refreshes: [String: Int] = [:]
+  var logouts: [String: Int] = [:]
+  var alerts: [String: Int] = [:]  // by rule
+  var sinkFailures: [String: Int] = [:]  // by sink
+  var rotations: [String: Int] = [:]
+}
+
+/// Renders the Prometheus text exposition format (version 0.0.4).
+struct MetricsExposition {
+  private var lines: [String] = []
+
+  mutating func family(_ name: String, _ type: String, _ help: String) {
+    lines.append("# HELP \(name) \(help)")
+    lines.append("# TYPE \(name) \(type)")
+  }
+
+  mutating func sample(_ name: String, _ labels: [(String, String)] = [], _ value: Double) {
+    let text = value.isFinite && value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+    sample(name, labels, text)
+  }
+
+  mutating func sample(_ name: String, _ labels: [(String, String)], _ value: String) {
+    let rendered =
+      labels.isEmpty ? "" : "{" + labels.map { "\($0.0)=\"\(MetricsExposition.escape($0.1))\"" }.joined(separator: ",") + "}"
+    lines.append("\(name)\(rendered) \(value)")
+  }
+
+  static func escape(_ value: String) -> String {
+    var out = ""
+    for character in value {
+      switch character {
+      case "\\": out += "\\\\"
+      case "\"": out += "\\\""
+      case "\n": out += "\\n"
+      default: out.append(character)
+      }
+    }
+    return out
+  }
+
+  var text: String { lines.joined(separator: "\n") + "\n" }
+
+  /// Everything SPEC §5 names, summed over the workers.
+  static func render(
+    workers: [WorkerMetrics], control: ControlMetrics, tokenExpiresIn: Double?, credentialAge: Double?, ready: Bool
+  ) -> String {
+    var out = MetricsExposition()
+    out.family("authproxy_requests_total", "counter", "Requests answered to apps, by method and status class.")
+    for (m, method) in WorkerMetrics.methods.enumerated() {
+      for (c, statusClass) in WorkerMetrics.statusClasses.enumerated() {
+        let total = workers.reduce(0) { $0 + $1.requests[m * WorkerMetrics.statusClasses.count + c].current }
+        if total > 0 { out.sample("authproxy_requests_total", [("method", method), ("status_class", statusClass)], Double(total)) }
+      }
+    }
+    out.family("authproxy_upstream_latency_seconds", "histogram", "Upstream attempt durations.")
+    var cumulative = 0
+    for (index, bound) in (WorkerMetrics.latencyBuckets.map { String($0) } + ["+Inf"]).enumerated() {
+      cumulative += workers.reduce(0) { $0 + $1.latency[index].current }
+      out.sample("authproxy_upstream_latency_seconds_bucket", [("le", bound)], Double(cumulative))
+    }
+    let sum = workers.reduce(0) { $0 + $1.latencySumMicros.current }
+    out.sample("authproxy_upstream_latency_seconds_sum", [], Double(sum) / 1_000_000)
+    out.sample("authproxy_upstream_latency_seconds_count", [], Double(cumulative))
+    func gauge(_ name: String, _ help: String, _ value: Double) {
+      out.family(name, "gauge", help)
+      out.sample(name, [], value)
+    }
+    func counter(_ name: String, _ help: String, _ pick: (WorkerMetrics) -> Int) {
+      out.family(name, "counter", help)
+      out.sample(name, [], Double(workers.reduce(0) { $0 + pick($1) }))
+    }
+    gauge("authproxy_in_flight_requests", "Requests being answered now.", Double(workers.reduce(0) { $0 + $1.inFlight.current }))
+    counter("authproxy_retries_total", "Upstream attempts that were retries.") { $0.retries.current }
+    counter("authproxy_reauth_total", "Requests replayed after a 401 renewed the token.") { $0.reauths.current }
+    counter("authproxy_rejected_requests_total", "Requests refused before parsing (framing, header timeout).") { $0.rejected.current }
+    out.family("authproxy_upstream_auth_failures_total", "counter", "Upstream 401 and 403 answers.")
+    out.sample("authproxy_upstream_auth_failures_total", [("status", "401")], Double(workers.reduce(0) { $0 + $1.upstream401.current }))
+    out.sample("authproxy_upstream_auth_failures_total", [("status", "403")], Double(workers.reduce(0) { $0 + $1.upstream403.current }))
+    for (name, help, values) in [
+      ("authproxy_logins_total", "Logins by result.", control.logins),
+      ("authproxy_refreshes_total", "Token refreshes by result.", control.refreshes),
+      ("authproxy_logouts_total", "Logouts by result.", control.logouts),
+      ("authproxy_rotations_total", "Credential rotations by result.", control.rotations),
+    ] {
+      out.family(name, "counter", help)
+      for result in ["success", "failure"] { out.sample(name, [("result", result)], Double(values[result] ?? 0)) }
+    }
+    out.family("authproxy_alerts_total", "counter", "Security alerts raised, by rule.")
+    for rule in ["failed_auth", "forbidden_access", "login_failure", "rotation_failure"] {
+      out.sample("authproxy_alerts_total", [("rule", rule)], Double(control.alerts[rule] ?? 0))
+    }
+    out.family("authproxy_alert_sink_failures_total", "counter", "Alert deliveries that failed, by sink.")
+    for sink in ["webhook", "command"] {
+      out.sample("authproxy_alert_sink_failures_total", [("sink", sink)], Double(control.sinkFailures[sink] ?? 0))
+    }
+    gauge("authproxy_ready", "1 while a valid token is held.", ready ? 1 : 0)
+    if let tokenExpiresIn { gauge("authproxy_token_expires_in_seconds", "Seconds until the access token expires.", tokenExpiresIn.rounded()) }
+    if let credentialAge { gauge("authproxy_credential_age_seconds", "Seconds since the credentials were last rotated.", credentialAge.rounded()) }
+    return out.text
+  }
+}
+
+extension Result {
+  var isSuccess: Bool {
+    if case .success = self { return true }
+    return false
+  }
+}
