@@ -36,6 +36,11 @@ public final class LoopThread: @unchecked Sendable {
     precondition(result == 0, "pthread_create failed: \(result)")
   }
 
+  /// Lets the thread go: its resources are freed when it ends, and nobody joins it.
+  public func detach() {
+    pthread_detach(thread)
+  }
+
   /// Waits for the thread's closure to return.
   public func join() {
     pthread_join(thread, nil)

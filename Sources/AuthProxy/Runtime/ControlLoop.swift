@@ -14,6 +14,7 @@ final class ControlLoop {
   private let tokens: TokenClient
   private var store: TokenStore!
   private let workerMetrics: [WorkerMetrics]
+  private var loader: CredentialLoader!
   private let metrics = ControlMetrics()
   private var machine: TokenStateMachine
   private var workers: [MailboxSender<WorkerMessage>] = []
@@ -60,6 +61,8 @@ final class ControlLoop {
       self.apply(.rotated(pair))
     }
     rotator.oldPairProvider = { [unowned self] in self.machine.pair }
+    rotator.requestLoad = { [unowned self] reason in self.loadCredentials(reason: reason) }
+    self.loader = loader
     ageTimer = Timer(loop: loop) { [unowned self] in
       self.warnIfCredentialsAreOld()
       self.ageTimer?.schedule(after: 86400)
@@ -74,7 +77,7 @@ final class ControlLoop {
     if watchSignals {
       signals = try SignalWatcher(loop: loop, signals: [SIGTERM, SIGINT, SIGHUP]) { [unowned self] signal in
         if signal == SIGHUP {
-          self.rotator.rotate(reason: "SIGHUP")
+          self.loadCredentials(reason: "SIGHUP")
           return
         }
         self.logger.info("received signal \(signal == SIGTERM ? "SIGTERM" : "SIGINT"); draining")
@@ -84,6 +87,23 @@ final class ControlLoop {
   }
 
   func run() { loop.run() }
+
+  /// Loads the credentials on a thread of its own (a Vault source blocks for seconds) and
+  /// hands the result back through the mailbox.
+  private func loadCredentials(reason: String) {
+    let loader = self.loader!
+    let mailbox = self.mailbox.sender
+    let thread = LoopThread(name: "ap-cred-load") {
+      let result: Result<Credentials, CredentialError>
+      do throws(CredentialError) {
+        result = .success(try loader.load())
+      } catch {
+        result = .failure(error)
+      }
+      mailbox.send(.credentialsLoaded(result, reason: reason))
+    }
+    thread.detach()
+  }
 
   private func renderMetrics() -> String {
     let now = clock.now()
@@ -115,7 +135,9 @@ final class ControlLoop {
     case .shutdown:
       beginShutdown()
     case .reloadCredentials:
-      rotator.rotate(reason: "reload requested")
+      loadCredentials(reason: "reload requested")
+    case .credentialsLoaded(let result, let reason):
+      rotator.rotate(with: result, reason: reason)
     }
   }
 

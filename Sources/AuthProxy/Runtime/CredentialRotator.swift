@@ -44,7 +44,7 @@ final class CredentialRotator {
         let stamp = FileStamp(path: file)
         if stamp != self.lastSeen, stamp != nil {
           self.lastSeen = stamp
-          self.rotate(reason: "the credentials file changed")
+          self.requestLoad?("the credentials file changed")
         }
         self.pollTimer?.schedule(after: pollInterval)
       }
@@ -52,13 +52,17 @@ final class CredentialRotator {
     }
   }
 
-  /// Loads the credentials again and switches to them if they log in.
-  func rotate(reason: String) {
+  /// Asks the owner to load the credentials off the loop (a Vault source blocks) and to
+  /// hand the result to `rotate(with:reason:)`.
+  var requestLoad: ((String) -> Void)?
+
+  /// Switches to freshly loaded credentials if they log in.
+  func rotate(with loaded: Result<Credentials, CredentialError>, reason: String) {
     guard !inProgress else { return }
     let fresh: Credentials
-    do {
-      fresh = try loader.load()
-    } catch {
+    switch loaded {
+    case .success(let credentials): fresh = credentials
+    case .failure(let error):
       fail("cannot load the new credentials: \(error.description)")
       return
     }

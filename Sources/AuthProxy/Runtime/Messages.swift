@@ -19,4 +19,6 @@ public enum ControlMessage: Sendable {
   case shutdown
   /// Load the credentials again and rotate to them if they changed (as SIGHUP does).
   case reloadCredentials
+  /// Credentials loaded off the loop, for a rotation.
+  case credentialsLoaded(Result<Credentials, CredentialError>, reason: String)
 }
