@@ -8,7 +8,7 @@ struct AuthProxyCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "authproxy",
     abstract: "Authenticating egress reverse proxy: logs in to the API, keeps a valid token, adds it to every request.",
-    subcommands: [Serve.self, Dev.self, CheckCredentials.self, Seal.self, Unseal.self, Version.self],
+    subcommands: [Serve.self, Dev.self, CheckCredentials.self, Seal.self, Unseal.self, Monitor.self, Version.self],
     defaultSubcommand: nil)
 }
 

@@ -24,6 +24,9 @@ public struct CurlRequest {
   public var stallTimeoutSeconds: Int
   public var freshConnection = false
   public var maxConnectionAgeSeconds = 30
+  /// Plain http too (the caller has checked the host is loopback, e.g. an alert webhook on
+  /// 127.0.0.1); https only otherwise.
+  public var allowPlainHTTP = false
 
   public init(
     url: String, method: String, headerLines: [String], body: [UInt8]?, tls: UpstreamTLS, connectTimeoutMs: Int,
@@ -76,7 +79,7 @@ public final class CurlTransfer {
     ap_curl_easy_setopt_long(easy, CURLOPT_PATH_AS_IS, 1)
     ap_curl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_1_1))
     ap_curl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0)
-    ap_curl_easy_setopt_ptr(easy, CURLOPT_PROTOCOLS_STR, "https")
+    ap_curl_easy_setopt_ptr(easy, CURLOPT_PROTOCOLS_STR, request.allowPlainHTTP ? "http,https" : "https")
     ap_curl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 1)
     ap_curl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 2)
     ap_curl_easy_setopt_long(easy, CURLOPT_SSLVERSION, Int(CURL_SSLVERSION_TLSv1_2))
