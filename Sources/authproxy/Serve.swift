@@ -34,13 +34,22 @@ struct ServeFlags: ParsableArguments {
   @Option(name: .customLong("refresh-path"), help: flagHelp("refresh-path")) var refreshPath: String?
   @Option(name: .customLong("logout-path"), help: flagHelp("logout-path")) var logoutPath: String?
   @Flag(name: .customLong("logout-on-exit"), help: flagHelp("logout-on-exit")) var logoutOnExit = false
+  @Option(name: .customLong("alert-window"), help: flagHelp("alert-window")) var alertWindow: String?
+  @Option(name: .customLong("alert-401-threshold"), help: flagHelp("alert-401-threshold")) var alert401Threshold: String?
+  @Option(name: .customLong("alert-403-threshold"), help: flagHelp("alert-403-threshold")) var alert403Threshold: String?
+  @Option(name: .customLong("alert-login-failure-threshold"), help: flagHelp("alert-login-failure-threshold"))
+  var alertLoginFailureThreshold: String?
+  @Option(name: .customLong("alert-webhook"), help: flagHelp("alert-webhook")) var alertWebhook: String?
+  @Option(name: .customLong("alert-command"), help: flagHelp("alert-command")) var alertCommand: String?
 
   var given: [String: String] {
     let all: [(String, String?)] = [
       ("listen", listen), ("admin-listen", adminListen), ("upstream", upstream), ("ca-file", caFile),
       ("credentials", credentials), ("user-agent", userAgent), ("connect-timeout", connectTimeout), ("timeout", timeout),
       ("refresh-before", refreshBefore), ("access-log", accessLog), ("workers", workers), ("max-body", maxBody),
-      ("drain-timeout", drainTimeout), ("header-timeout", headerTimeout), ("retries", retries), ("retry-delay", retryDelay), ("allow-cidr", allowCIDR), ("token-store", tokenStore), ("login-path", loginPath), ("refresh-path", refreshPath), ("logout-path", logoutPath),
+      ("drain-timeout", drainTimeout), ("header-timeout", headerTimeout), ("retries", retries), ("retry-delay", retryDelay), ("allow-cidr", allowCIDR), ("token-store", tokenStore), ("alert-window", alertWindow), ("alert-401-threshold", alert401Threshold),
+      ("alert-403-threshold", alert403Threshold), ("alert-login-failure-threshold", alertLoginFailureThreshold),
+      ("alert-webhook", alertWebhook), ("alert-command", alertCommand), ("login-path", loginPath), ("refresh-path", refreshPath), ("logout-path", logoutPath),
     ]
     var result: [String: String] = [:]
     for case (let name, let value?) in all { result[name] = value }

@@ -30,7 +30,7 @@ private func monitor(_ log: String, _ extra: [String] = [], environment: [String
 }
 
 /// A webhook receiver on its own loop thread (the binary posts to it while the test waits).
-private final class WebhookReceiver: @unchecked Sendable {
+final class WebhookReceiver: @unchecked Sendable {
   // @unchecked: the loop objects are built here, handed to the loop thread before it starts
   // (pthread_create orders the two), and from then on touched only there.
   private var loop: EventLoop?

@@ -25,6 +25,8 @@ public struct ServeConfig: Sendable {
   /// `--allow-cidr` was given: binding beyond loopback without it earns a warning.
   public var allowCIDRGiven = false
   public var tokenStore = TokenStoreSpec.memory
+  /// The live security monitor's window, thresholds and sinks (SPEC §7).
+  public var alerts = AlertSettings()
   /// From ENCRYPTION_KEY; required with a Redis token store.
   public var encryptionKey: EncryptionKey?
   /// How long a client may take to send a request head.
@@ -62,7 +64,9 @@ extension String {
 }
 
 extension ServeConfig {
-  public static let flags: [FlagSpec] = [
+  public static let flags: [FlagSpec] = ownFlags + AlertSettings.flags()
+
+  private static let ownFlags: [FlagSpec] = [
     FlagSpec(name: "listen", defaultValue: "127.0.0.1:8080", help: "Where apps connect (host:port). Loopback by default: anything that can reach this port acts with the integration's identity."),
     FlagSpec(name: "admin-listen", defaultValue: "127.0.0.1:9901", help: "/healthz, /readyz and /metrics (host:port); never proxies."),
     FlagSpec(name: "upstream", defaultValue: nil, help: "Base URL of the API (required; https:// only)."),
@@ -233,6 +237,10 @@ extension ServeConfig {
       case "false", "0", "no": config.logoutOnExit = false
       default: problems.append("\(source("logout-on-exit")): '\(text)' is not true or false")
       }
+    }
+    switch AlertSettings.load(flags: flags, environment: environment) {
+    case .success(let alerts): config.alerts = alerts
+    case .failure(let errors): problems += errors.problems
     }
     return problems.isEmpty ? .success(config) : .failure(ConfigErrors(problems: problems))
   }

@@ -21,6 +21,8 @@ final class Exchange {
   /// Set when a 401 answered our token: the answer is dropped and the request replayed once
   /// with a newer token.
   var awaitingReauth = false
+  /// The first bytes of a 403 body: was it the API's IP-whitelist refusal?
+  var refusalBody: [UInt8] = []
   /// Set when this attempt's answer is to be dropped for another attempt after this many seconds.
   var retryAfter: Double?
   /// The oldest token generation this request may still be sent with.

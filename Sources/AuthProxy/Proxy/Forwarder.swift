@@ -12,6 +12,8 @@ final class Forwarder {
   /// Called when the upstream answered 401 to the token of this generation and the request
   /// may be replayed once with a newer one.
   var onTokenRejected: ((Exchange, UInt64) -> Void)?
+  /// Called for every upstream 401 and 403, for the security monitor.
+  var onAuthFailure: ((Exchange, Int) -> Void)?
   /// Called when an attempt failed in a way worth another one, after `delay` seconds (with
   /// whatever token is current then).
   var onRetry: ((Exchange, Double) -> Void)?
@@ -102,6 +104,9 @@ final class Forwarder {
         return false
       }
       exchange.bytesOut += bytes.count
+      if exchange.upstreamStatus == 403 && exchange.refusalBody.count < 2048 {
+        exchange.refusalBody.append(contentsOf: bytes.prefix(2048 - exchange.refusalBody.count))
+      }
       exchange.request.send(bytes) { [weak self, weak exchange] in
         guard let self, let exchange, exchange.paused, !exchange.finished else { return }
         exchange.paused = false
@@ -114,6 +119,7 @@ final class Forwarder {
       exchange.transfer = nil
       exchange.upstreamMs = (monotonicSeconds() - attemptStarted) * 1000
       self.metrics.recordUpstream(seconds: monotonicSeconds() - attemptStarted, status: attemptStatus)
+      if let status = attemptStatus, status == 401 || status == 403 { self.onAuthFailure?(exchange, status) }
       if exchange.awaitingReauth {
         self.metrics.reauths.add(1)
         exchange.awaitingReauth = false

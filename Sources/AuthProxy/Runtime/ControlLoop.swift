@@ -15,6 +15,8 @@ final class ControlLoop {
   private var store: TokenStore!
   private let workerMetrics: [WorkerMetrics]
   private var loader: CredentialLoader!
+  private var monitor: SecurityMonitor
+  private var sinks: AlertSinks?
   private let metrics = ControlMetrics()
   private var machine: TokenStateMachine
   private var workers: [MailboxSender<WorkerMessage>] = []
@@ -39,6 +41,7 @@ final class ControlLoop {
     multi = try CurlMulti(loop: loop)
     tokens = TokenClient(multi: multi, config: config)
     machine = TokenStateMachine(refreshBefore: config.refreshBefore)
+    monitor = config.alerts.makeMonitor()
     rotator = CredentialRotator(loop: loop, current: credentials, loader: loader, tokens: tokens, logger: logger)
     rotator.onRotated = { [unowned self] pair in
       self.metrics.rotations["success", default: 0] += 1
@@ -62,6 +65,13 @@ final class ControlLoop {
     }
     rotator.oldPairProvider = { [unowned self] in self.machine.pair }
     rotator.requestLoad = { [unowned self] reason in self.loadCredentials(reason: reason) }
+    rotator.onFailure = { [unowned self] why in
+      self.metrics.rotations["failure", default: 0] += 1
+      self.observe(.rotationFailed(reason: why))
+    }
+    sinks = try AlertSinks(
+      webhook: config.alerts.webhook, command: config.alerts.command, loop: loop, multi: multi, logger: logger,
+      onFailure: { [unowned self] failure in self.metrics.sinkFailures[failure.sink.rawValue, default: 0] += 1 })
     self.loader = loader
     ageTimer = Timer(loop: loop) { [unowned self] in
       self.warnIfCredentialsAreOld()
@@ -87,6 +97,13 @@ final class ControlLoop {
   }
 
   func run() { loop.run() }
+
+  /// Counts a security event; an alert that comes of it goes to the log and the sinks.
+  private func observe(_ event: SecurityEvent) {
+    guard let alert = monitor.record(event, now: clock.now()) else { return }
+    metrics.alerts[alert.rule.rawValue, default: 0] += 1
+    sinks?.deliver(alert)
+  }
 
   /// Loads the credentials on a thread of its own (a Vault source blocks for seconds) and
   /// hands the result back through the mailbox.
@@ -136,6 +153,8 @@ final class ControlLoop {
       beginShutdown()
     case .reloadCredentials:
       loadCredentials(reason: "reload requested")
+    case .security(let event):
+      observe(event)
     case .credentialsLoaded(let result, let reason):
       rotator.rotate(with: result, reason: reason)
     }
@@ -157,6 +176,7 @@ final class ControlLoop {
         case .success: self.logger.info("login succeeded")
         case .failure(let failure):
           self.logger.error("login failed: \(failure.description)", metadata: ["reason": "\(failure.code)"])
+          self.observe(.loginFailed(reason: failure.description))
         }
         self.apply(.loginFinished(result))
       }
@@ -168,6 +188,7 @@ final class ControlLoop {
         case .success: self.logger.info("token refreshed")
         case .failure(let failure):
           self.logger.warning("refresh failed, logging in again: \(failure.description)", metadata: ["reason": "\(failure.code)"])
+          self.observe(.refreshFailed(reason: failure.description))
         }
         self.apply(.refreshFinished(result))
       }

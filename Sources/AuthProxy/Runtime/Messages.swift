@@ -19,6 +19,8 @@ public enum ControlMessage: Sendable {
   case shutdown
   /// Load the credentials again and rotate to them if they changed (as SIGHUP does).
   case reloadCredentials
+  /// Something the security monitor counts (an upstream 401 or 403).
+  case security(SecurityEvent)
   /// Credentials loaded off the loop, for a rotation.
   case credentialsLoaded(Result<Credentials, CredentialError>, reason: String)
 }

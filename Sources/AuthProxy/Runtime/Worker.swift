@@ -62,6 +62,10 @@ final class Worker {
     forwarder.onFinish = { [unowned self] exchange, status, error in self.finished(exchange, status: status, error: error) }
     forwarder.onTokenRejected = { [unowned self] exchange, generation in self.tokenRejected(exchange, generation: generation) }
     forwarder.onRetry = { [unowned self] exchange, delay in self.retry(exchange, after: delay) }
+    forwarder.onAuthFailure = { [unowned self] exchange, status in
+      let whitelist = SecurityMonitor.isIPWhitelistRefusal(status: status, body: exchange.refusalBody)
+      self.control.send(.security(.upstreamAnswer(status: status, path: AccessLogEntry.path(of: exchange.target), ipWhitelist: whitelist)))
+    }
     connections.onReject = { [unowned self] error, requestID, client in
       self.metrics.rejected.add(1)
       self.metrics.recordRequest(method: "other", status: error.status)
