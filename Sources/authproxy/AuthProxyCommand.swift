@@ -38,13 +38,8 @@ func processEnvironment() -> [String: String] {
   return result
 }
 
-func makeLogger() -> Logger {
-  LoggingSystem.bootstrap { label in
-    var handler = StreamLogHandler.standardError(label: label)
-    handler.logLevel = .info
-    return handler
-  }
-  return Logger(label: "authproxy")
+func makeLogger(_ config: ServeConfig) -> Logger {
+  DiagnosticLog.bootstrap(level: config.logLevel, format: config.logFormat)
 }
 
 /// Runs the proxy until SIGTERM/SIGINT, then exits 0.

@@ -18,7 +18,6 @@ struct Dev: ParsableCommand {
       printError("authproxy: --sandbox-listen: '\(sandboxListen)' is not host:port")
       Glibc.exit(64)
     }
-    let logger = makeLogger()
     let pkiDirectory = makeTemporaryDirectory()
     let sandbox: SandboxAPI
     do {
@@ -31,6 +30,7 @@ struct Dev: ParsableCommand {
     let config = flags.config(
       environment: processEnvironment(), overrides: ["upstream": sandbox.baseURL, "ca-file": sandbox.caPath])
     let credentials = Credentials(username: demo.username, password: Secret(demo.password))
+    let logger = makeLogger(config)
     try runUntilSignalled(config: config, credentials: credentials, logger: logger) { runtime in
       let host = config.listen.host.contains(":") ? "[\(config.listen.host)]" : config.listen.host
       printOut(

@@ -86,7 +86,7 @@ struct Monitor: ParsableCommand {
 
   /// Runs the sinks on a loop of our own until every one finished (each has its own timeout).
   private func deliver(_ alerts: [SecurityAlert], settings: AlertSettings) {
-    let logger = makeLogger()
+    let logger = DiagnosticLog.bootstrap(level: .info, format: .text)
     do {
       let loop = try EventLoop()
       let sinks = try AlertSinks(webhook: settings.webhook, command: settings.command, loop: loop, logger: logger)

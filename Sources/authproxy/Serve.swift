@@ -30,6 +30,8 @@ struct ServeFlags: ParsableArguments {
   @Option(name: .customLong("retry-delay"), help: flagHelp("retry-delay")) var retryDelay: String?
   @Option(name: .customLong("allow-cidr"), help: flagHelp("allow-cidr")) var allowCIDR: String?
   @Option(name: .customLong("token-store"), help: flagHelp("token-store")) var tokenStore: String?
+  @Option(name: .customLong("log-level"), help: flagHelp("log-level")) var logLevel: String?
+  @Option(name: .customLong("log-format"), help: flagHelp("log-format")) var logFormat: String?
   @Option(name: .customLong("login-path"), help: flagHelp("login-path")) var loginPath: String?
   @Option(name: .customLong("refresh-path"), help: flagHelp("refresh-path")) var refreshPath: String?
   @Option(name: .customLong("logout-path"), help: flagHelp("logout-path")) var logoutPath: String?
@@ -47,7 +49,7 @@ struct ServeFlags: ParsableArguments {
       ("listen", listen), ("admin-listen", adminListen), ("upstream", upstream), ("ca-file", caFile),
       ("credentials", credentials), ("user-agent", userAgent), ("connect-timeout", connectTimeout), ("timeout", timeout),
       ("refresh-before", refreshBefore), ("access-log", accessLog), ("workers", workers), ("max-body", maxBody),
-      ("drain-timeout", drainTimeout), ("header-timeout", headerTimeout), ("retries", retries), ("retry-delay", retryDelay), ("allow-cidr", allowCIDR), ("token-store", tokenStore), ("alert-window", alertWindow), ("alert-401-threshold", alert401Threshold),
+      ("drain-timeout", drainTimeout), ("header-timeout", headerTimeout), ("retries", retries), ("retry-delay", retryDelay), ("allow-cidr", allowCIDR), ("token-store", tokenStore), ("log-level", logLevel), ("log-format", logFormat), ("alert-window", alertWindow), ("alert-401-threshold", alert401Threshold),
       ("alert-403-threshold", alert403Threshold), ("alert-login-failure-threshold", alertLoginFailureThreshold),
       ("alert-webhook", alertWebhook), ("alert-command", alertCommand), ("login-path", loginPath), ("refresh-path", refreshPath), ("logout-path", logoutPath),
     ]
@@ -84,7 +86,7 @@ struct Serve: ParsableCommand {
       try CredentialSource.load(spec, environment: environment)
     }
     credentials = loadCredentials(spec, environment: environment)
-    let logger = makeLogger()
+    let logger = makeLogger(config)
     try runUntilSignalled(config: config, credentials: credentials, loader: loader, logger: logger) { runtime in
       logger.info(
         "authproxy \(AuthProxyVersion.current) proxying http://\(config.listen.host):\(runtime.proxyPort) to \(config.upstream), admin on \(config.adminListen.host):\(runtime.adminPort), \(config.workers) workers")

@@ -93,3 +93,52 @@ import Testing
     #expect(proxy.stop() == 0, "SIGTERM exits 0")
   }
 }
+
+extension CommandLineTests {
+  @Test func sigusr1ReopensTheAccessLogForLogrotate() throws {
+    let directory = temporaryDirectory()
+    let sandbox = try SandboxAPI.start(pkiDirectory: directory + "/pki")
+    defer { sandbox.stop() }
+    let port = freePort()
+    let log = directory + "/access.log"
+    let proxy = try ProxyProcess(
+      [
+        "serve", "--upstream", sandbox.baseURL, "--ca-file", sandbox.caPath, "--listen", "127.0.0.1:\(port)",
+        "--admin-listen", "127.0.0.1:\(freePort())", "--workers", "1", "--access-log", log,
+      ], environment: credentials)
+    defer { _ = proxy.stop() }
+    #expect(eventually { (try? request(port: port, target: "/api/v1/echo?first").status) == 200 })
+    #expect(eventually { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("/api/v1/echo") })
+    try FileManager.default.moveItem(atPath: log, toPath: log + ".1")
+    kill(proxy.pid, SIGUSR1)
+    #expect(eventually { FileManager.default.fileExists(atPath: log) })
+    #expect(try request(port: port, target: "/api/v1/products").status == 200)
+    #expect(eventually { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("/api/v1/products") })
+    #expect(!(try String(contentsOfFile: log + ".1", encoding: .utf8)).contains("/api/v1/products"))
+    #expect(proxy.stop() == 0)
+  }
+}
+
+extension CommandLineTests {
+  @Test func jsonDiagnosticLogLinesParseAndLevelsFilter() throws {
+    let admin = freePort()
+    let proxy = try ProxyProcess(
+      [
+        "serve", "--upstream", "https://127.0.0.1:1", "--listen", "127.0.0.1:\(freePort())", "--admin-listen",
+        "127.0.0.1:\(admin)", "--log-format", "json", "--log-level", "warning",
+      ], environment: credentials)
+    // The first login has failed (and been logged) once readiness names the cause.
+    #expect(eventually { (try? request(port: admin, target: "/readyz"))?.text.contains("refused") == true })
+    #expect(proxy.stop() == 0)
+    let lines = proxy.errorOutput.split(separator: "\n")
+    #expect(!lines.isEmpty)
+    for line in lines {
+      let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+      #expect(object != nil, "not JSON: \(line)")
+      #expect(["warning", "error", "critical"].contains(object?["level"] as? String ?? ""), "below --log-level: \(line)")
+    }
+    #expect(!proxy.errorOutput.contains("demo-password"))
+    let bad = try runBinary(["serve", "--upstream", "https://x", "--log-format", "xml"], environment: credentials)
+    #expect(bad.status == 64 && bad.stderr.contains("--log-format"))
+  }
+}

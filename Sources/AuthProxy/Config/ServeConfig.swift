@@ -1,4 +1,5 @@
 import Glibc
+import Logging
 
 /// Everything `authproxy serve` runs with: parsed and validated once, then immutable.
 public struct ServeConfig: Sendable {
@@ -25,6 +26,8 @@ public struct ServeConfig: Sendable {
   /// `--allow-cidr` was given: binding beyond loopback without it earns a warning.
   public var allowCIDRGiven = false
   public var tokenStore = TokenStoreSpec.memory
+  public var logLevel = Logger.Level.info
+  public var logFormat = LogFormat.text
   /// The live security monitor's window, thresholds and sinks (SPEC §7).
   public var alerts = AlertSettings()
   /// From ENCRYPTION_KEY; required with a Redis token store.
@@ -85,6 +88,8 @@ extension ServeConfig {
     FlagSpec(name: "allow-cidr", defaultValue: "127.0.0.0/8,::1/128", help: "Client addresses allowed to use the proxy (comma-separated networks); others get 403."),
     FlagSpec(name: "drain-timeout", defaultValue: "20s", help: "On SIGTERM, how long in-flight requests may finish."),
     FlagSpec(name: "token-store", defaultValue: "memory", help: "memory, or redis://[:password@]host:port[/db] to share one token pair between replicas (needs ENCRYPTION_KEY)."),
+    FlagSpec(name: "log-level", defaultValue: "info", help: "Diagnostic log level: trace, debug, info, notice, warning, error, critical."),
+    FlagSpec(name: "log-format", defaultValue: "text", help: "Diagnostic log format on stderr: text or json."),
     FlagSpec(name: "login-path", defaultValue: "/auth/login", help: "The API's login path (never reachable by apps)."),
     FlagSpec(name: "refresh-path", defaultValue: "/auth/refresh", help: "The API's refresh path (never reachable by apps)."),
     FlagSpec(name: "logout-path", defaultValue: "/auth/logout", help: "The API's logout path (never reachable by apps)."),
@@ -226,6 +231,20 @@ extension ServeConfig {
       case .failure(let problem):
         // Never echo the URL: it may hold the Redis password.
         problems.append("\(source("token-store")): the value \(problem.description)")
+      }
+    }
+    if let text = value("log-level") {
+      if let level = Logger.Level(rawValue: text.lowercased()) {
+        config.logLevel = level
+      } else {
+        problems.append("\(source("log-level")): '\(text)' is not one of trace, debug, info, notice, warning, error, critical")
+      }
+    }
+    if let text = value("log-format") {
+      if let format = LogFormat(rawValue: text.lowercased()) {
+        config.logFormat = format
+      } else {
+        problems.append("\(source("log-format")): '\(text)' is not text or json")
       }
     }
     if let p = path("login-path") { config.loginPath = p }

@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 import Synchronization
 
@@ -36,15 +37,30 @@ public struct AccessLogEntry: Sendable {
   public static func path(of target: String) -> String { String(target.prefix { $0 != "?" }) }
 }
 
-/// Where access-log lines end up: a file opened for appending, or stdout. Shared by the
-/// workers; each writes whole buffers of whole lines under the lock, so lines never interleave.
+/// Where access-log lines end up: a file opened for appending, or stdout. Workers hand it whole
+/// buffers of whole lines; one writer thread of its own writes them, so a slow disk never
+/// blocks a worker and lines never interleave. Reopened on SIGUSR1 for logrotate.
 public final class AccessLogSink: Sendable {
-  private let fd: Mutex<Int32>
+  private struct State {
+    var fd: Int32
+    var queue: [[UInt8]] = []
+    var queuedBytes = 0
+    var reopen = false
+    var stopping = false
+    var dropped = 0
+  }
+  private let state: Mutex<State>
   private let path: String
+  private let wake = DispatchSemaphore(value: 0)
+  private let stopped = DispatchSemaphore(value: 0)
+  /// Past this much waiting for a stuck disk, new lines are dropped (and counted), not queued.
+  static let maxQueuedBytes = 64 << 20
 
   public init(path: String) throws(ConfigErrors) {
     self.path = path
-    fd = Mutex(try AccessLogSink.open(path))
+    state = Mutex(State(fd: try AccessLogSink.open(path)))
+    let thread = LoopThread(name: "ap-access-log") { [self] in self.run() }
+    thread.detach()
   }
 
   private static func open(_ path: String) throws(ConfigErrors) -> Int32 {
@@ -56,31 +72,75 @@ public final class AccessLogSink: Sendable {
     return fd
   }
 
+  /// Queues whole lines for the writer thread; returns at once.
   public func write(_ bytes: [UInt8]) {
-    fd.withLock { fd in
-      bytes.withUnsafeBytes { buffer in
-        var offset = 0
-        while offset < buffer.count {
-          let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-          if n < 0 && errno == EINTR { continue }
-          if n <= 0 { break }
-          offset += n
+    let queued = state.withLock { state -> Bool in
+      guard state.queuedBytes + bytes.count <= AccessLogSink.maxQueuedBytes else {
+        state.dropped += bytes.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+        return false
+      }
+      state.queue.append(bytes)
+      state.queuedBytes += bytes.count
+      return true
+    }
+    if queued { wake.signal() }
+  }
+
+  /// Lines dropped because the disk did not keep up.
+  public var droppedLines: Int { state.withLock { $0.dropped } }
+
+  /// Opens the file again (after logrotate moved it).
+  public func reopen() {
+    state.withLock { $0.reopen = true }
+    wake.signal()
+  }
+
+  /// Writes what is queued, then stops the writer (at exit).
+  public func flushAndStop() {
+    let first = state.withLock { state -> Bool in
+      defer { state.stopping = true }
+      return !state.stopping
+    }
+    guard first else { return }
+    wake.signal()
+    stopped.wait()
+  }
+
+  private func run() {
+    while true {
+      wake.wait()
+      let (batch, fd, reopen, stopping) = state.withLock { state in
+        let batch = state.queue
+        state.queue.removeAll(keepingCapacity: true)
+        state.queuedBytes = 0
+        defer { state.reopen = false }
+        return (batch, state.fd, state.reopen, state.stopping)
+      }
+      for bytes in batch { AccessLogSink.writeAll(fd, bytes) }
+      if reopen, path != "-", let fresh = try? AccessLogSink.open(path) {
+        state.withLock { state in
+          close(state.fd)
+          state.fd = fresh
         }
+      }
+      if stopping && state.withLock({ $0.queue.isEmpty }) {
+        state.withLock { state in if state.fd > 2 { close(state.fd) } }
+        stopped.signal()
+        return
       }
     }
   }
 
-  /// Opens the file again (after logrotate moved it).
-  public func reopen() {
-    guard path != "-", let fresh = try? AccessLogSink.open(path) else { return }
-    fd.withLock { fd in
-      close(fd)
-      fd = fresh
+  private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+    bytes.withUnsafeBytes { buffer in
+      var offset = 0
+      while offset < buffer.count {
+        let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        offset += n
+      }
     }
-  }
-
-  deinit {
-    fd.withLock { fd in if fd > 2 { close(fd) } }
   }
 }
 

@@ -30,7 +30,8 @@ final class ControlLoop {
   private var ageTimer: Timer?
 
   init(
-    config: ServeConfig, credentials: Credentials, loader: CredentialLoader, adminSocket: Int32, workerMetrics: [WorkerMetrics],
+    config: ServeConfig, credentials: Credentials, loader: CredentialLoader, adminSocket: Int32, accessLog: AccessLogSink,
+    workerMetrics: [WorkerMetrics],
     clock: any WallClock, logger: Logger, watchSignals: Bool
   ) throws(EventError) {
     self.workerMetrics = workerMetrics
@@ -85,7 +86,12 @@ final class ControlLoop {
       loop: loop, socket: adminSocket, readiness: { [unowned self] in self.readiness() },
       metrics: { [unowned self] in self.renderMetrics() })
     if watchSignals {
-      signals = try SignalWatcher(loop: loop, signals: [SIGTERM, SIGINT, SIGHUP]) { [unowned self] signal in
+      signals = try SignalWatcher(loop: loop, signals: [SIGTERM, SIGINT, SIGHUP, SIGUSR1]) { [unowned self] signal in
+        if signal == SIGUSR1 {
+          self.logger.info("SIGUSR1: reopening the access log")
+          accessLog.reopen()
+          return
+        }
         if signal == SIGHUP {
           self.loadCredentials(reason: "SIGHUP")
           return

@@ -22,6 +22,7 @@ public final class ProxyRuntime: Sendable {
   public let adminPort: Int
   private let control: MailboxSender<ControlMessage>
   private let threads: [LoopThread]
+  private let accessLog: AccessLogSink
 
   /// Binds the listeners and starts every thread; returns once they accept connections.
   public init(
@@ -35,7 +36,7 @@ public final class ProxyRuntime: Sendable {
       // and every thread started below inherits this thread's mask.
       var handled = sigset_t()
       sigemptyset(&handled)
-      for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&handled, signal) }
+      for signal in [SIGTERM, SIGINT, SIGHUP, SIGUSR1] { sigaddset(&handled, signal) }
       pthread_sigmask(SIG_UNBLOCK, &handled, nil)
     }
     self.config = config
@@ -78,7 +79,7 @@ public final class ProxyRuntime: Sendable {
       LoopThread(name: "ap-control") {
         do {
           let control = try ControlLoop(
-            config: config, credentials: credentials, loader: loader, adminSocket: adminSocket, workerMetrics: workerMetrics,
+            config: config, credentials: credentials, loader: loader, adminSocket: adminSocket, accessLog: sink, workerMetrics: workerMetrics,
             clock: clock, logger: logger, watchSignals: watchSignals)
           controlSender.withLock { $0 = control.mailbox.sender }
           started.signal()
@@ -119,6 +120,7 @@ public final class ProxyRuntime: Sendable {
     }
     control.send(.workersStarted(workerSenders))
     self.threads = threads
+    accessLog = sink
   }
 
   /// Starts a graceful shutdown, as SIGTERM does.
@@ -130,5 +132,6 @@ public final class ProxyRuntime: Sendable {
   /// Waits until the proxy has shut down.
   public func wait() {
     for thread in threads { thread.join() }
+    accessLog.flushAndStop()
   }
 }
