@@ -8,6 +8,15 @@ import Synchronization
 /// Auth: `POST /auth/login`, `/auth/refresh` (rotating), `/auth/logout` (revokes every token of
 /// the client). API, behind a bearer token: `/api/v1/echo…`, `/products`, `/orders`,
 /// `/bytes?size=N`, `/slow?ms=N`, `/status/CODE`. The controls below steer it from any thread.
+///
+/// Fault endpoints, any method, each counting its requests by `key` (see `hits(_:)`):
+/// - `/api/v1/flaky?key=K&fail=N[&status=503][&retry_after=S|&retry_after_date=S]`: the first N
+///   requests with key K get `status` (with `Retry-After: S`, or an HTTP date S seconds ahead),
+///   the later ones 200 `{"key","hit"}`.
+/// - `/api/v1/reset?key=K`: reads the whole request, then closes the connection without a byte
+///   of answer (the client sees an empty reply or a reset).
+/// - `/api/v1/truncate?key=K&size=N&send=M[&chunked=1]`: a 200 head with `Content-Length: N`
+///   (or chunked), M bytes of body, then the connection is cut (a reply broken mid-body).
 public final class SandboxAPI: Sendable {
   public static let demoUsers: [SandboxUser] = [
     SandboxUser(username: "demo", password: "demo-password", clientID: "client-demo"),
@@ -101,4 +110,8 @@ public final class SandboxAPI: Sendable {
 
   /// Every access and refresh token ever issued, in order (tests scan logs for them).
   public var issuedSecrets: [String] { store.issuedSecrets }
+
+  /// How many requests with `?key=` this key reached the fault endpoints (`/api/v1/flaky`,
+  /// `/api/v1/reset`, `/api/v1/truncate`) with a valid token: what the upstream really saw.
+  public func hits(_ key: String) -> Int { store.hits(key) }
 }

@@ -1,5 +1,6 @@
 import AuthProxy
 import FoundationEssentials
+import Glibc
 
 /// Answers the sandbox API's requests. Lives on the sandbox's loop thread only.
 final class SandboxRouter {
@@ -8,6 +9,8 @@ final class SandboxRouter {
   /// Replies in progress: `/api/v1/slow` waits and `/api/v1/bytes` streams, by a serial key.
   private var sleepers: [Int: (timer: Timer, request: ServerRequest)] = [:]
   private var streams: [Int: SandboxByteStream] = [:]
+  /// `/api/v1/truncate` replies waiting to be cut.
+  private var cutters: [Int: (timer: Timer, request: ServerRequest)] = [:]
   private var nextKey = 0
   /// `/api/v1/bytes` serves at most this much (2 GiB).
   static let maxBytes = 1 << 31
@@ -29,6 +32,11 @@ final class SandboxRouter {
     sleepers.removeAll()
     for (_, stream) in streams { stream.cancel() }
     streams.removeAll()
+    for (_, cutter) in cutters {
+      cutter.timer.cancel()
+      if cutter.request.connection == nil { cutter.request.abort() }
+    }
+    cutters.removeAll()
   }
 
   func handle(_ request: ServerRequest) {
@@ -125,6 +133,12 @@ final class SandboxRouter {
       bytes(request, query: query)
     } else if path == "/api/v1/slow" {
       slow(request, query: query)
+    } else if path == "/api/v1/flaky" {
+      flaky(request, query: query)
+    } else if path == "/api/v1/reset" {
+      reset(request, query: query)
+    } else if path == "/api/v1/truncate" {
+      truncate(request, query: query)
     } else if path.hasPrefix("/api/v1/status/") {
       guard let code = Int(path.dropFirst("/api/v1/status/".count)), (200...599).contains(code) else {
         return fail(request, .badRequest("Status must be a number from 200 to 599"))
@@ -203,6 +217,95 @@ final class SandboxRouter {
     timer.schedule(after: Double(ms) / 1000)
   }
 
+  // MARK: fault endpoints
+
+  /// `ANY /api/v1/flaky?key=K&fail=N[&status=503][&retry_after=S|&retry_after_date=S]`: the
+  /// first N requests with key K fail with `status`, the later ones succeed.
+  private func flaky(_ request: ServerRequest, query: SandboxQuery) {
+    guard let key = query.string("key"), !key.isEmpty else { return fail(request, .badRequest("key is required")) }
+    guard let failures = query.int("fail", default: 0), failures >= 0 else {
+      return fail(request, .badRequest("fail must be a whole number from 0"))
+    }
+    guard let status = query.int("status", default: 503), (200...599).contains(status) else {
+      return fail(request, .badRequest("status must be a number from 200 to 599"))
+    }
+    let hit = store.hit(key)
+    guard hit > failures else {
+      var extra: [(name: String, value: String)] = []
+      if let seconds = query.string("retry_after") { extra.append(("Retry-After", seconds)) }
+      if let ahead = query.int("retry_after_date", default: nil) {
+        extra.append(("Retry-After", SandboxRouter.httpDate(Date().addingTimeInterval(Double(ahead)))))
+      }
+      return faultReply(request, status: status, body: SandboxJSON.encode(SandboxJSON.Status(status: status)), extraHeaders: extra)
+    }
+    faultReply(request, status: 200, body: SandboxJSON.encode(FlakyResult(key: key, hit: hit, method: request.method)))
+  }
+
+  /// `ANY /api/v1/reset?key=K`: the whole request was read (evhttp hands it over complete);
+  /// count it, then drop the connection without answering.
+  private func reset(_ request: ServerRequest, query: SandboxQuery) {
+    if let key = query.string("key") { _ = store.hit(key) }
+    // Out of evhttp's request callback: the connection is freed on the next loop pass.
+    loop.soon { request.abort() }
+  }
+
+  /// `GET /api/v1/truncate?key=K&size=N&send=M[&chunked=1]`: a 200 head announcing N bytes
+  /// (or chunked), M bytes of body, then the connection is cut once they are on the wire.
+  private func truncate(_ request: ServerRequest, query: SandboxQuery) {
+    guard let size = query.int("size", default: 1024), (1...(1 << 24)).contains(size) else {
+      return fail(request, .badRequest("size must be a whole number from 1 to \(1 << 24)"))
+    }
+    guard let send = query.int("send", default: size / 2), (0..<size).contains(send) else {
+      return fail(request, .badRequest("send must be a whole number below size"))
+    }
+    if let key = query.string("key") { _ = store.hit(key) }
+    var headers: [(name: String, value: String)] = [("Content-Type", "application/octet-stream")]
+    if query.int("chunked", default: 0) != 1 { headers.append(("Content-Length", String(size))) }
+    request.startStream(status: 200, headers: headers)
+    let key = takeKey()
+    // Cut once the bytes were written (the drain callback), or after a second at the latest.
+    let timer = Timer(loop: loop) { [unowned self] in
+      // The entry holds the request: take it out, then cut.
+      self.cutters.removeValue(forKey: key)?.request.abort()
+    }
+    cutters[key] = (timer, request)
+    timer.schedule(after: 1)
+    let body = (0..<send).map { UInt8($0 % 251) }
+    guard !body.isEmpty else { return timer.schedule(after: 0.05) }
+    body.withUnsafeBytes { bytes in
+      request.send(bytes) { [weak self, weak timer] in
+        // Not from inside evhttp's write callback: on the next pass, with a little slack for
+        // the peer to read what was written.
+        self?.loop.soon { timer?.schedule(after: 0.05) }
+      }
+    }
+  }
+
+  /// A JSON reply, without its body to a HEAD (evhttp would send it, and the client would read
+  /// it as the start of the next response on the connection).
+  private func faultReply(
+    _ request: ServerRequest, status: Int, body: [UInt8], extraHeaders: [(name: String, value: String)] = []
+  ) {
+    if request.method == "HEAD" {
+      request.respond(
+        status: status, headers: [SandboxJSON.contentType, ("Content-Length", String(body.count))] + extraHeaders, body: [])
+    } else {
+      json(request, status: status, body: body, extraHeaders: extraHeaders)
+    }
+  }
+
+  /// An IMF-fixdate (RFC 9110 §5.6.7), as a `Retry-After` date.
+  static func httpDate(_ date: Date) -> String {
+    var seconds = time_t(date.timeIntervalSince1970.rounded(.up))
+    var parts = tm()
+    gmtime_r(&seconds, &parts)
+    let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+    return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(1900 + parts.tm_year) "
+      + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+  }
+
   // MARK: replies
 
   private func takeKey() -> Int {
@@ -222,6 +325,13 @@ final class SandboxRouter {
   }
 }
 
+/// The answer of `/api/v1/flaky` once it stops failing.
+private struct FlakyResult: Encodable {
+  let key: String
+  let hit: Int
+  let method: String
+}
+
 /// The query string of a request target, for the few numeric parameters the API takes.
 struct SandboxQuery {
   private var pairs: [(name: Substring, value: Substring)] = []
@@ -232,6 +342,11 @@ struct SandboxQuery {
       let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
       pairs.append((parts[0], parts.count > 1 ? parts[1] : ""))
     }
+  }
+
+  /// The last value of `name` as given (not percent-decoded), if any.
+  func string(_ name: String) -> String? {
+    pairs.last(where: { $0.name == name }).map { String($0.value) }
   }
 
   /// The last value of `name` as a whole number; `fallback` when absent, nil when not a number.

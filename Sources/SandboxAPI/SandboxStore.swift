@@ -33,6 +33,8 @@ final class SandboxStore: Sendable {
     var lastAPIRequest: SandboxRecordedRequest?
     var issuedSecrets: [String] = []
     var issuedSincePrune = 0
+    /// Requests seen by the fault endpoints (`/api/v1/flaky`, `/reset`, `/truncate`), by key.
+    var hits: [String: Int] = [:]
   }
 
   private let state: Mutex<State>
@@ -212,6 +214,17 @@ final class SandboxStore: Sendable {
       state.refresh.removeAll()
     }
   }
+
+  /// Counts one more request with `key`; returns the count including this one.
+  func hit(_ key: String) -> Int {
+    state.withLock { state in
+      state.hits[key, default: 0] += 1
+      return state.hits[key, default: 0]
+    }
+  }
+
+  /// How many requests with `key` the fault endpoints have seen.
+  func hits(_ key: String) -> Int { state.withLock { $0.hits[key, default: 0] } }
 
   func failLogins(_ failure: SandboxLoginFailure?) { state.withLock { $0.loginFailure = failure } }
   func setEnvelope(_ on: Bool) { state.withLock { $0.envelope = on } }

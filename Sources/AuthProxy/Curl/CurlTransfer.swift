@@ -23,6 +23,9 @@ public struct CurlRequest {
   /// An attempt that moves no byte for this long fails (curl's low-speed limit).
   public var stallTimeoutSeconds: Int
   public var freshConnection = false
+  /// Refuse to send the request a second time (curl resends on its own when a pooled
+  /// connection died before any answer byte): for requests that must never go twice.
+  public var sendAtMostOnce = false
   public var maxConnectionAgeSeconds = 30
   /// Plain http too (the caller has checked the host is loopback, e.g. an alert webhook on
   /// 127.0.0.1); https only otherwise.
@@ -60,6 +63,9 @@ public final class CurlTransfer {
   private var responseHeaders: [(name: String, value: String)] = []
   private var headDelivered = false
   private var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE))
+  private let sendAtMostOnce: Bool
+  /// How many times curl sent the request (its own silent resends included).
+  public private(set) var sends = 0
 
   /// The final response's status and headers (1xx responses are skipped).
   public var onHead: ((Int, [(name: String, value: String)]) -> Void)?
@@ -70,6 +76,7 @@ public final class CurlTransfer {
   public init(_ request: CurlRequest) throws(EventError) {
     guard let easy = curl_easy_init() else { throw EventError("curl_easy_init failed") }
     self.easy = easy
+    sendAtMostOnce = request.sendAtMostOnce
     // Context: unretained self in CURLOPT_PRIVATE and the callbacks; the owning CurlMulti keeps
     // the transfer alive while curl may call back, and detach() removes the handle first.
     let me = Unmanaged.passUnretained(self).toOpaque()
@@ -110,6 +117,8 @@ public final class CurlTransfer {
     for line in request.headerLines { headerList = curl_slist_append(headerList, line) }
     ap_curl_easy_setopt_ptr(easy, CURLOPT_HTTPHEADER, headerList)
 
+    ap_curl_easy_setopt_prereq_cb(easy, curlPrereqTrampoline)
+    ap_curl_easy_setopt_ptr(easy, CURLOPT_PREREQDATA, me)
     ap_curl_easy_setopt_data_cb(easy, CURLOPT_HEADERFUNCTION, curlHeaderTrampoline)
     ap_curl_easy_setopt_ptr(easy, CURLOPT_HEADERDATA, me)
     ap_curl_easy_setopt_data_cb(easy, CURLOPT_WRITEFUNCTION, curlWriteTrampoline)
@@ -169,6 +178,12 @@ public final class CurlTransfer {
     responseHeaders.append((name, value))
   }
 
+  /// Another send of the request is about to start; false refuses it.
+  fileprivate func willSend() -> Bool {
+    sends += 1
+    return !(sendAtMostOnce && sends > 1)
+  }
+
   fileprivate func data(_ bytes: UnsafeRawBufferPointer) -> Bool {
     if !headDelivered { deliverHead() }
     return onData?(bytes) ?? true
@@ -190,6 +205,16 @@ private func curlHeaderTrampoline(_ ptr: UnsafeMutablePointer<CChar>?, _ size: I
   let transfer = Unmanaged<CurlTransfer>.fromOpaque(ctx).takeUnretainedValue()
   transfer.headerLine(UnsafeRawBufferPointer(start: ptr, count: size * count))
   return size * count
+}
+
+/* CURLOPT_PREREQFUNCTION: called before every send of the request, curl's own resends too. */
+private func curlPrereqTrampoline(
+  _ ctx: UnsafeMutableRawPointer?, _ primaryIP: UnsafeMutablePointer<CChar>?, _ localIP: UnsafeMutablePointer<CChar>?,
+  _ primaryPort: Int32, _ localPort: Int32
+) -> Int32 {
+  guard let ctx else { return 0 }
+  let transfer = Unmanaged<CurlTransfer>.fromOpaque(ctx).takeUnretainedValue()
+  return transfer.willSend() ? 0 : 1  // CURL_PREREQFUNC_OK / CURL_PREREQFUNC_ABORT
 }
 
 /* CURLOPT_WRITEFUNCTION: body bytes as they arrive; CURL_WRITEFUNC_PAUSE for backpressure. */

@@ -47,13 +47,15 @@ final class Forwarder {
       && budget.allowRetry(now: monotonicSeconds())
   }
 
-  /// The wait a `Retry-After` asks for (seconds or an HTTP date), if it fits in --timeout.
+  /// The wait before the next attempt: --retry-delay, or longer when a `Retry-After` (seconds
+  /// or an HTTP date) asks for it; nil when it asks for more than --timeout (no retry then).
   private func retryDelay(_ headers: [(name: String, value: String)]) -> Double? {
-    guard let value = headers.first(where: { $0.name.lowercased() == "retry-after" })?.value[...].trimmingSpaces() else {
+    guard let value = headers.first(where: { $0.name.lowercased() == "retry-after" })?.value[...].trimmingSpaces(),
+      let seconds = RetryAfter.seconds(value, now: SystemClock().now())
+    else {
       return config.retryDelay
     }
-    if let seconds = Double(value), seconds >= 0 { return seconds <= config.timeout ? max(seconds, config.retryDelay) : nil }
-    return config.retryDelay
+    return seconds <= config.timeout ? max(seconds, config.retryDelay) : nil
   }
 
   func forward(_ exchange: Exchange, token: TokenSnapshot, freshConnection: Bool = false) {
@@ -69,6 +71,7 @@ final class Forwarder {
       body: exchange.body, tls: config.tls, connectTimeoutMs: Int(config.connectTimeout * 1000),
       stallTimeoutSeconds: Int(config.timeout.rounded(.up)))
     request.freshConnection = freshConnection
+    request.sendAtMostOnce = !Forwarder.isRetrySafe(exchange)
     let transfer: CurlTransfer
     do {
       transfer = try CurlTransfer(request)
@@ -114,10 +117,12 @@ final class Forwarder {
       }
       return true
     }
-    transfer.onComplete = { [unowned self, unowned exchange] result in
+    transfer.onComplete = { [unowned self, unowned exchange, unowned transfer] result in
       exchange.timer?.cancel()
       exchange.transfer = nil
       exchange.upstreamMs = (monotonicSeconds() - attemptStarted) * 1000
+      // curl's own silent resends are attempts too: the access log's count stays truthful.
+      exchange.attempts += max(0, transfer.sends - 1)
       self.metrics.recordUpstream(seconds: monotonicSeconds() - attemptStarted, status: attemptStatus)
       if let status = attemptStatus, status == 401 || status == 403 { self.onAuthFailure?(exchange, status) }
       if exchange.awaitingReauth {
@@ -134,9 +139,12 @@ final class Forwarder {
         exchange.request.endStream()
         self.finish(exchange, status: exchange.upstreamStatus ?? 502, error: nil)
       } else if exchange.headSent {
-        // The app must not take a cut body for a whole one.
-        exchange.request.abort()
+        // The app must not take a cut body for a whole one. Log it first: cutting the
+        // connection runs its close callback at once (the worker would log a "client_closed"
+        // and free the exchange under us).
+        let request = exchange.request
         self.finish(exchange, status: exchange.upstreamStatus ?? 502, error: UpstreamFailure.from(curlCode: result.code).code)
+        request.abort()
       } else if !freshConnection && result.reusedConnection && [52, 55, 56].contains(result.code)
         && Forwarder.idempotent.contains(exchange.method)
       {
@@ -181,7 +189,8 @@ final class Forwarder {
   func fail(_ exchange: Exchange, _ error: ProxyError) {
     guard !exchange.finished else { return }
     let body = error.body(requestID: exchange.requestID)
-    exchange.bytesOut = body.count
+    // A reply to HEAD carries no body (ServerRequest.respond leaves it out).
+    exchange.bytesOut = exchange.method == "HEAD" ? 0 : body.count
     exchange.request.respond(status: error.status, headers: error.headers(requestID: exchange.requestID), body: body)
     finish(exchange, status: error.status, error: error.code)
   }

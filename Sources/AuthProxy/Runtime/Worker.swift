@@ -157,7 +157,9 @@ final class Worker {
       self.waiting.removeAll { $0 === exchange }
       self.forwarder.fail(exchange, .noToken("none could be had within --timeout (\(self.config.timeout)s)"))
     }
-    exchange.timer?.schedule(after: config.timeout)
+    // A little past --timeout: a login that fails at its own --timeout deadline then reaches
+    // the waiting requests first, with its cause, instead of racing this generic answer.
+    exchange.timer?.schedule(after: config.timeout + 1)
     if !askedForToken {
       askedForToken = true
       control.send(.tokenNeeded)

@@ -83,7 +83,7 @@ final class TokenClient {
     transfer.onHead = { code, headers in
       status = code
       if let value = headers.first(where: { $0.name.lowercased() == "retry-after" })?.value {
-        retryAfter = Double(value)
+        retryAfter = RetryAfter.seconds(value, now: SystemClock().now())
       }
     }
     transfer.onData = { bytes in

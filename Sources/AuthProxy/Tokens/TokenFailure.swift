@@ -76,7 +76,8 @@ public struct UpstreamFailure: Error, Sendable, Equatable {
     case 6: UpstreamFailure(status: 502, code: "upstream_dns", message: "the upstream host name does not resolve")
     case 7: UpstreamFailure(status: 502, code: "upstream_unreachable", message: "the upstream refused the connection")
     case 52: UpstreamFailure(status: 502, code: "upstream_empty", message: "the upstream closed the connection without answering")
-    case 8, 16, 18, 55, 56, 92:
+    case 1, 8: UpstreamFailure(status: 502, code: "upstream_protocol", message: "the upstream's answer is not valid HTTP/1.1")
+    case 16, 18, 55, 56, 92:
       UpstreamFailure(status: 502, code: "upstream_broken", message: "the connection to the upstream broke")
     default: UpstreamFailure(status: 502, code: "upstream_error", message: "the upstream request failed (curl error \(curlCode))")
     }

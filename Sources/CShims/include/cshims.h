@@ -31,6 +31,8 @@ CURLcode ap_curl_easy_setopt_long(CURL *h, CURLoption o, long v);
 CURLcode ap_curl_easy_setopt_ptr(CURL *h, CURLoption o, const void *v);
 CURLcode ap_curl_easy_setopt_off(CURL *h, CURLoption o, curl_off_t v);
 CURLcode ap_curl_easy_setopt_data_cb(CURL *h, CURLoption o, ap_curl_data_cb cb);
+typedef int (*ap_curl_prereq_cb)(void *clientp, char *primary_ip, char *local_ip, int primary_port, int local_port);
+CURLcode ap_curl_easy_setopt_prereq_cb(CURL *h, ap_curl_prereq_cb cb);
 CURLcode ap_curl_easy_getinfo_long(CURL *h, CURLINFO i, long *out);
 CURLcode ap_curl_easy_getinfo_off(CURL *h, CURLINFO i, curl_off_t *out);
 CURLcode ap_curl_easy_getinfo_ptr(CURL *h, CURLINFO i, void **out);
