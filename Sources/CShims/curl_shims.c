@@ -31,3 +31,11 @@ int ap_curl_multi_next_done(CURLM *m, CURL **easy, CURLcode *result) {
   }
   return 0;
 }
+
+CURLSH *ap_curl_share_for_thread(void) {
+  CURLSH *share = curl_share_init();
+  if (share == NULL) return NULL;
+  (curl_share_setopt)(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  (curl_share_setopt)(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  return share;
+}

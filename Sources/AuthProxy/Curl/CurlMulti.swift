@@ -8,6 +8,8 @@ import Glibc
 /// One per thread; its connection cache is the keep-alive pool of that thread.
 public final class CurlMulti {
   let multi: UnsafeMutableRawPointer
+  /// DNS cache and TLS sessions of this thread's transfers (used by this thread only: no locks).
+  private let share: UnsafeMutableRawPointer?
   let loop: EventLoop
   private var timer: Timer!
   /// Transfers in flight, by their easy handle (also in CURLOPT_PRIVATE).
@@ -22,6 +24,7 @@ public final class CurlMulti {
     guard let multi = curl_multi_init() else { throw EventError("curl_multi_init failed") }
     self.multi = multi
     self.loop = loop
+    share = ap_curl_share_for_thread()
     timer = Timer(loop: loop) { [unowned self] in self.timeoutFired() }
     // Context: unretained self for both callbacks; the multi handle is cleaned up in deinit.
     let me = Unmanaged.passUnretained(self).toOpaque()
@@ -35,6 +38,7 @@ public final class CurlMulti {
   deinit {
     for (_, transfer) in transfers { transfer.detach(from: multi) }
     curl_multi_cleanup(multi)
+    if let share { curl_share_cleanup(share) }
   }
 
   public var activeTransfers: Int { transfers.count }
@@ -42,6 +46,7 @@ public final class CurlMulti {
   /// Starts a transfer; its callbacks run on this loop.
   public func start(_ transfer: CurlTransfer) {
     let easy = transfer.easy
+    if let share { ap_curl_easy_setopt_ptr(easy, CURLOPT_SHARE, UnsafeRawPointer(share)) }
     transfers[easy] = transfer
     curl_multi_add_handle(multi, easy)
   }

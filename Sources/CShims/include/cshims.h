@@ -40,6 +40,9 @@ CURLMcode ap_curl_multi_setopt_long(CURLM *m, CURLMoption o, long v);
 CURLMcode ap_curl_multi_setopt_ptr(CURLM *m, CURLMoption o, void *v);
 CURLMcode ap_curl_multi_setopt_socket_cb(CURLM *m, ap_curl_socket_cb cb);
 CURLMcode ap_curl_multi_setopt_timer_cb(CURLM *m, ap_curl_timer_cb cb);
+/// A share handle for one thread (no locks): DNS cache and TLS sessions, so a new connection to
+/// the upstream resumes a TLS session instead of a full handshake.
+CURLSH *ap_curl_share_for_thread(void);
 /// Reads the next CURLMSG_DONE message; returns 1 with the handle and result, 0 when none is left.
 int ap_curl_multi_next_done(CURLM *m, CURL **easy, CURLcode *result);
 
