@@ -142,3 +142,75 @@ extension CommandLineTests {
     #expect(bad.status == 64 && bad.stderr.contains("--log-format"))
   }
 }
+
+extension CommandLineTests {
+  @Test func checkCredentialsLogsInAndLogsOutOnlyWhenAsked() throws {
+    let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")
+    defer { sandbox.stop() }
+    let flags = ["check-credentials", "--upstream", sandbox.baseURL, "--ca-file", sandbox.caPath]
+    let ok = try runBinary(flags, environment: credentials)
+    #expect(ok.status == 0, "\(ok.stderr)")
+    #expect(ok.stdout.contains("client-demo"))
+    #expect(sandbox.counters.logins == 1)
+    #expect(sandbox.counters.logouts == 0, "no logout without --logout")
+    let refused = try runBinary(flags, environment: ["API_USERNAME": "demo", "API_PASSWORD": "not-the-password"])
+    #expect(refused.status == 1)
+    #expect(refused.stderr.contains("invalid credentials"))
+    #expect(!refused.stderr.contains("not-the-password"))
+    sandbox.failLogins(.ipNotWhitelisted)
+    let whitelist = try runBinary(flags, environment: credentials)
+    #expect(whitelist.status == 1 && whitelist.stderr.contains("IP address not authorized"))
+    sandbox.failLogins(.rateLimited(retryAfterSeconds: 30))
+    let limited = try runBinary(flags, environment: credentials)
+    #expect(limited.status == 1 && limited.stderr.contains("rate limited"))
+    sandbox.failLogins(nil)
+    let logout = try runBinary(flags + ["--logout"], environment: credentials)
+    #expect(logout.status == 0)
+    #expect(sandbox.counters.logouts == 1)
+    let unreachable = try runBinary(["check-credentials", "--upstream", "https://127.0.0.1:1"], environment: credentials)
+    #expect(unreachable.status == 69)
+    let help = try runBinary(["check-credentials", "--help"])
+    #expect(help.stdout.contains("revokes"))
+  }
+
+  @Test func sealAndUnsealRoundTripThroughTheBinary() throws {
+    let key = Data((0..<32).map { UInt8($0) }).base64EncodedString()
+    let json = #"{"username":"demo","password":"demo-password"}"#
+    let sealed = try runBinary(["seal"], environment: ["ENCRYPTION_KEY": key], stdin: json)
+    #expect(sealed.status == 0)
+    #expect(!sealed.stdout.contains("demo-password"))
+    let opened = try runBinary(["unseal"], environment: ["ENCRYPTION_KEY": key], stdin: sealed.stdout)
+    #expect(opened.status == 0)
+    #expect(opened.stdout.contains("demo-password"))
+    let short = try runBinary(["seal"], environment: ["ENCRYPTION_KEY": "c2hvcnQ="], stdin: json)
+    #expect(short.status == 64 && short.stderr.contains("openssl rand -base64 32"))
+    let wrongKey = Data((0..<32).map { UInt8(255 - $0) }).base64EncodedString()
+    let refused = try runBinary(["unseal"], environment: ["ENCRYPTION_KEY": wrongKey], stdin: sealed.stdout)
+    #expect(refused.status == 1)
+    #expect(!refused.stdout.contains("demo"))
+  }
+}
+
+/// The listener's access control (SPEC §2 --allow-cidr).
+@Suite(.serialized) struct AccessControlTests {
+  @Test func clientsOutsideAllowCIDRGet403AndALogLine() throws {
+    let proxy = try ProxyHarness(flags: ["allow-cidr": "10.0.0.0/8,fd00::/8"])
+    defer { proxy.stop() }
+    let response = try proxy.get("/api/v1/echo")
+    #expect(response.status == 403)
+    #expect(response.errorCode == "forbidden")
+    #expect(response.errorMessage?.contains("--allow-cidr") == true)
+    #expect(proxy.sandbox.counters.apiRequests == 0)
+    #expect(eventually { proxy.logs.all.contains { $0.contains("outside --allow-cidr") } })
+  }
+
+  @Test func aNonLoopbackListenerWithoutAllowCIDRIsWarnedAbout() throws {
+    let open = try ProxyHarness(flags: ["listen": "0.0.0.0:0"])
+    defer { open.stop() }
+    #expect(open.logs.all.contains { $0.contains("not a loopback address") })
+    #expect(try open.get("/api/v1/echo").status == 200, "loopback clients are still allowed by default")
+    let explicit = try ProxyHarness(flags: ["listen": "0.0.0.0:0", "allow-cidr": "127.0.0.0/8"])
+    defer { explicit.stop() }
+    #expect(!explicit.logs.all.contains { $0.contains("not a loopback address") })
+  }
+}

@@ -19,7 +19,7 @@ struct BinaryRun {
 }
 
 /// Runs `authproxy` with `arguments` and `environment` (nothing inherited), waits up to `timeout`.
-func runBinary(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 20) throws -> BinaryRun {
+func runBinary(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 20, stdin: String? = nil) throws -> BinaryRun {
   let process = Process()
   process.executableURL = URL(fileURLWithPath: authproxyBinary)
   process.arguments = arguments
@@ -28,7 +28,11 @@ func runBinary(_ arguments: [String], environment: [String: String] = [:], timeo
   let err = Pipe()
   process.standardOutput = out
   process.standardError = err
+  let input = Pipe()
+  process.standardInput = input
   try process.run()
+  if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+  try? input.fileHandleForWriting.close()
   let deadline = Date().addingTimeInterval(timeout)
   while process.isRunning && Date() < deadline { usleep(20_000) }
   if process.isRunning { process.terminate() }
