@@ -124,6 +124,10 @@ class ConnectionInspector {
   fileprivate func received(evcon: OpaquePointer, bev: OpaquePointer, bytes: UnsafeRawBufferPointer) -> Bool {
     let id = ConnectionID(evcon: evcon)
     if known.insert(id).inserted {
+      // Replies go out in pieces (head, then body chunks): without TCP_NODELAY, Nagle's
+      // algorithm meets the client's delayed ACK and a response can stall for ~40 ms.
+      var one: Int32 = 1
+      setsockopt(bufferevent_getfd(bev), Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
       // Context: unretained self; the inspector lives as long as the server it inspects.
       evhttp_connection_set_closecb(evcon, connectionClosedTrampoline, Unmanaged.passUnretained(self).toOpaque())
     }
