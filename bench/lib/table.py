@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""Turns bench/run's raw results into the report.
+
+  table.py RESULTS_JSONL META_JSON
+
+RESULTS_JSONL: one object per wrk run (proxy, scenario, round, wrk's numbers, CPU ticks of the
+proxy's processes, per-core busy time). META_JSON: run settings, start-up trials, RSS figures,
+liveness at the end. Standard library only.
+"""
+import json
+import statistics
+import sys
+
+PROXIES = [("nginx", "nginx"), ("haproxy", "HAProxy"), ("authproxy", "authproxy"),
+           ("authproxy-w2", "authproxy -w2")]
+PEERS = [("nginx", "nginx"), ("haproxy", "HAProxy")]
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt_ms(us):
+    return "-" if us is None else (f"{us / 1000:.2f}" if us < 100_000 else f"{us / 1000:.0f}")
+
+
+def fmt_rate(x):
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def fmt_ratio(a, b):
+    return "n/a" if a is None or not b else f"{a / b:.2f}x"
+
+
+def mib(kb):
+    return "-" if kb is None else f"{kb / 1024:.1f}"
+
+
+def main(results_path, meta_path):
+    with open(meta_path) as f:
+        meta = json.load(f)
+    runs = []
+    with open(results_path) as f:
+        for line in f:
+            if line.strip():
+                runs.append(json.loads(line))
+
+    discarded = []
+    try:
+        with open(results_path.rsplit("/", 1)[0] + "/discarded.jsonl") as f:
+            discarded = [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        pass
+
+    scenarios = meta["scenarios"]  # [{"name","label"}...] in display order
+    clk = meta.get("clk_tck", 100)
+
+    # Aggregate per proxy and scenario over rounds.
+    agg = {}
+    for r in runs:
+        a = agg.setdefault((r["proxy"], r["scenario"]), {
+            "rps": [], "p50": [], "p99": [], "req": 0, "ticks": 0, "wall": 0.0,
+            "errors": {"non2xx3xx": 0, "connect": 0, "read": 0, "write": 0, "timeout": 0},
+            "aux": [], "mbps": [], "up_ticks": 0, "up_req": 0, "up_conns": []})
+        secs = r["duration_us"] / 1e6 if r.get("duration_us") else None
+        if secs and r.get("requests") is not None:
+            a["rps"].append(r["requests"] / secs)
+            a["mbps"].append(r["bytes"] / secs / 2**20)
+        a["p50"].append(r.get("p50_us"))
+        a["p99"].append(r.get("p99_us"))
+        a["req"] += r.get("requests") or 0
+        a["ticks"] += r.get("cpu_ticks") or 0
+        a["wall"] += secs or 0
+        a["aux"].append(r.get("aux_core_busy_pct"))
+        a["up_ticks"] += r.get("upstream_cpu_ticks") or 0
+        a["up_req"] += r.get("upstream_requests") or 0
+        a["up_conns"].append(r.get("upstream_conns"))
+        e = a["errors"]
+        e["non2xx3xx"] += r.get("err_status", 0)
+        for k in ("connect", "read", "write", "timeout"):
+            e[k] += r.get("err_" + k, 0)
+        if r.get("wrk_failed"):
+            a["failed"] = a.get("failed", 0) + 1
+
+    def stat(p, s):
+        a = agg.get((p, s))
+        if not a:
+            return None
+        cpu_us = a["ticks"] * 1e6 / clk
+        return {
+            "rps": med(a["rps"]), "p50": med(a["p50"]), "p99": med(a["p99"]),
+            "mbps": med(a["mbps"]),
+            "cpu_us_per_req": cpu_us / a["req"] if a["req"] else None,
+            "cpu_pct": 100 * cpu_us / 1e6 / a["wall"] if a["wall"] else None,
+            "aux": med(a["aux"]), "errors": a["errors"], "runs": len(a["rps"]),
+            "up_cpu_us_per_req": a["up_ticks"] * 1e6 / clk / a["up_req"] if a["up_req"] else None,
+            "up_conns": med(a["up_conns"]),
+            "failed": a.get("failed", 0),
+        }
+
+    out = []
+    w = out.append
+    w("")
+    w(f"authproxy benchmark — {meta['date']} — commit {meta['commit']} — "
+      f"{meta['rounds']} round(s) x {meta['seconds']} s per run, interleaved")
+    w(f"CPUs: proxy under test on core {meta['proxy_cpu']}, upstream nginx + wrk on core "
+      f"{meta['aux_cpu']}, authproxy --workers 2 on cores {meta['w2_cpus']}; wrk -t1; "
+      f"all on 127.0.0.1")
+    w("Medians over rounds. CPU/req = utime+stime of the proxy's processes over all measured "
+      "runs / requests served;")
+    w("proxy CPU = its CPU time / wall time (100% = one core); aux core = busy % of the "
+      "upstream+wrk core (near 100%: the")
+    w("load side, not the proxy, limited req/s); up conns = TLS connections the upstream accepted "
+      "per run; up µs/req = upstream CPU per request.")
+    w("")
+    hdr = (f"{'scenario':<16} {'proxy':<14} {'req/s':>9} {'MiB/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+           f"{'CPU µs/req':>10} {'proxy CPU':>9} {'aux core':>8} {'up conns':>8} {'up µs/req':>9} {'errors':>7}")
+    w(hdr)
+    w("-" * len(hdr))
+    all_errors = []
+    for sc in scenarios:
+        for i, (p, label) in enumerate(PROXIES):
+            s = stat(p, sc["name"])
+            if s is None:
+                continue
+            e = s["errors"]
+            nerr = sum(e.values())
+            if nerr or s["failed"]:
+                detail = ", ".join(f"{k} {v}" for k, v in e.items() if v)
+                if s["failed"]:
+                    detail += (", " if detail else "") + f"{s['failed']} wrk run(s) failed"
+                all_errors.append(f"{label} {sc['label']}: {detail}")
+            w(f"{sc['label'] if i == 0 else '':<16} {label:<14} {fmt_rate(s['rps']):>9} "
+              f"{s['mbps']:>7.1f} {fmt_ms(s['p50']):>7} {fmt_ms(s['p99']):>7} "
+              f"{(s['cpu_us_per_req'] or 0):>10.1f} "
+              f"{(s['cpu_pct'] or 0):>8.0f}% {(s['aux'] or 0):>7.0f}% "
+              f"{'-' if s['up_conns'] is None else format(s['up_conns'], '.0f'):>8} "
+              f"{'-' if s['up_cpu_us_per_req'] is None else format(s['up_cpu_us_per_req'], '.1f'):>9} {nerr:>7}")
+        w("")
+
+    procs = meta.get("procs", {})
+    w(f"{'memory':<16} {'proxy':<14} {'idle RSS MiB':>12} {'peak RSS MiB (VmHWM)':>21}  "
+      f"RSS after each round (MiB)")
+    for p, label in PROXIES:
+        m = procs.get(p)
+        if not m:
+            continue
+        trend = " ".join(mib(x) for x in m.get("rss_after_round_kb", []))
+        w(f"{'':<16} {label:<14} {mib(m.get('idle_rss_kb')):>12} {mib(m.get('peak_rss_kb')):>21}  {trend}")
+    w("  (nginx: its one worker process; the master is idle. HAProxy and authproxy: one process.)")
+    w("")
+
+    st = meta.get("startup", {})
+    ready = st.get("ready_ms") or []
+    w("authproxy start-up: exec to first /readyz 200 (includes the login to the upstream): "
+      + (f"median {med(ready):.0f} ms over {len(ready)} starts ({', '.join(f'{x:.0f}' for x in ready)})"
+         if ready else "not measured"))
+    if procs.get("authproxy", {}).get("idle_rss_kb"):
+        w(f"authproxy idle RSS after readiness (1 worker): {mib(procs['authproxy']['idle_rss_kb'])} MiB; "
+          f"with 2 workers: {mib(procs.get('authproxy-w2', {}).get('idle_rss_kb'))} MiB")
+    w("")
+
+    # Summary block of ratios.
+    w("=" * 78)
+    w("SUMMARY  authproxy (--workers 1) relative to nginx and HAProxy (1 worker each)")
+    w("  req/s: >1 is better for authproxy; p99, CPU/req, RSS: <1 is better for authproxy")
+    w("=" * 78)
+    w(f"{'scenario':<16} {'req/s vs':>17} {'p99 vs':>17} {'CPU/req vs':>17} {'-w2/-w1':>8}")
+    w(f"{'':<16} {'nginx':>8} {'HAProxy':>8} {'nginx':>8} {'HAProxy':>8} {'nginx':>8} {'HAProxy':>8} {'req/s':>8}")
+    summary = {}
+    for sc in scenarios:
+        a = stat("authproxy", sc["name"])
+        if a is None:
+            continue
+        n, h = stat("nginx", sc["name"]), stat("haproxy", sc["name"])
+        a2 = stat("authproxy-w2", sc["name"])
+        row = {
+            "rps_vs_nginx": fmt_ratio(a["rps"], n and n["rps"]),
+            "rps_vs_haproxy": fmt_ratio(a["rps"], h and h["rps"]),
+            "p99_vs_nginx": fmt_ratio(a["p99"], n and n["p99"]),
+            "p99_vs_haproxy": fmt_ratio(a["p99"], h and h["p99"]),
+            "cpu_vs_nginx": fmt_ratio(a["cpu_us_per_req"], n and n["cpu_us_per_req"]),
+            "cpu_vs_haproxy": fmt_ratio(a["cpu_us_per_req"], h and h["cpu_us_per_req"]),
+            "w2_vs_w1": fmt_ratio(a2 and a2["rps"], a["rps"]),
+        }
+        summary[sc["name"]] = row
+        w(f"{sc['label']:<16} {row['rps_vs_nginx']:>8} {row['rps_vs_haproxy']:>8} "
+          f"{row['p99_vs_nginx']:>8} {row['p99_vs_haproxy']:>8} {row['cpu_vs_nginx']:>8} "
+          f"{row['cpu_vs_haproxy']:>8} {row['w2_vs_w1']:>8}")
+    pk = {p: procs.get(p, {}).get("peak_rss_kb") for p, _ in PROXIES}
+    idle = {p: procs.get(p, {}).get("idle_rss_kb") for p, _ in PROXIES}
+    w(f"{'peak RSS':<16} {fmt_ratio(pk['authproxy'], pk['nginx']):>8} "
+      f"{fmt_ratio(pk['authproxy'], pk['haproxy']):>8}")
+    w(f"{'idle RSS':<16} {fmt_ratio(idle['authproxy'], idle['nginx']):>8} "
+      f"{fmt_ratio(idle['authproxy'], idle['haproxy']):>8}")
+    if ready:
+        w(f"start-up to ready: {med(ready):.0f} ms;  idle RSS: {mib(idle['authproxy'])} MiB")
+    # Errors in runs measured again because the machine was busy still count.
+    for r in discarded:
+        nerr = sum(r.get("err_" + k, 0) for k in ("status", "connect", "read", "write", "timeout"))
+        if nerr:
+            all_errors.append(f"{r['proxy']} {r['scenario']} (a discarded run, round {r['round']}): {nerr}")
+    other = [r.get("other_load_pct") for r in runs if r.get("other_load_pct") is not None]
+    if other:
+        w(f"CPU used by other processes on the machine during the runs: median {med(other):.0f}%, "
+          f"max {max(other):.0f}% of a core; {len(discarded)} disturbed run(s) measured again"
+          + ("  << the machine was not quiet: expect noise" if max(other) > 15 else ""))
+    dead = [p for p, m in procs.items() if m.get("alive_at_end") is False]
+    checks = meta.get("check_failures", [])
+    if all_errors or dead or checks:
+        w("PROBLEMS:")
+        for x in all_errors:
+            w(f"  errors: {x}")
+        for p in dead:
+            w(f"  {p} was not running at the end (crash?) — see its log in the results folder")
+        for x in checks:
+            w(f"  check: {x}")
+    else:
+        w("no errors: every response 2xx, no socket errors or timeouts, every process alive, "
+          "bodies checked before and after")
+    w("=" * 78)
+    print("\n".join(out))
+    with open(results_path.rsplit("/", 1)[0] + "/summary.json", "w") as f:
+        json.dump({"summary": summary,
+                   "stats": {f"{p}/{s['name']}": stat(p, s["name"]) for p, _ in PROXIES for s in scenarios},
+                   "meta": meta}, f, indent=1)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    main(sys.argv[1], sys.argv[2])
