@@ -86,3 +86,4 @@ void ap_reject_connection(struct bufferevent *bev, const char *response, size_t 
 
 #include <sys/prctl.h>
 void ap_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
+

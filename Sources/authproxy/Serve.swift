@@ -16,6 +16,9 @@ struct ServeFlags: ParsableArguments {
   @Option(name: .customLong("admin-listen"), help: flagHelp("admin-listen")) var adminListen: String?
   @Option(name: .customLong("upstream"), help: flagHelp("upstream")) var upstream: String?
   @Option(name: .customLong("ca-file"), help: flagHelp("ca-file")) var caFile: String?
+  @Option(name: .customLong("pin-sha256"), help: flagHelp("pin-sha256")) var pinSHA256: String?
+  @Option(name: .customLong("client-cert"), help: flagHelp("client-cert")) var clientCert: String?
+  @Option(name: .customLong("client-key"), help: flagHelp("client-key")) var clientKey: String?
   @Option(name: .customLong("credentials"), help: flagHelp("credentials")) var credentials: String?
   @Option(name: .customLong("user-agent"), help: flagHelp("user-agent")) var userAgent: String?
   @Option(name: .customLong("connect-timeout"), help: flagHelp("connect-timeout")) var connectTimeout: String?
@@ -47,7 +50,7 @@ struct ServeFlags: ParsableArguments {
   var given: [String: String] {
     let all: [(String, String?)] = [
       ("listen", listen), ("admin-listen", adminListen), ("upstream", upstream), ("ca-file", caFile),
-      ("credentials", credentials), ("user-agent", userAgent), ("connect-timeout", connectTimeout), ("timeout", timeout),
+      ("pin-sha256", pinSHA256), ("client-cert", clientCert), ("client-key", clientKey), ("credentials", credentials), ("user-agent", userAgent), ("connect-timeout", connectTimeout), ("timeout", timeout),
       ("refresh-before", refreshBefore), ("access-log", accessLog), ("workers", workers), ("max-body", maxBody),
       ("drain-timeout", drainTimeout), ("header-timeout", headerTimeout), ("retries", retries), ("retry-delay", retryDelay), ("allow-cidr", allowCIDR), ("token-store", tokenStore), ("log-level", logLevel), ("log-format", logFormat), ("alert-window", alertWindow), ("alert-401-threshold", alert401Threshold),
       ("alert-403-threshold", alert403Threshold), ("alert-login-failure-threshold", alertLoginFailureThreshold),

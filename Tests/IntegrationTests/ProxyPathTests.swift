@@ -258,3 +258,35 @@ import Testing
     }
   }
 }
+
+extension ProxyPathTests {
+  /// base64(sha256(SPKI)) of a PEM certificate, computed by the openssl command line.
+  private func spkiPin(_ certificate: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.arguments = [
+      "-c",
+      "openssl x509 -pubkey -noout -in '\(certificate)' | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64",
+    ]
+    let out = Pipe()
+    process.standardOutput = out
+    try process.run()
+    process.waitUntilExit()
+    return String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+  }
+
+  @Test func aPinnedUpstreamKeyIsEnforced() throws {
+    let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")
+    defer { sandbox.stop() }
+    let pin = try spkiPin(URL(fileURLWithPath: sandbox.caPath).deletingLastPathComponent().appendingPathComponent("server.pem").path)
+    #expect(pin.count == 44)
+    let pinned = try ProxyHarness(flags: ["pin-sha256": pin], sandbox: sandbox)
+    defer { pinned.stop() }
+    #expect(try pinned.get("/api/v1/echo").status == 200)
+    let wrong = try ProxyHarness(flags: ["pin-sha256": String(repeating: "A", count: 43) + "="], sandbox: sandbox)
+    defer { wrong.stop() }
+    let refused = try wrong.get("/api/v1/echo")
+    #expect(refused.status == 502)
+    #expect(refused.errorMessage?.contains("pinned key") == true)
+  }
+}

@@ -1,3 +1,4 @@
+import CShims
 import Glibc
 import Logging
 
@@ -37,7 +38,20 @@ public struct ServeConfig: Sendable {
 
   public init(upstream: UpstreamURL) { self.upstream = upstream }
 
-  public static var defaultWorkers: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+  /// The cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (a
+  /// container's CPU limit), so a sidecar on a 64-core node does not start 64 workers.
+  public static var defaultWorkers: Int {
+    var cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    let affinity = Int(ap_affinity_cpu_count())
+    if affinity > 0 { cores = min(cores, affinity) }
+    if let text = try? String(cgroupFile: "/sys/fs/cgroup/cpu.max") {
+      let parts = text.split(separator: " ")
+      if parts.count == 2, let quota = Double(parts[0]), let period = Double(parts[1]), period > 0 {
+        cores = min(cores, max(1, Int((quota / period).rounded(.up))))
+      }
+    }
+    return cores
+  }
 
   /// The auth paths apps may never reach through the proxy.
   public var authPaths: [String] { [loginPath, refreshPath, logoutPath] }
@@ -74,6 +88,9 @@ extension ServeConfig {
     FlagSpec(name: "admin-listen", defaultValue: "127.0.0.1:9901", help: "/healthz, /readyz and /metrics (host:port); never proxies."),
     FlagSpec(name: "upstream", defaultValue: nil, help: "Base URL of the API (required; https:// only)."),
     FlagSpec(name: "ca-file", defaultValue: nil, help: "PEM trust anchors to verify the upstream with, instead of the system store."),
+    FlagSpec(name: "pin-sha256", defaultValue: nil, help: "SPKI pin(s) of the upstream key: base64 of its sha256, comma-separated (as curl's --pinnedpubkey)."),
+    FlagSpec(name: "client-cert", defaultValue: nil, help: "PEM client certificate for mutual TLS to the upstream."),
+    FlagSpec(name: "client-key", defaultValue: nil, help: "PEM private key of --client-cert."),
     FlagSpec(name: "credentials", defaultValue: "env", help: "Where the API username and password come from: env (API_USERNAME, API_PASSWORD); file:PATH (JSON {\"username\",\"password\"}, mode 0600 or 0400); encrypted-file:PATH (made by `authproxy seal`, key in ENCRYPTION_KEY); vault:PATH (VAULT_ADDR, VAULT_TOKEN or VAULT_TOKEN_FILE, VAULT_CACERT)."),
     FlagSpec(name: "user-agent", defaultValue: "authproxy/\(AuthProxyVersion.current)", help: "User-Agent sent upstream."),
     FlagSpec(name: "connect-timeout", defaultValue: "30s", help: "Upstream connect timeout, per attempt."),
@@ -156,6 +173,28 @@ extension ServeConfig {
       } else {
         config.tls.caFile = ca
       }
+    }
+    if let text = value("pin-sha256") {
+      let pins = text.split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
+      let valid = pins.allSatisfy { pin in
+        pin.count == 44 && pin.hasSuffix("=") && pin.utf8.allSatisfy { $0 < 0x80 && ($0 == 0x2B || $0 == 0x2F || $0 == 0x3D || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0)) }
+      }
+      if pins.isEmpty || !valid {
+        problems.append("\(source("pin-sha256")): give base64 sha256 SPKI pins (44 characters each), e.g. from: openssl x509 -pubkey -noout -in cert.pem | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64")
+      } else {
+        config.tls.pinnedPublicKeys = pins
+      }
+    }
+    for (flag, keyPath) in [("client-cert", \UpstreamTLS.clientCertificate), ("client-key", \UpstreamTLS.clientKey)] {
+      guard let file = value(flag) else { continue }
+      if access(file, R_OK) != 0 {
+        problems.append("\(source(flag)): cannot read '\(file)' (\(String(cString: strerror(errno)))); give a readable PEM file")
+      } else {
+        config.tls[keyPath: keyPath] = file
+      }
+    }
+    if (config.tls.clientCertificate == nil) != (config.tls.clientKey == nil) {
+      problems.append("--client-cert and --client-key go together: give both for mutual TLS")
     }
     if let text = value("credentials") {
       if let spec = CredentialSpec.parse(text) {

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Parses the units of SPEC §2: durations `500ms`, `30s`, `5m`, `1h` and sizes `512KiB`, `10MiB`.
 public enum Units {
   /// Seconds, or nil when `text` is not a duration. A bare number is seconds.
@@ -109,4 +111,21 @@ public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
 public struct ConfigProblem: Error, Sendable, Equatable, CustomStringConvertible {
   public let description: String
   public init(_ description: String) { self.description = description }
+}
+
+extension String {
+  /// A small kernel file (cgroup, proc), read whole; nil when absent.
+  init?(cgroupFile path: String) throws {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var buffer = [UInt8](repeating: 0, count: 256)
+    let n = read(fd, &buffer, buffer.count)
+    guard n > 0 else { return nil }
+    self = String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(inWhitespace: ())
+  }
+
+  fileprivate func trimmingCharacters(inWhitespace: Void) -> String {
+    String(self[...].drop { $0 == " " || $0 == "\n" }.reversed().drop { $0 == " " || $0 == "\n" }.reversed())
+  }
 }

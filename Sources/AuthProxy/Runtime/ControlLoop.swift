@@ -175,8 +175,13 @@ final class ControlLoop {
     switch action {
     case .login:
       logger.info("logging in to the API", metadata: ["user": "\(rotator.current.username)"])
-      store.obtain(.login, have: machine.pair) { [weak self] result in
+      store.obtain(.login, have: machine.pair) { [weak self] result, adopted in
         guard let self else { return }
+        if adopted {
+          self.logger.info("adopted the token pair another replica stored (no login needed)")
+          self.apply(.loginFinished(result))
+          return
+        }
         self.metrics.logins[result.isSuccess ? "success" : "failure", default: 0] += 1
         switch result {
         case .success: self.logger.info("login succeeded")
@@ -187,8 +192,13 @@ final class ControlLoop {
         self.apply(.loginFinished(result))
       }
     case .refresh(let refreshToken):
-      store.obtain(.refresh(refreshToken), have: machine.pair) { [weak self] result in
+      store.obtain(.refresh(refreshToken), have: machine.pair) { [weak self] result, adopted in
         guard let self else { return }
+        if adopted {
+          self.logger.info("adopted the token pair another replica refreshed")
+          self.apply(.refreshFinished(result))
+          return
+        }
         self.metrics.refreshes[result.isSuccess ? "success" : "failure", default: 0] += 1
         switch result {
         case .success: self.logger.info("token refreshed")

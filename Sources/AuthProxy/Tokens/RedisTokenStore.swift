@@ -59,23 +59,25 @@ final class RedisTokenStore: TokenStore {
 
   // MARK: obtaining a pair
 
-  func obtain(_ request: TokenRequest, have: TokenPair?, completion: @escaping (Result<TokenPair, TokenFailure>) -> Void) {
+  typealias Obtained = (_ result: Result<TokenPair, TokenFailure>, _ adopted: Bool) -> Void
+
+  func obtain(_ request: TokenRequest, have: TokenPair?, completion: @escaping Obtained) {
     let deadline = clock.now() + Double(RedisTokenStore.lockMilliseconds) / 1000 + 5
-    attempt(request, have: have, deadline: deadline) { [weak self] result in
+    attempt(request, have: have, deadline: deadline) { [weak self] result, adopted in
       if case .success(let pair) = result { self?.current = pair }
-      completion(result)
+      completion(result, adopted)
     }
   }
 
   private func attempt(
-    _ request: TokenRequest, have: TokenPair?, deadline: Double, completion: @escaping (Result<TokenPair, TokenFailure>) -> Void
+    _ request: TokenRequest, have: TokenPair?, deadline: Double, completion: @escaping Obtained
   ) {
     read { [self] stored in
       switch stored {
       case .unreachable:
         self.alone(request, completion: completion)
       case .pair(let pair) where self.isNewerUsable(pair, than: have):
-        completion(.success(pair))
+        completion(.success(pair), true)
       case .pair, .none:
         self.redis.send(["SET", self.lockKey, self.owner, "NX", "PX", String(RedisTokenStore.lockMilliseconds)]) { reply in
           switch reply {
@@ -99,11 +101,11 @@ final class RedisTokenStore: TokenStore {
 
   /// Holding the lock: read once more (the holder before us may have just written), renew,
   /// write, release.
-  private func renewHoldingLock(_ request: TokenRequest, have: TokenPair?, completion: @escaping (Result<TokenPair, TokenFailure>) -> Void) {
+  private func renewHoldingLock(_ request: TokenRequest, have: TokenPair?, completion: @escaping Obtained) {
     read { [self] stored in
       if case .pair(let pair) = stored, self.isNewerUsable(pair, than: have) {
         self.release()
-        completion(.success(pair))
+        completion(.success(pair), true)
         return
       }
       // The stored chain is the live one: refresh with its refresh token, not an older own one.
@@ -114,15 +116,15 @@ final class RedisTokenStore: TokenStore {
       self.callAPI(effective) { result in
         if case .success(let pair) = result { self.write(pair) }
         self.release()
-        completion(result)
+        completion(result, false)
       }
     }
   }
 
   /// Redis is unreachable: renew without it, as a lone replica would.
-  private func alone(_ request: TokenRequest, completion: @escaping (Result<TokenPair, TokenFailure>) -> Void) {
+  private func alone(_ request: TokenRequest, completion: @escaping Obtained) {
     logger.warning("Redis token store unreachable: renewing the token on our own (other replicas may do the same)")
-    callAPI(request, completion: completion)
+    callAPI(request) { completion($0, false) }
   }
 
   private func callAPI(_ request: TokenRequest, completion: @escaping (Result<TokenPair, TokenFailure>) -> Void) {

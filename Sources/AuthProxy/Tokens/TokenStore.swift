@@ -14,8 +14,9 @@ protocol TokenStore: AnyObject {
   var isShared: Bool { get }
   /// A newer pair written by another replica, to be adopted without an API call.
   var onAdopt: ((TokenPair) -> Void)? { get set }
-  /// Obtains a new pair. `have` is the pair in use now (nil at start).
-  func obtain(_ request: TokenRequest, have: TokenPair?, completion: @escaping (Result<TokenPair, TokenFailure>) -> Void)
+  /// Obtains a new pair. `have` is the pair in use now (nil at start). `adopted` tells that the
+  /// pair came from the shared store (another replica's login or refresh), not from the API.
+  func obtain(_ request: TokenRequest, have: TokenPair?, completion: @escaping (_ result: Result<TokenPair, TokenFailure>, _ adopted: Bool) -> Void)
   /// Records a pair obtained elsewhere (a credential rotation).
   func save(_ pair: TokenPair)
   func close()
@@ -33,10 +34,10 @@ final class MemoryTokenStore: TokenStore {
     self.credentials = credentials
   }
 
-  func obtain(_ request: TokenRequest, have: TokenPair?, completion: @escaping (Result<TokenPair, TokenFailure>) -> Void) {
+  func obtain(_ request: TokenRequest, have: TokenPair?, completion: @escaping (_ result: Result<TokenPair, TokenFailure>, _ adopted: Bool) -> Void) {
     switch request {
-    case .login: client.login(credentials(), completion: completion)
-    case .refresh(let token): client.refresh(token, completion: completion)
+    case .login: client.login(credentials()) { completion($0, false) }
+    case .refresh(let token): client.refresh(token) { completion($0, false) }
     }
   }
 

@@ -73,4 +73,7 @@ SSL_CTX *ap_tls_server_ctx(const char *cert_path, const char *key_path, char *er
 /// Names the calling thread (shown by top and gdb; 15 bytes at most).
 void ap_set_thread_name(const char *name);
 
+/// The CPUs this process may run on (sched_getaffinity), 0 when unknown.
+int ap_affinity_cpu_count(void);
+
 #endif
