@@ -123,13 +123,17 @@ final class SandboxRouter {
         peerPort: request.clientPort)
       json(request, status: 200, body: SandboxJSON.encode(echo))
     } else if path == "/api/v1/products" {
-      guard method == "GET" || method == "HEAD" else { return fail(request, .methodNotAllowed(method, path), extraHeaders: [("Allow", "GET, HEAD")]) }
+      guard method == "GET" || method == "HEAD" else {
+        return fail(request, .methodNotAllowed(method, path), extraHeaders: [("Allow", "GET, HEAD")])
+      }
       products(request, query: query)
     } else if path == "/api/v1/orders" {
       guard method == "POST" else { return fail(request, .methodNotAllowed(method, path), extraHeaders: [("Allow", "POST")]) }
       order(request, body: body, clientID: clientID)
     } else if path == "/api/v1/bytes" {
-      guard method == "GET" || method == "HEAD" else { return fail(request, .methodNotAllowed(method, path), extraHeaders: [("Allow", "GET, HEAD")]) }
+      guard method == "GET" || method == "HEAD" else {
+        return fail(request, .methodNotAllowed(method, path), extraHeaders: [("Allow", "GET, HEAD")])
+      }
       bytes(request, query: query)
     } else if path == "/api/v1/slow" {
       slow(request, query: query)

@@ -33,7 +33,9 @@ struct CheckCredentials: ParsableCommand {
     }
     switch result {
     case .success(let outcome):
-      printOut("ok: logged in as '\(credentials.username)' (client \(outcome.clientID)); token valid until \(RFC3339.format(outcome.accessExpiresAt, milliseconds: false))")
+      printOut(
+        "ok: logged in as '\(credentials.username)' (client \(outcome.clientID)); token valid until \(RFC3339.format(outcome.accessExpiresAt, milliseconds: false))"
+      )
       if let logout = outcome.logout {
         switch logout {
         case .success: printOut("logged out: every token of client \(outcome.clientID) is revoked")

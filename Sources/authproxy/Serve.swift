@@ -50,11 +50,15 @@ struct ServeFlags: ParsableArguments {
   var given: [String: String] {
     let all: [(String, String?)] = [
       ("listen", listen), ("admin-listen", adminListen), ("upstream", upstream), ("ca-file", caFile),
-      ("pin-sha256", pinSHA256), ("client-cert", clientCert), ("client-key", clientKey), ("credentials", credentials), ("user-agent", userAgent), ("connect-timeout", connectTimeout), ("timeout", timeout),
+      ("pin-sha256", pinSHA256), ("client-cert", clientCert), ("client-key", clientKey), ("credentials", credentials),
+      ("user-agent", userAgent), ("connect-timeout", connectTimeout), ("timeout", timeout),
       ("refresh-before", refreshBefore), ("access-log", accessLog), ("workers", workers), ("max-body", maxBody),
-      ("drain-timeout", drainTimeout), ("header-timeout", headerTimeout), ("retries", retries), ("retry-delay", retryDelay), ("allow-cidr", allowCIDR), ("token-store", tokenStore), ("log-level", logLevel), ("log-format", logFormat), ("alert-window", alertWindow), ("alert-401-threshold", alert401Threshold),
+      ("drain-timeout", drainTimeout), ("header-timeout", headerTimeout), ("retries", retries), ("retry-delay", retryDelay),
+      ("allow-cidr", allowCIDR), ("token-store", tokenStore), ("log-level", logLevel), ("log-format", logFormat),
+      ("alert-window", alertWindow), ("alert-401-threshold", alert401Threshold),
       ("alert-403-threshold", alert403Threshold), ("alert-login-failure-threshold", alertLoginFailureThreshold),
-      ("alert-webhook", alertWebhook), ("alert-command", alertCommand), ("login-path", loginPath), ("refresh-path", refreshPath), ("logout-path", logoutPath),
+      ("alert-webhook", alertWebhook), ("alert-command", alertCommand), ("login-path", loginPath), ("refresh-path", refreshPath),
+      ("logout-path", logoutPath),
     ]
     var result: [String: String] = [:]
     for case (let name, let value?) in all { result[name] = value }
@@ -92,7 +96,8 @@ struct Serve: ParsableCommand {
     let logger = makeLogger(config)
     try runUntilSignalled(config: config, credentials: credentials, loader: loader, logger: logger) { runtime in
       logger.info(
-        "authproxy \(AuthProxyVersion.current) proxying http://\(config.listen.host):\(runtime.proxyPort) to \(config.upstream), admin on \(config.adminListen.host):\(runtime.adminPort), \(config.workers) worker\(config.workers == 1 ? "" : "s")")
+        "authproxy \(AuthProxyVersion.current) proxying http://\(config.listen.host):\(runtime.proxyPort) to \(config.upstream), admin on \(config.adminListen.host):\(runtime.adminPort), \(config.workers) worker\(config.workers == 1 ? "" : "s")"
+      )
     }
   }
 }

@@ -187,7 +187,8 @@ private func scan(_ lines: [String], window: Double = 3600) -> AccessLogScan {
   }
 
   @Test func theReportShowsCountsThresholdsAndTopPaths() {
-    let result = scan((0..<12).map { line(Double($0), upstream: 401, path: "/api/v1/orders") } + [line(1, upstream: nil, error: "no_token")])
+    let result = scan(
+      (0..<12).map { line(Double($0), upstream: 401, path: "/api/v1/orders") } + [line(1, upstream: nil, error: "no_token")])
     let report = result.report(thresholds: .init())
     #expect(report.contains("failed_auth"))
     #expect(report.contains("upstream 401: 12"))

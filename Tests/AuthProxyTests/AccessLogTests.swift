@@ -45,7 +45,10 @@ private let specFields = [
   }
 
   @Test func lineIsOneLine() {
-    let line = entry { $0.path = "/x\ny"; $0.client = "::1" }.jsonLine()
+    let line = entry {
+      $0.path = "/x\ny"
+      $0.client = "::1"
+    }.jsonLine()
     #expect(!line.contains("\n") && !line.contains("\r"))
   }
 
@@ -83,7 +86,12 @@ private let specFields = [
   }
 
   @Test func reauthIsABoolean() throws {
-    let object = try parsed(entry { $0.reauth = true; $0.attempts = 2; $0.upstreamStatus = 200 })
+    let object = try parsed(
+      entry {
+        $0.reauth = true
+        $0.attempts = 2
+        $0.upstreamStatus = 200
+      })
     #expect(object["reauth"] as? Bool == true)
     #expect(object["attempts"] as? Int == 2)
   }
@@ -95,7 +103,10 @@ private let specFields = [
 
   @Test(arguments: [Double.nan, .infinity, -.infinity])
   func nonFiniteDurationsAreNull(value: Double) throws {
-    let line = entry { $0.durationMs = value; $0.upstreamMs = value }.jsonLine()
+    let line = entry {
+      $0.durationMs = value
+      $0.upstreamMs = value
+    }.jsonLine()
     #expect(!line.contains("nan") && !line.contains("inf"))
     let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
     #expect(object["duration_ms"] is NSNull)
@@ -104,13 +115,21 @@ private let specFields = [
   }
 
   @Test func nonFiniteDurationLeavesTheOtherFinite() throws {
-    let object = try parsed(entry { $0.durationMs = .nan; $0.upstreamMs = 10.25 })
+    let object = try parsed(
+      entry {
+        $0.durationMs = .nan
+        $0.upstreamMs = 10.25
+      })
     #expect(object["duration_ms"] is NSNull)
     #expect(object["upstream_ms"] as? Double == 10.25)
   }
 
   @Test func awkwardTextStaysValidJSON() throws {
-    let object = try parsed(entry { $0.path = "/a\"b\\c\u{01}\u{2028}é"; $0.method = "PO\"ST" })
+    let object = try parsed(
+      entry {
+        $0.path = "/a\"b\\c\u{01}\u{2028}é"
+        $0.method = "PO\"ST"
+      })
     #expect(object["path"] as? String == "/a\"b\\c\u{01}\u{2028}é")
     #expect(object["method"] as? String == "PO\"ST")
   }

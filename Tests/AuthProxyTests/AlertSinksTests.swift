@@ -176,7 +176,13 @@ private func isGone(_ pid: pid_t) -> Bool {
       webhook: AlertWebhook.Settings(url: receiver.url(), attempts: 3, backoff: 0.01), command: nil, loop: loop,
       logger: log.logger, onFailure: { reported.append($0) })
     var failures: [AlertDeliveryFailure]?
-    #expect(runUntilDone(loop) { done in sinks.deliver(alert) { failures = $0; done() } })
+    #expect(
+      runUntilDone(loop) { done in
+        sinks.deliver(alert) {
+          failures = $0
+          done()
+        }
+      })
     withExtendedLifetime(sinks) {}
     #expect(receiver.seen.count == 3)
     #expect(reported.count == 1)
@@ -342,7 +348,13 @@ private func isGone(_ pid: pid_t) -> Bool {
       webhook: AlertWebhook.Settings(url: receiver.url()), command: AlertCommand.Settings(command: "cat > '\(file)'"),
       loop: loop, logger: LogLines().logger)
     var failures: [AlertDeliveryFailure]?
-    #expect(runUntilDone(loop) { done in sinks.deliver(alert) { failures = $0; done() } })
+    #expect(
+      runUntilDone(loop) { done in
+        sinks.deliver(alert) {
+          failures = $0
+          done()
+        }
+      })
     #expect(failures == [])
     #expect(receiver.seen.count == 1)
     #expect(try String(contentsOfFile: file, encoding: .utf8).contains("forbidden_access"))

@@ -87,8 +87,9 @@ private func credentialError(_ environment: [String: String]) -> CredentialError
   }
 
   @Test func anUnknownSourceInTheConfigurationListsTheForms() {
-    guard case .failure(let errors) = ServeConfig.load(
-      flags: ["upstream": "https://api.example.com", "credentials": "ldap"], environment: [:])
+    guard
+      case .failure(let errors) = ServeConfig.load(
+        flags: ["upstream": "https://api.example.com", "credentials": "ldap"], environment: [:])
     else {
       Issue.record("--credentials ldap was accepted")
       return

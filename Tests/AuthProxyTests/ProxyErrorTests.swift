@@ -90,7 +90,8 @@ private func split(_ raw: [UInt8]) throws -> RawResponse {
   @Test func namedErrorsHaveTheirStatusAndCode() {
     #expect(ProxyError.badRequest("x").status == 400)
     #expect(ProxyError.forbidden("x").status == 403)
-    #expect(ProxyError.tooLarge(limit: 10) == ProxyError(status: 413, code: "body_too_large", message: ProxyError.tooLarge(limit: 10).message))
+    #expect(
+      ProxyError.tooLarge(limit: 10) == ProxyError(status: 413, code: "body_too_large", message: ProxyError.tooLarge(limit: 10).message))
     #expect(ProxyError.tooLarge(limit: 10).message.contains("10"))
     #expect(ProxyError.noToken("login failing").status == 503)
     #expect(ProxyError.noToken("login failing").code == "no_token")

@@ -1,5 +1,4 @@
 import AuthProxy
-
 import Foundation
 import SandboxAPI
 import Testing

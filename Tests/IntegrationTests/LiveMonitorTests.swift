@@ -39,4 +39,3 @@ import Testing
     #expect((json["message"] as? String)?.contains("IP address not authorized") == true)
   }
 }
-

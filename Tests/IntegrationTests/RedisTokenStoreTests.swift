@@ -107,7 +107,8 @@ import Testing
       return
     }
     #expect(errors.description.contains("ENCRYPTION_KEY"))
-    let tls = ServeConfig.load(flags: ["upstream": "https://api.example.com", "token-store": "rediss://127.0.0.1:6380"], environment: ["ENCRYPTION_KEY": key])
+    let tls = ServeConfig.load(
+      flags: ["upstream": "https://api.example.com", "token-store": "rediss://127.0.0.1:6380"], environment: ["ENCRYPTION_KEY": key])
     guard case .failure(let tlsErrors) = tls else {
       Issue.record("rediss:// was accepted")
       return

@@ -436,4 +436,3 @@ private let other = SandboxAPI.demoUsers[2]
     #expect(try runCurl(["--cacert", again.caPath, again.baseURL + "/api/v1/echo"]).status == 401)
   }
 }
-

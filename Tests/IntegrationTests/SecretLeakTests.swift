@@ -202,7 +202,8 @@ struct SecretScanner {
     #expect(
       eventually(timeout: 15) {
         _ = try? get("/api/v1/products?page=1&limit=5")
-        _ = try? get("/api/v1/orders", method: "POST", headers: [("Content-Type", "application/json")], body: Array("{\"product_id\":1}".utf8))
+        _ = try? get(
+          "/api/v1/orders", method: "POST", headers: [("Content-Type", "application/json")], body: Array("{\"product_id\":1}".utf8))
         _ = try? get("/api/v1/bytes?size=300")
         return sandbox.counters.refreshes >= refreshesBefore + 2
       })
@@ -287,7 +288,10 @@ struct SecretScanner {
     for (name, bytes) in sources {
       let hits = scanner.hits(in: bytes)
       // Counts and labels only: never the secret, never the text around it.
-      #expect(hits.isEmpty, "\(hits.values.reduce(0, +)) secret occurrence(s) in \(name): \(hits.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))")
+      #expect(
+        hits.isEmpty,
+        "\(hits.values.reduce(0, +)) secret occurrence(s) in \(name): \(hits.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))"
+      )
     }
   }
 }

@@ -13,11 +13,26 @@ public struct AlertSettings: Sendable, Equatable {
   public static func flags(window: FlagSpec = AlertSettings.alertWindowFlag) -> [FlagSpec] {
     [
       window,
-      FlagSpec(name: "alert-401-threshold", defaultValue: "10", help: "failed_auth: alert when this many upstream 401s fall in the window."),
-      FlagSpec(name: "alert-403-threshold", defaultValue: "5", help: "forbidden_access: alert when this many upstream 403s fall in the window (the alert says when the API refused this host's IP address)."),
-      FlagSpec(name: "alert-login-failure-threshold", defaultValue: "3", help: "login_failure: alert when this many logins or refreshes fail in the window."),
-      FlagSpec(name: "alert-webhook", defaultValue: nil, help: "POST each alert as JSON (rule, count, threshold, window, time, host, message) to this https:// URL (http:// only to loopback); 5s timeout, 3 attempts."),
-      FlagSpec(name: "alert-command", defaultValue: nil, help: "Run this shell command for each alert, with the message on stdin (e.g. mail -s \"authproxy alert\" security@example.com); killed after 10s."),
+      FlagSpec(
+        name: "alert-401-threshold", defaultValue: "10", help: "failed_auth: alert when this many upstream 401s fall in the window."),
+      FlagSpec(
+        name: "alert-403-threshold", defaultValue: "5",
+        help:
+          "forbidden_access: alert when this many upstream 403s fall in the window (the alert says when the API refused this host's IP address)."
+      ),
+      FlagSpec(
+        name: "alert-login-failure-threshold", defaultValue: "3",
+        help: "login_failure: alert when this many logins or refreshes fail in the window."),
+      FlagSpec(
+        name: "alert-webhook", defaultValue: nil,
+        help:
+          "POST each alert as JSON (rule, count, threshold, window, time, host, message) to this https:// URL (http:// only to loopback); 5s timeout, 3 attempts."
+      ),
+      FlagSpec(
+        name: "alert-command", defaultValue: nil,
+        help:
+          "Run this shell command for each alert, with the message on stdin (e.g. mail -s \"authproxy alert\" security@example.com); killed after 10s."
+      ),
     ]
   }
 

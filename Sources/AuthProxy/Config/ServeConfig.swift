@@ -84,33 +84,56 @@ extension ServeConfig {
   public static let flags: [FlagSpec] = ownFlags + AlertSettings.flags()
 
   private static let ownFlags: [FlagSpec] = [
-    FlagSpec(name: "listen", defaultValue: "127.0.0.1:8080", help: "Where apps connect (host:port). Loopback by default: anything that can reach this port acts with the integration's identity."),
+    FlagSpec(
+      name: "listen", defaultValue: "127.0.0.1:8080",
+      help: "Where apps connect (host:port). Loopback by default: anything that can reach this port acts with the integration's identity."),
     FlagSpec(name: "admin-listen", defaultValue: "127.0.0.1:9901", help: "/healthz, /readyz and /metrics (host:port); never proxies."),
     FlagSpec(name: "upstream", defaultValue: nil, help: "Base URL of the API (required; https:// only)."),
     FlagSpec(name: "ca-file", defaultValue: nil, help: "PEM trust anchors to verify the upstream with, instead of the system store."),
-    FlagSpec(name: "pin-sha256", defaultValue: nil, help: "SPKI pin(s) of the upstream key: base64 of its sha256, comma-separated (as curl's --pinnedpubkey)."),
+    FlagSpec(
+      name: "pin-sha256", defaultValue: nil,
+      help: "SPKI pin(s) of the upstream key: base64 of its sha256, comma-separated (as curl's --pinnedpubkey)."),
     FlagSpec(name: "client-cert", defaultValue: nil, help: "PEM client certificate for mutual TLS to the upstream."),
     FlagSpec(name: "client-key", defaultValue: nil, help: "PEM private key of --client-cert."),
-    FlagSpec(name: "credentials", defaultValue: "env", help: "Where the API username and password come from: env (API_USERNAME, API_PASSWORD); file:PATH (JSON {\"username\",\"password\"}, mode 0600 or 0400); encrypted-file:PATH (made by `authproxy seal`, key in ENCRYPTION_KEY); vault:PATH (VAULT_ADDR, VAULT_TOKEN or VAULT_TOKEN_FILE, VAULT_CACERT)."),
+    FlagSpec(
+      name: "credentials", defaultValue: "env",
+      help:
+        "Where the API username and password come from: env (API_USERNAME, API_PASSWORD); file:PATH (JSON {\"username\",\"password\"}, mode 0600 or 0400); encrypted-file:PATH (made by `authproxy seal`, key in ENCRYPTION_KEY); vault:PATH (VAULT_ADDR, VAULT_TOKEN or VAULT_TOKEN_FILE, VAULT_CACERT)."
+    ),
     FlagSpec(name: "user-agent", defaultValue: "authproxy/\(AuthProxyVersion.current)", help: "User-Agent sent upstream."),
     FlagSpec(name: "connect-timeout", defaultValue: "30s", help: "Upstream connect timeout, per attempt."),
-    FlagSpec(name: "timeout", defaultValue: "60s", help: "Upstream response timeout, per attempt (also how long a request waits for a token)."),
-    FlagSpec(name: "refresh-before", defaultValue: "300s", help: "Refresh this long before the access token expires (at most half its lifetime)."),
+    FlagSpec(
+      name: "timeout", defaultValue: "60s", help: "Upstream response timeout, per attempt (also how long a request waits for a token)."),
+    FlagSpec(
+      name: "refresh-before", defaultValue: "300s", help: "Refresh this long before the access token expires (at most half its lifetime)."),
     FlagSpec(name: "access-log", defaultValue: "-", help: "JSON-lines access log file, or - for stdout."),
     FlagSpec(name: "workers", defaultValue: String(ServeConfig.defaultWorkers), help: "Event-loop threads (default: the number of cores)."),
     FlagSpec(name: "max-body", defaultValue: "10MiB", help: "Larger request bodies get 413."),
-    FlagSpec(name: "header-timeout", defaultValue: "10s", help: "How long a client may take to send a request head (a slow one gets 408 and is closed)."),
-    FlagSpec(name: "retries", defaultValue: "3", help: "More attempts for connection failures and 502/503/504/429, only for idempotent methods or requests with an Idempotency-Key."),
-    FlagSpec(name: "retry-delay", defaultValue: "1s", help: "Wait between attempts (a Retry-After from the API is honoured up to --timeout)."),
-    FlagSpec(name: "allow-cidr", defaultValue: "127.0.0.0/8,::1/128", help: "Client addresses allowed to use the proxy (comma-separated networks); others get 403."),
+    FlagSpec(
+      name: "header-timeout", defaultValue: "10s",
+      help: "How long a client may take to send a request head (a slow one gets 408 and is closed)."),
+    FlagSpec(
+      name: "retries", defaultValue: "3",
+      help: "More attempts for connection failures and 502/503/504/429, only for idempotent methods or requests with an Idempotency-Key."),
+    FlagSpec(
+      name: "retry-delay", defaultValue: "1s", help: "Wait between attempts (a Retry-After from the API is honoured up to --timeout)."),
+    FlagSpec(
+      name: "allow-cidr", defaultValue: "127.0.0.0/8,::1/128",
+      help: "Client addresses allowed to use the proxy (comma-separated networks); others get 403."),
     FlagSpec(name: "drain-timeout", defaultValue: "20s", help: "On SIGTERM, how long in-flight requests may finish."),
-    FlagSpec(name: "token-store", defaultValue: "memory", help: "memory, or redis://[:password@]host:port[/db] to share one token pair between replicas (needs ENCRYPTION_KEY)."),
+    FlagSpec(
+      name: "token-store", defaultValue: "memory",
+      help: "memory, or redis://[:password@]host:port[/db] to share one token pair between replicas (needs ENCRYPTION_KEY)."),
     FlagSpec(name: "log-level", defaultValue: "info", help: "Diagnostic log level: trace, debug, info, notice, warning, error, critical."),
     FlagSpec(name: "log-format", defaultValue: "text", help: "Diagnostic log format on stderr: text or json."),
     FlagSpec(name: "login-path", defaultValue: "/auth/login", help: "The API's login path (never reachable by apps)."),
     FlagSpec(name: "refresh-path", defaultValue: "/auth/refresh", help: "The API's refresh path (never reachable by apps)."),
     FlagSpec(name: "logout-path", defaultValue: "/auth/logout", help: "The API's logout path (never reachable by apps)."),
-    FlagSpec(name: "logout-on-exit", defaultValue: "false", help: "Revoke the client's tokens on shutdown. Off by default: a logout revokes every token of the client, so it would cut off every other replica."),
+    FlagSpec(
+      name: "logout-on-exit", defaultValue: "false",
+      help:
+        "Revoke the client's tokens on shutdown. Off by default: a logout revokes every token of the client, so it would cut off every other replica."
+    ),
   ]
 
   /// Builds the configuration from the given flags (name without dashes → value), falling back
@@ -177,10 +200,17 @@ extension ServeConfig {
     if let text = value("pin-sha256") {
       let pins = text.split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
       let valid = pins.allSatisfy { pin in
-        pin.count == 44 && pin.hasSuffix("=") && pin.utf8.allSatisfy { $0 < 0x80 && ($0 == 0x2B || $0 == 0x2F || $0 == 0x3D || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0)) }
+        pin.count == 44 && pin.hasSuffix("=")
+          && pin.utf8.allSatisfy {
+            $0 < 0x80
+              && ($0 == 0x2B || $0 == 0x2F || $0 == 0x3D || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0)
+                || (0x61...0x7A).contains($0))
+          }
       }
       if pins.isEmpty || !valid {
-        problems.append("\(source("pin-sha256")): give base64 sha256 SPKI pins (44 characters each), e.g. from: openssl x509 -pubkey -noout -in cert.pem | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64")
+        problems.append(
+          "\(source("pin-sha256")): give base64 sha256 SPKI pins (44 characters each), e.g. from: openssl x509 -pubkey -noout -in cert.pem | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64"
+        )
       } else {
         config.tls.pinnedPublicKeys = pins
       }
@@ -264,7 +294,8 @@ extension ServeConfig {
               problems.append("ENCRYPTION_KEY (for --token-store): \(error.description)")
             }
           } else {
-            problems.append("\(source("token-store")): a shared token store needs ENCRYPTION_KEY (base64 of 32 bytes; \(EncryptionKey.howToMakeOne))")
+            problems.append(
+              "\(source("token-store")): a shared token store needs ENCRYPTION_KEY (base64 of 32 bytes; \(EncryptionKey.howToMakeOne))")
           }
         }
       case .failure(let problem):

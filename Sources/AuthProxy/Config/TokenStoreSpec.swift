@@ -10,7 +10,8 @@ public enum TokenStoreSpec: Sendable, Equatable {
   public static func parse(_ text: String) -> Result<TokenStoreSpec, ConfigProblem> {
     if text == "memory" { return .success(.memory) }
     if text.hasPrefix("rediss://") {
-      return .failure(ConfigProblem("uses rediss://, but Debian 12's hiredis (0.14) has no TLS; use redis:// on a private network or a TLS sidecar"))
+      return .failure(
+        ConfigProblem("uses rediss://, but Debian 12's hiredis (0.14) has no TLS; use redis:// on a private network or a TLS sidecar"))
     }
     guard text.hasPrefix("redis://") else { return .failure(ConfigProblem("is neither memory nor redis://[:password@]host:port[/db]")) }
     var rest = Substring(text.dropFirst("redis://".count))

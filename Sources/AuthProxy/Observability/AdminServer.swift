@@ -31,7 +31,8 @@ final class AdminServer {
       request.respond(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: Array(metrics().utf8))
     default:
       request.respond(
-        status: 404, headers: json, body: Array(#"{"error":{"code":"not_found","message":"admin endpoints: /healthz, /readyz, /metrics"}}"#.utf8))
+        status: 404, headers: json,
+        body: Array(#"{"error":{"code":"not_found","message":"admin endpoints: /healthz, /readyz, /metrics"}}"#.utf8))
     }
   }
 }

@@ -145,8 +145,12 @@ struct MetricsExposition {
       out.sample("authproxy_alert_sink_failures_total", [("sink", sink)], Double(control.sinkFailures[sink] ?? 0))
     }
     gauge("authproxy_ready", "1 while a valid token is held.", ready ? 1 : 0)
-    if let tokenExpiresIn { gauge("authproxy_token_expires_in_seconds", "Seconds until the access token expires.", tokenExpiresIn.rounded()) }
-    if let credentialAge { gauge("authproxy_credential_age_seconds", "Seconds since the credentials were last rotated.", credentialAge.rounded()) }
+    if let tokenExpiresIn {
+      gauge("authproxy_token_expires_in_seconds", "Seconds until the access token expires.", tokenExpiresIn.rounded())
+    }
+    if let credentialAge {
+      gauge("authproxy_credential_age_seconds", "Seconds since the credentials were last rotated.", credentialAge.rounded())
+    }
     return out.text
   }
 }

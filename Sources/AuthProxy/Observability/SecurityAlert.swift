@@ -73,7 +73,8 @@ public struct SecurityAlert: Sendable, Equatable {
     var text =
       "authproxy alert \(rule.rawValue) on \(host): \(count) \(rule.counts) in the last \(SecurityAlert.formatDuration(windowSeconds)) (threshold \(threshold)) at \(RFC3339.format(time, milliseconds: false))"
     if ipWhitelist == true {
-      text += ". The API refused this host's IP address (IP-whitelist answer): the egress IP probably changed; add it to the account's whitelist"
+      text +=
+        ". The API refused this host's IP address (IP-whitelist answer): the egress IP probably changed; add it to the account's whitelist"
     }
     if let detail { text += ". \(detail)" }
     if !topPaths.isEmpty { text += ". Top paths: " + topPaths.map { "\($0.path) (\($0.count))" }.joined(separator: ", ") }

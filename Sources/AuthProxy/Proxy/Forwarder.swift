@@ -67,7 +67,8 @@ final class Forwarder {
     let freshConnection = freshConnection || !Forwarder.isRetrySafe(exchange)
     var request = CurlRequest(
       url: config.upstream.origin + config.upstream.basePath + exchange.target, method: exchange.method,
-      headerLines: rewrite.upstreamHeaderLines(from: exchange.appHeaders, authorization: token.authorization, requestID: exchange.requestID),
+      headerLines: rewrite.upstreamHeaderLines(
+        from: exchange.appHeaders, authorization: token.authorization, requestID: exchange.requestID),
       body: exchange.body, tls: config.tls, connectTimeoutMs: Int(config.connectTimeout * 1000),
       stallTimeoutSeconds: Int(config.timeout.rounded(.up)))
     request.freshConnection = freshConnection

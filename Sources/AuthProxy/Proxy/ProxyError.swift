@@ -17,7 +17,9 @@ public struct ProxyError: Error, Sendable, Equatable {
   public static func tooLarge(limit: Int) -> ProxyError {
     ProxyError(status: 413, code: "body_too_large", message: "request body is larger than --max-body (\(limit) bytes)")
   }
-  public static func noToken(_ why: String) -> ProxyError { ProxyError(status: 503, code: "no_token", message: "no valid API token: \(why)") }
+  public static func noToken(_ why: String) -> ProxyError {
+    ProxyError(status: 503, code: "no_token", message: "no valid API token: \(why)")
+  }
   /// No token because the API refused us (503), or because it cannot be reached at all: then
   /// the answer is the 502/504 of that cause, e.g. "upstream certificate not trusted".
   public static func noToken(_ failure: TokenFailure) -> ProxyError {

@@ -185,7 +185,9 @@ private func copyReply(_ raw: UnsafeMutablePointer<redisReply>) -> RedisReply {
   }
 }
 
-private func redisReplyTrampoline(_ ac: UnsafeMutablePointer<redisAsyncContext>?, _ reply: UnsafeMutableRawPointer?, _ privdata: UnsafeMutableRawPointer?) {
+private func redisReplyTrampoline(
+  _ ac: UnsafeMutablePointer<redisAsyncContext>?, _ reply: UnsafeMutableRawPointer?, _ privdata: UnsafeMutableRawPointer?
+) {
   guard let privdata else { return }
   let pending = Unmanaged<PendingCommand>.fromOpaque(privdata).takeRetainedValue()
   guard let reply else {

@@ -256,7 +256,9 @@ final class ControlLoop {
     store.close()
     // Off by default: a logout revokes every token of the client, those of other replicas too.
     if config.logoutOnExit && store.isShared {
-      logger.warning("--logout-on-exit skipped: the token store is shared and other replicas use this token (use check-credentials --logout to revoke deliberately)")
+      logger.warning(
+        "--logout-on-exit skipped: the token store is shared and other replicas use this token (use check-credentials --logout to revoke deliberately)"
+      )
     }
     guard config.logoutOnExit, !store.isShared, let pair = machine.pair else {
       loop.stop()

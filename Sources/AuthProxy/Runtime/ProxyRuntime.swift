@@ -65,7 +65,8 @@ public final class ProxyRuntime: Sendable {
 
     if !config.listen.isLoopback && !config.allowCIDRGiven {
       logger.warning(
-        "--listen \(config.listen) is not a loopback address: anything that can reach it acts with the integration's identity at the API. Only loopback clients are allowed until --allow-cidr names the apps' networks.")
+        "--listen \(config.listen) is not a loopback address: anything that can reach it acts with the integration's identity at the API. Only loopback clients are allowed until --allow-cidr names the apps' networks."
+      )
     }
     let workerMetrics = listenSockets.map { _ in WorkerMetrics() }
     let started = DispatchSemaphore(value: 0)
@@ -79,7 +80,8 @@ public final class ProxyRuntime: Sendable {
       LoopThread(name: "ap-control") {
         do {
           let control = try ControlLoop(
-            config: config, credentials: credentials, loader: loader, adminSocket: adminSocket, accessLog: sink, workerMetrics: workerMetrics,
+            config: config, credentials: credentials, loader: loader, adminSocket: adminSocket, accessLog: sink,
+            workerMetrics: workerMetrics,
             clock: clock, logger: logger, watchSignals: watchSignals)
           controlSender.withLock { $0 = control.mailbox.sender }
           started.signal()

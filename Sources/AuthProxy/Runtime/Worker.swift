@@ -105,7 +105,8 @@ final class Worker {
       ?? policy.check(method: exchange.method, target: exchange.target, bodyLength: exchange.body.count)
     {
       if refusal.status == 403 && refusal.message.contains("--allow-cidr") {
-        logger.warning("refused a client outside --allow-cidr", metadata: ["client": "\(exchange.client)", "request_id": "\(exchange.requestID)"])
+        logger.warning(
+          "refused a client outside --allow-cidr", metadata: ["client": "\(exchange.client)", "request_id": "\(exchange.requestID)"])
       }
       forwarder.fail(exchange, refusal)
       return

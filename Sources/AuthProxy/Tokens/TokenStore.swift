@@ -16,7 +16,8 @@ protocol TokenStore: AnyObject {
   var onAdopt: ((TokenPair) -> Void)? { get set }
   /// Obtains a new pair. `have` is the pair in use now (nil at start). `adopted` tells that the
   /// pair came from the shared store (another replica's login or refresh), not from the API.
-  func obtain(_ request: TokenRequest, have: TokenPair?, completion: @escaping (_ result: Result<TokenPair, TokenFailure>, _ adopted: Bool) -> Void)
+  func obtain(
+    _ request: TokenRequest, have: TokenPair?, completion: @escaping (_ result: Result<TokenPair, TokenFailure>, _ adopted: Bool) -> Void)
   /// Records a pair obtained elsewhere (a credential rotation).
   func save(_ pair: TokenPair)
   func close()
@@ -34,7 +35,9 @@ final class MemoryTokenStore: TokenStore {
     self.credentials = credentials
   }
 
-  func obtain(_ request: TokenRequest, have: TokenPair?, completion: @escaping (_ result: Result<TokenPair, TokenFailure>, _ adopted: Bool) -> Void) {
+  func obtain(
+    _ request: TokenRequest, have: TokenPair?, completion: @escaping (_ result: Result<TokenPair, TokenFailure>, _ adopted: Bool) -> Void
+  ) {
     switch request {
     case .login: client.login(credentials()) { completion($0, false) }
     case .refresh(let token): client.refresh(token) { completion($0, false) }

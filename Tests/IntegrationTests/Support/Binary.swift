@@ -91,7 +91,9 @@ func freePort() -> Int {
   addr.sin_family = sa_family_t(AF_INET)
   addr.sin_port = 0
   inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-  _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+  _ = withUnsafePointer(to: &addr) {
+    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+  }
   var length = socklen_t(MemoryLayout<sockaddr_in>.size)
   _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
   return Int(UInt16(bigEndian: addr.sin_port))
