@@ -51,7 +51,8 @@ public struct FramingRejection: Sendable, Equatable, Error {
 /// would answer with its own HTML 400 page, so that the client gets the proxy's JSON 400 instead:
 /// chunk extensions (evhttp's chunk-size parser stops at `;`), a Content-Length written as a list,
 /// even of equal values (evhttp parses the value with strtoll), and empty lines before a request line,
-/// between pipelined requests too (evhttp parses the empty line as a request line).
+/// between pipelined requests too (evhttp parses the empty line as a request line). And, per RFC 9112
+/// §7.4, a TE field naming the chunked coding (evhttp ignores TE; a smuggling probe).
 public struct RequestFramer: Sendable {
   /// How many complete, accepted request heads have been seen so far.
   public private(set) var headsAccepted: Int = 0
@@ -98,6 +99,9 @@ public struct RequestFramer: Sendable {
   // Transfer-Encoding.
   private var hasTransferEncoding = false
   private var transferEncodingMatched = 0
+
+  // TE: how much of "chunked" the current list element matched so far; -1 when it cannot.
+  private var teMatched = 0
 
   // X-Request-ID (the first one of the head counts, as with evhttp_find_header).
   private var requestIDSeen = false
@@ -416,6 +420,19 @@ public struct RequestFramer: Sendable {
         return nil
       }
       return .unsupportedTransferEncoding
+    case .te:
+      // Elements are `coding *(OWS ";" OWS parameter)`, separated by commas (OWS around them).
+      if b == Self.comma || b == Self.semicolon {
+        if teMatched == 7 { return .chunkedInTE }
+        teMatched = b == Self.comma ? 0 : -1
+      } else if afterOWS && teMatched != 0 {
+        teMatched = -1
+      } else if teMatched >= 0 && teMatched < 7 && Self.lowercased(b) == Self.chunkedByte(teMatched) {
+        teMatched += 1
+      } else {
+        teMatched = -1
+      }
+      return nil
     case .requestID:
       if requestIDInsane { return nil }
       if afterOWS || leadingTab || requestIDBytes.count >= 128 || !Self.isRequestIDByte(b) {
@@ -492,6 +509,9 @@ public struct RequestFramer: Sendable {
         requestIDSeen = true
         field = .requestID
       }
+    } else if name == Self.nameTE {
+      field = .te
+      teMatched = 0
     } else if inTrailers && name == Self.nameHost {
       return .forbiddenTrailerField
     }
@@ -511,6 +531,8 @@ public struct RequestFramer: Sendable {
       contentLength = contentLengthValue
     case .transferEncoding:
       guard transferEncodingMatched == 7 else { return .unsupportedTransferEncoding }
+    case .te:
+      if teMatched == 7 { return .chunkedInTE }
     case .requestID:
       requestIDSane = !requestIDInsane && !requestIDBytes.isEmpty
     }
@@ -593,7 +615,7 @@ public struct RequestFramer: Sendable {
   }
 
   private enum Field: UInt8 {
-    case other, contentLength, transferEncoding, requestID
+    case other, contentLength, transferEncoding, te, requestID
   }
 
   /// A lower-cased field name, its first 24 bytes packed for cheap comparison.
@@ -641,7 +663,7 @@ public struct RequestFramer: Sendable {
     case unsupportedTransferEncoding, multipleTransferEncodings, tabBeforeTransferEncoding
     case transferEncodingOnHTTP10, bothContentLengthAndTransferEncoding, bodyOnHEAD
     case invalidChunkSize, chunkSizeOutOfRange, chunkExtension
-    case missingChunkDataCRLF, forbiddenTrailerField
+    case missingChunkDataCRLF, forbiddenTrailerField, chunkedInTE
 
     func rejection(limits: RequestLimits, requestID: String?) -> FramingRejection {
       let status: Int
@@ -699,6 +721,7 @@ public struct RequestFramer: Sendable {
       case .chunkExtension: return "chunk extensions are not supported"
       case .missingChunkDataCRLF: return "chunk data not followed by CRLF"
       case .forbiddenTrailerField: return "framing or routing field in trailer section"
+      case .chunkedInTE: return "TE names the chunked transfer coding"
       default: return "bad request"
       }
     }
@@ -722,6 +745,7 @@ public struct RequestFramer: Sendable {
     w0: 0x7265_6673_6E61_7274, w1: 0x6E69_646F_636E_652D, w2: 0x67, length: 17)
   static let nameRequestID = PackedName(w0: 0x7365_7571_6572_2D78, w1: 0x6469_2D74, w2: 0, length: 12)
   static let nameHost = PackedName(w0: 0x7473_6F68, w1: 0, w2: 0, length: 4)
+  static let nameTE = PackedName(w0: 0x6574, w1: 0, w2: 0, length: 2)
 
   // Methods packed little-endian, first byte lowest (checked by the tests against `packMethod`).
   static let methodGET: UInt64 = 0x54_45_47

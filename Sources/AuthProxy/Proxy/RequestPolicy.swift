@@ -17,41 +17,68 @@ public struct RequestPolicy: Sendable {
   }
 
   public func check(method: String, target: String, bodyLength: Int) -> ProxyError? {
-    guard target.hasPrefix("/") else { return .badRequest("only origin-form request targets (/path?query) are proxied") }
+    // Bytes, not Characters: "/" or "?" followed by a combining mark is one grapheme.
+    guard target.utf8.first == 0x2F else { return .badRequest("only origin-form request targets (/path?query) are proxied") }
     if method == "CONNECT" || method == "TRACE" { return .badRequest("method \(method) is not supported") }
     if bodyLength > maxBody { return .tooLarge(limit: maxBody) }
-    let path = String(target.prefix { $0 != "?" })
+    let path = String(decoding: target.utf8.prefix { $0 != 0x3F }, as: UTF8.self)
     if authPaths.contains(RequestPolicy.normalize(path)) {
       return .forbidden("the API's auth paths are the proxy's own; apps cannot call them")
     }
     return nil
   }
 
-  /// The path as an upstream router might see it: percent-decoded unreserved characters and
-  /// slashes, no empty or dot segments, no trailing slash, lower case. Used only to compare
-  /// with the auth paths, so that `//auth/./LOGIN/` is refused like `/auth/login`.
+  /// The path as an upstream router might see it: percent-decoded (repeatedly: a chain of routers
+  /// may decode more than once), no empty or dot segments, no path parameters (`;jsessionid=…`,
+  /// stripped before the dot-segment check, as Tomcat-like routers read `..;x` as `..`), no trailing
+  /// slash, ASCII lower case. Used only to compare with the auth paths, so that `//auth/./LOGIN/` is
+  /// refused like `/auth/login`. Idempotent.
   static func normalize(_ path: String) -> String {
-    var decoded: [UInt8] = []
-    let bytes = Array(path.utf8)
-    var i = 0
-    while i < bytes.count {
-      if bytes[i] == 0x25, i + 2 < bytes.count, let value = UInt8(String(decoding: bytes[(i + 1)...(i + 2)], as: UTF8.self), radix: 16) {
-        decoded.append(value)
-        i += 3
-      } else {
-        decoded.append(bytes[i])
-        i += 1
+    var bytes = Array(path.utf8)
+    while true {
+      var decoded: [UInt8] = []
+      decoded.reserveCapacity(bytes.count)
+      var i = 0
+      while i < bytes.count {
+        if bytes[i] == 0x25, i + 2 < bytes.count, let high = hexValue(bytes[i + 1]), let low = hexValue(bytes[i + 2]) {
+          decoded.append(high << 4 | low)
+          i += 3
+        } else {
+          decoded.append(bytes[i])
+          i += 1
+        }
       }
+      // Each pass that decodes something is shorter: this ends.
+      if decoded.count == bytes.count { break }
+      bytes = decoded
     }
-    var segments: [Substring] = []
-    for segment in String(decoding: decoded, as: UTF8.self).lowercased().split(separator: "/", omittingEmptySubsequences: true) {
-      if segment == "." { continue }
-      if segment == ".." {
+    // Segments by bytes, as a router splits them (a Character split would take "/" and a
+    // combining mark after it for one grapheme, not a separator).
+    var segments: [ArraySlice<UInt8>] = []
+    for raw in bytes.split(separator: 0x2F, omittingEmptySubsequences: true) {
+      let segment = raw.prefix { $0 != 0x3B }
+      if segment.isEmpty || segment.elementsEqual([0x2E]) { continue }
+      if segment.elementsEqual([0x2E, 0x2E]) {
         _ = segments.popLast()
         continue
       }
-      segments.append(segment.split(separator: ";").first ?? segment)
+      segments.append(segment)
     }
-    return "/" + segments.joined(separator: "/")
+    var normalized: [UInt8] = [0x2F]
+    for (n, segment) in segments.enumerated() {
+      if n > 0 { normalized.append(0x2F) }
+      normalized.append(contentsOf: segment.lazy.map { $0 &- 0x41 < 26 ? $0 | 0x20 : $0 })
+    }
+    return String(decoding: normalized, as: UTF8.self)
+  }
+
+  /// A hex digit's value; nil for anything else (also for the `+` and `-` that `UInt8(_:radix:)` takes).
+  private static func hexValue(_ b: UInt8) -> UInt8? {
+    switch b {
+    case 0x30...0x39: return b - 0x30
+    case 0x41...0x46: return b - 0x37
+    case 0x61...0x66: return b - 0x57
+    default: return nil
+    }
   }
 }
