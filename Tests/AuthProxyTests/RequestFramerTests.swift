@@ -91,7 +91,8 @@ private func expectBadRequest(
   _ input: String, limits: RequestLimits = defaultLimits, messageContains: String? = nil,
   sourceLocation: SourceLocation = #_sourceLocation
 ) {
-  expectRejected(bytes(input), limits: limits, status: 400, code: "bad_request", messageContains: messageContains,
+  expectRejected(
+    bytes(input), limits: limits, status: 400, code: "bad_request", messageContains: messageContains,
     sourceLocation: sourceLocation)
 }
 
@@ -506,7 +507,9 @@ private let validSamples: [(String, Int)] = [
   // MARK: - Transfer-Encoding
 
   @Test func rejectsUnsupportedTransferEncodings() {
-    for value in ["gzip", "gzip, chunked", "chunked, chunked", "chunked,", "identity", "", "chunk", "chunkedx", "chunked x", "ch unked", "\"chunked\""] {
+    for value in [
+      "gzip", "gzip, chunked", "chunked, chunked", "chunked,", "identity", "", "chunk", "chunkedx", "chunked x", "ch unked", "\"chunked\"",
+    ] {
       expectBadRequest(
         "POST / HTTP/1.1\r\nTransfer-Encoding: \(value)\r\n\r\n0\r\n\r\n", messageContains: "Transfer-Encoding")
     }
@@ -767,7 +770,9 @@ private let validSamples: [(String, Int)] = [
 
   @Test func mutatedRequestsNeverCrashAndVerdictsAreSplitIndependentAndSticky() {
     var rng = SplitMix64(seed: 0xA11CE)
-    let interesting: [UInt8] = [0x00, 0x01, 0x09, 0x0A, 0x0D, 0x20, 0x22, 0x23, 0x2C, 0x2F, 0x30, 0x3A, 0x3B, 0x3D, 0x5C, 0x61, 0x7F, 0x80, 0xFF, 0x46]
+    let interesting: [UInt8] = [
+      0x00, 0x01, 0x09, 0x0A, 0x0D, 0x20, 0x22, 0x23, 0x2C, 0x2F, 0x30, 0x3A, 0x3B, 0x3D, 0x5C, 0x61, 0x7F, 0x80, 0xFF, 0x46,
+    ]
     let limits = RequestLimits(maxBody: 4096, maxRequestLine: 256, maxHeaderBytes: 1024, maxHeaderCount: 12)
     var rejected = 0
     var accepted = 0

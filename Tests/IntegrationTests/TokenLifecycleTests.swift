@@ -131,7 +131,9 @@ final class RotatingCredentials: Sendable {
     // 1 s doubling, jitter in the upper half: attempts at 0, ≥0.5, ≥1.5, ≥3.5, ≥7.5 s.
     #expect(attempts >= 3 && attempts <= 5, "\(attempts) login attempts in 10 s")
     #expect(statuses.count > 50)
-    #expect(statuses.allSatisfy { $0 == 503 }, "other answers: \(Dictionary(grouping: statuses.filter { $0 != 503 }, by: { $0 }).mapValues(\.count))")
+    #expect(
+      statuses.allSatisfy { $0 == 503 },
+      "other answers: \(Dictionary(grouping: statuses.filter { $0 != 503 }, by: { $0 }).mapValues(\.count))")
   }
 
   @Test func rateLimitedLoginsHonourRetryAfter() throws {
