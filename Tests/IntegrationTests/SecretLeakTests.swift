@@ -48,31 +48,9 @@ private final class Received {
 /// Sends `bytes` on a fresh connection and returns all the proxy wrote until it closed the
 /// connection (or went quiet for `timeout` seconds).
 private func rawExchange(port: Int, _ bytes: [UInt8], timeout: Int = 5) throws -> [UInt8] {
-  let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-  defer { close(fd) }
-  var addr = sockaddr_in()
-  addr.sin_family = sa_family_t(AF_INET)
-  addr.sin_port = in_port_t(UInt16(port).bigEndian)
-  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-  var tv = timeval(tv_sec: timeout, tv_usec: 0)
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-  let rc = withUnsafePointer(to: &addr) {
-    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-  }
-  guard rc == 0 else { throw HTTPClientError(description: "connect to \(port) failed: errno \(errno)") }
-  _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-  var received: [UInt8] = []
-  var chunk = [UInt8](repeating: 0, count: 65536)
-  while true {
-    let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-    if n > 0 {
-      received.append(contentsOf: chunk[0..<n])
-    } else if n < 0 && errno == EINTR {
-      continue
-    } else {
-      return received
-    }
-  }
+  let connection = try RawConnection(port: port, timeoutSeconds: timeout)
+  try connection.send(bytes)
+  return connection.readUntilClosed().bytes
 }
 
 /// Finds secrets in text without ever showing them: exact matches for passwords, and any

@@ -183,31 +183,10 @@ private struct RawExchange {
 
 /// Sends `bytes` and reads until the proxy closes the connection, or `timeout` seconds of silence.
 private func sendAndReadUntilClosed(port: Int, _ bytes: [UInt8], timeout: Int = 10) throws -> RawExchange {
-  let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-  defer { close(fd) }
-  var addr = sockaddr_in()
-  addr.sin_family = sa_family_t(AF_INET)
-  addr.sin_port = in_port_t(UInt16(port).bigEndian)
-  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-  var tv = timeval(tv_sec: timeout, tv_usec: 0)
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-  let rc = withUnsafePointer(to: &addr) {
-    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-  }
-  guard rc == 0 else { throw HTTPClientError(description: "connect to \(port) failed: errno \(errno)") }
-  _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-  var received: [UInt8] = []
-  var chunk = [UInt8](repeating: 0, count: 65536)
-  while true {
-    let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-    if n > 0 {
-      received.append(contentsOf: chunk[0..<n])
-    } else if n == 0 || errno == ECONNRESET {
-      return RawExchange(bytes: received, closedByPeer: true)
-    } else if errno != EINTR {
-      return RawExchange(bytes: received, closedByPeer: false)
-    }
-  }
+  let connection = try RawConnection(port: port, timeoutSeconds: timeout)
+  try connection.send(bytes)
+  let (received, closed) = connection.readUntilClosed()
+  return RawExchange(bytes: received, closedByPeer: closed)
 }
 
 /// The access-log line of the request with this X-Request-ID, once the worker flushed it.

@@ -123,6 +123,23 @@ final class RawConnection {
     return response
   }
 
+  /// Reads until the peer closes the connection (EOF or reset) or the read times out; says which.
+  func readUntilClosed() -> (bytes: [UInt8], closedByPeer: Bool) {
+    var received = buffered
+    buffered.removeAll()
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+      let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+      if n > 0 {
+        received.append(contentsOf: chunk[0..<n])
+      } else if n == 0 || errno == ECONNRESET {
+        return (received, true)
+      } else if errno != EINTR {
+        return (received, false)
+      }
+    }
+  }
+
   /// True once the peer closed the connection (EOF) with nothing more to read.
   func isClosedByPeer() throws -> Bool {
     if !buffered.isEmpty { return false }
