@@ -80,7 +80,6 @@ import Testing
       }
     }
     let observed = try #require(pause)
-    print("MEASURE baseline \(baselineKiB) KiB, window peak \(observed.peakRSSKiB) KiB, HWM \(run.proxy.memoryKiB("VmHWM") ?? -1) KiB, queues \(observed.lastQueues)") // TMP
     #expect(response.status == 200)
     #expect(received == size)
     #expect(hasher.finalize() == expected.finalize(), "every byte intact")
