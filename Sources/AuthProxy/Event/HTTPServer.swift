@@ -78,6 +78,14 @@ private func requestTrampoline(_ raw: OpaquePointer?, _ ctx: UnsafeMutableRawPoi
 /// Identity of one client connection of an `HTTPServer` (valid until it closes).
 public struct ConnectionID: Hashable {
   let evcon: OpaquePointer
+
+  /// The client's IP address, as text, and its TCP port.
+  var peer: (address: String, port: Int) {
+    var address: UnsafeMutablePointer<CChar>?
+    var port: UInt16 = 0
+    evhttp_connection_get_peer(evcon, &address, &port)
+    return (address.map { String(cString: $0) } ?? "", Int(port))
+  }
 }
 
 /// Sees the raw bytes of incoming connections before evhttp does (see `ap_evhttp_use_inspector`),
@@ -114,12 +122,7 @@ class ConnectionInspector {
   }
 
   /// The client's IP address, as text.
-  func peerAddress(of connection: ConnectionID) -> String {
-    var address: UnsafeMutablePointer<CChar>?
-    var port: UInt16 = 0
-    evhttp_connection_get_peer(connection.evcon, &address, &port)
-    return address.map { String(cString: $0) } ?? ""
-  }
+  func peerAddress(of connection: ConnectionID) -> String { connection.peer.address }
 
   fileprivate func received(evcon: OpaquePointer, bev: OpaquePointer, bytes: UnsafeRawBufferPointer) -> Bool {
     let id = ConnectionID(evcon: evcon)

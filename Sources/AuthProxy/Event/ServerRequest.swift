@@ -42,22 +42,10 @@ public final class ServerRequest {
   public var connection: ConnectionID? { evhttp_request_get_connection(raw).map(ConnectionID.init) }
 
   /// The client's IP address, as text.
-  public var clientAddress: String {
-    guard let evcon = evhttp_request_get_connection(raw) else { return "" }
-    var address: UnsafeMutablePointer<CChar>?
-    var port: UInt16 = 0
-    evhttp_connection_get_peer(evcon, &address, &port)
-    return address.map { String(cString: $0) } ?? ""
-  }
+  public var clientAddress: String { connection?.peer.address ?? "" }
 
   /// The client's TCP port.
-  public var clientPort: Int {
-    guard let evcon = evhttp_request_get_connection(raw) else { return 0 }
-    var address: UnsafeMutablePointer<CChar>?
-    var port: UInt16 = 0
-    evhttp_connection_get_peer(evcon, &address, &port)
-    return Int(port)
-  }
+  public var clientPort: Int { connection?.peer.port ?? 0 }
 
   /// Request headers in the order received.
   public var headers: [(name: String, value: String)] {
