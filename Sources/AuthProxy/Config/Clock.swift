@@ -84,20 +84,50 @@ public enum RFC3339 {
 
   /// `2026-11-29T10:00:00.123Z`, or without milliseconds.
   public static func format(_ seconds: Double, milliseconds: Bool = true) -> String {
+    var out: [UInt8] = []
+    out.reserveCapacity(24)
+    append(seconds, milliseconds: milliseconds, to: &out)
+    return String(decoding: out, as: UTF8.self)
+  }
+
+  /// Appends the `format` text of `seconds` as UTF-8 (the access log's hot path).
+  public static func append(_ seconds: Double, milliseconds: Bool = true, to out: inout [UInt8]) {
     // Round to the nearest millisecond, carrying into the seconds.
     let totalMillis = Int64((seconds * 1000).rounded())
     var whole = time_t(totalMillis.quotientAndRemainder(dividingBy: 1000).quotient - (totalMillis % 1000 < 0 ? 1 : 0))
     let millis = Int((totalMillis % 1000 + 1000) % 1000)
     var t = tm()
     gmtime_r(&whole, &t)
-    func pad(_ v: Int32, _ width: Int) -> String {
-      let s = String(v)
-      return String(repeating: "0", count: max(0, width - s.count)) + s
+    func pad(_ v: Int, _ width: Int) {
+      var divisor = 1
+      for _ in 1..<width { divisor *= 10 }
+      if v >= divisor * 10 {
+        JSONText.appendInt(v, to: &out)
+        return
+      }
+      var v = max(0, v)
+      while divisor > 0 {
+        out.append(0x30 + UInt8(v / divisor))
+        v %= divisor
+        divisor /= 10
+      }
     }
-    var out = "\(pad(t.tm_year + 1900, 4))-\(pad(t.tm_mon + 1, 2))-\(pad(t.tm_mday, 2))T"
-    out += "\(pad(t.tm_hour, 2)):\(pad(t.tm_min, 2)):\(pad(t.tm_sec, 2))"
-    if milliseconds { out += "." + pad(Int32(millis), 3) }
-    return out + "Z"
+    pad(Int(t.tm_year) + 1900, 4)
+    out.append(0x2D)
+    pad(Int(t.tm_mon) + 1, 2)
+    out.append(0x2D)
+    pad(Int(t.tm_mday), 2)
+    out.append(0x54)
+    pad(Int(t.tm_hour), 2)
+    out.append(0x3A)
+    pad(Int(t.tm_min), 2)
+    out.append(0x3A)
+    pad(Int(t.tm_sec), 2)
+    if milliseconds {
+      out.append(0x2E)
+      pad(millis, 3)
+    }
+    out.append(0x5A)
   }
 }
 

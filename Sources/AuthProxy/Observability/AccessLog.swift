@@ -21,16 +21,55 @@ public struct AccessLogEntry: Sendable {
   public var error: String?
 
   public func jsonLine() -> String {
-    func ms(_ value: Double) -> String { value.isFinite ? String((value * 1000).rounded() / 1000) : "null" }
-    var members: [(String, String)] = [
-      ("ts", JSONText.quoted(RFC3339.format(ts))), ("request_id", JSONText.quoted(requestID)),
-      ("client", JSONText.quoted(client)), ("method", JSONText.quoted(method)), ("path", JSONText.quoted(path)),
-      ("status", String(status)), ("upstream_status", upstreamStatus.map(String.init) ?? "null"),
-      ("duration_ms", ms(durationMs)), ("upstream_ms", upstreamMs.map(ms) ?? "null"), ("bytes_in", String(bytesIn)),
-      ("bytes_out", String(bytesOut)), ("attempts", String(attempts)), ("reauth", reauth ? "true" : "false"),
-    ]
-    members.append(("error", error.map(JSONText.quoted) ?? "null"))
-    return JSONText.object(members)
+    var out: [UInt8] = []
+    append(to: &out)
+    return String(decoding: out, as: UTF8.self)
+  }
+
+  /// Appends the JSON line (without its newline) straight into a byte buffer: no intermediate
+  /// strings, as this runs once per request on the worker's loop.
+  public func append(to out: inout [UInt8]) {
+    func key(_ name: StaticString, first: Bool = false) {
+      if !first { out.append(0x2C) }
+      out.append(0x22)
+      raw(name)
+      out.append(0x22)
+      out.append(0x3A)
+    }
+    func raw(_ text: StaticString) { text.withUTF8Buffer { out.append(contentsOf: $0) } }
+    func null() { raw("null") }
+    out.append(0x7B)
+    key("ts", first: true)
+    out.append(0x22)
+    RFC3339.append(ts, to: &out)
+    out.append(0x22)
+    key("request_id")
+    JSONText.appendQuoted(requestID, to: &out)
+    key("client")
+    JSONText.appendQuoted(client, to: &out)
+    key("method")
+    JSONText.appendQuoted(method, to: &out)
+    key("path")
+    JSONText.appendQuoted(path, to: &out)
+    key("status")
+    JSONText.appendInt(status, to: &out)
+    key("upstream_status")
+    if let upstreamStatus { JSONText.appendInt(upstreamStatus, to: &out) } else { null() }
+    key("duration_ms")
+    JSONText.appendMilliseconds(durationMs, to: &out)
+    key("upstream_ms")
+    if let upstreamMs { JSONText.appendMilliseconds(upstreamMs, to: &out) } else { null() }
+    key("bytes_in")
+    JSONText.appendInt(bytesIn, to: &out)
+    key("bytes_out")
+    JSONText.appendInt(bytesOut, to: &out)
+    key("attempts")
+    JSONText.appendInt(attempts, to: &out)
+    key("reauth")
+    raw(reauth ? "true" : "false")
+    key("error")
+    if let error { JSONText.appendQuoted(error, to: &out) } else { null() }
+    out.append(0x7D)
   }
 
   /// The path part of a request target.
@@ -162,7 +201,7 @@ final class AccessLogBuffer {
   }
 
   func append(_ entry: AccessLogEntry) {
-    buffer.append(contentsOf: entry.jsonLine().utf8)
+    entry.append(to: &buffer)
     buffer.append(0x0A)
     if buffer.count >= AccessLogBuffer.flushSize { flush() }
   }

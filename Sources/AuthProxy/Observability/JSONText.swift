@@ -1,29 +1,101 @@
 /// Minimal JSON text building for the hot path (access log lines, error bodies): no
-/// reflection, no intermediate dictionaries.
+/// reflection, no intermediate dictionaries. The `append…` forms write UTF-8 straight into a
+/// byte buffer, which is what the access log does for every request.
 public enum JSONText {
   /// `value` as a JSON string literal, quotes included.
   public static func quoted(_ value: String) -> String {
-    var out = "\""
+    var out: [UInt8] = []
     out.reserveCapacity(value.utf8.count + 2)
-    for scalar in value.unicodeScalars {
-      switch scalar {
-      case "\"": out += "\\\""
-      case "\\": out += "\\\\"
-      case "\n": out += "\\n"
-      case "\r": out += "\\r"
-      case "\t": out += "\\t"
-      case _ where scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x2028 || scalar.value == 0x2029:
-        let hex = String(scalar.value, radix: 16)
-        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-      default: out.unicodeScalars.append(scalar)
-      }
-    }
-    out += "\""
-    return out
+    appendQuoted(value, to: &out)
+    return String(decoding: out, as: UTF8.self)
   }
 
   /// An object from ordered key/raw-JSON-value pairs.
   public static func object(_ members: [(String, String)]) -> String {
     "{" + members.map { quoted($0.0) + ":" + $0.1 }.joined(separator: ",") + "}"
+  }
+
+  private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+  /// Appends `value` as a JSON string literal. Escapes quotes, backslashes, control characters,
+  /// DEL and U+2028/U+2029 (line breaks to JavaScript); copies every other byte.
+  public static func appendQuoted(_ value: String, to out: inout [UInt8]) {
+    out.append(0x22)
+    var value = value
+    value.withUTF8 { bytes in
+      var i = 0
+      while i < bytes.count {
+        let b = bytes[i]
+        switch b {
+        case 0x22: out.append(0x5C); out.append(0x22)
+        case 0x5C: out.append(0x5C); out.append(0x5C)
+        case 0x0A: out.append(0x5C); out.append(0x6E)
+        case 0x0D: out.append(0x5C); out.append(0x72)
+        case 0x09: out.append(0x5C); out.append(0x74)
+        case 0..<0x20, 0x7F: appendUnicodeEscape(UInt32(b), to: &out)
+        case 0xE2 where i + 2 < bytes.count && bytes[i + 1] == 0x80 && (bytes[i + 2] == 0xA8 || bytes[i + 2] == 0xA9):
+          appendUnicodeEscape(bytes[i + 2] == 0xA8 ? 0x2028 : 0x2029, to: &out)
+          i += 2
+        default: out.append(b)
+        }
+        i += 1
+      }
+    }
+    out.append(0x22)
+  }
+
+  private static func appendUnicodeEscape(_ value: UInt32, to out: inout [UInt8]) {
+    out.append(0x5C)
+    out.append(0x75)
+    for shift in stride(from: 12, through: 0, by: -4) { out.append(hexDigits[Int((value >> UInt32(shift)) & 0xF)]) }
+  }
+
+  /// Appends a decimal integer.
+  public static func appendInt(_ value: Int, to out: inout [UInt8]) {
+    if value < 0 { out.append(0x2D) }
+    var magnitude = value.magnitude
+    var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+      (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    var count = 0
+    withUnsafeMutableBytes(of: &digits) { buffer in
+      repeat {
+        buffer[count] = 0x30 + UInt8(magnitude % 10)
+        magnitude /= 10
+        count += 1
+      } while magnitude > 0
+      while count > 0 {
+        count -= 1
+        out.append(buffer[count])
+      }
+    }
+  }
+
+  /// Appends `value` rounded to three decimals, as Swift prints such a Double ("12.0", "0.25",
+  /// "1.234"); `null` when it is not finite.
+  public static func appendMilliseconds(_ value: Double, to out: inout [UInt8]) {
+    let thousandths = (value * 1000).rounded()
+    guard thousandths.isFinite, thousandths.magnitude < 1e15 else {
+      // Out of the fixed-point range: the general formatting, rare enough.
+      out.append(contentsOf: (value.isFinite ? String(thousandths / 1000) : "null").utf8)
+      return
+    }
+    var units = Int(thousandths)
+    if units < 0 {
+      out.append(0x2D)
+      units = -units
+    }
+    appendInt(units / 1000, to: &out)
+    out.append(0x2E)
+    var fraction = units % 1000
+    if fraction == 0 {
+      out.append(0x30)
+      return
+    }
+    var divisor = 100
+    while fraction > 0 {
+      out.append(0x30 + UInt8(fraction / divisor))
+      fraction %= divisor
+      divisor /= 10
+    }
   }
 }
