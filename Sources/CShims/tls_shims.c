@@ -22,3 +22,114 @@ SSL_CTX *ap_tls_server_ctx(const char *cert_path, const char *key_path, char *er
   ERR_clear_error();
   return ctx;
 }
+
+#include <openssl/x509v3.h>
+#include <arpa/inet.h>
+#include <string.h>
+
+// The newest session the upstream gave us (TLS 1.3 sends them after the handshake), kept as the
+// context's app data, so the next connection resumes instead of a full handshake. A client
+// context belongs to one thread (one per worker): no lock.
+static int ap_tls_keep_session(SSL *ssl, SSL_SESSION *session) {
+  SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
+  SSL_SESSION *old = SSL_CTX_get_app_data(ctx);
+  if (old != NULL) SSL_SESSION_free(old);
+  SSL_CTX_set_app_data(ctx, session);
+  return 1;  // we keep the reference
+}
+
+void ap_tls_client_ctx_free(SSL_CTX *ctx) {
+  SSL_SESSION *old = SSL_CTX_get_app_data(ctx);
+  if (old != NULL) SSL_SESSION_free(old);
+  SSL_CTX_free(ctx);
+}
+
+SSL_CTX *ap_tls_client_ctx(const char *ca_file, const char *cert_path, const char *key_path, char *err, size_t errlen) {
+  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+  if (ctx == NULL) {
+    snprintf(err, errlen, "cannot create a TLS context");
+    return NULL;
+  }
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+  int loaded = ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL) : SSL_CTX_set_default_verify_paths(ctx);
+  if (loaded != 1) {
+    snprintf(err, errlen, "cannot load the CA certificates%s%s", ca_file ? " from " : "", ca_file ? ca_file : "");
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  if (cert_path != NULL && SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1) {
+    snprintf(err, errlen, "cannot load the client certificate %s", cert_path);
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  if (key_path != NULL &&
+      (SSL_CTX_use_PrivateKey_file(ctx, key_path, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1)) {
+    snprintf(err, errlen, "cannot load the client key %s", key_path);
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  // Partial writes: a large request body goes out as the socket takes it. Read-ahead: one read()
+  // takes every TLS record the socket holds. Released buffers: idle pooled connections hold no
+  // 32 KiB buffers.
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_read_ahead(ctx, 1);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx, ap_tls_keep_session);
+  SSL_CTX_set_app_data(ctx, NULL);
+  ERR_clear_error();
+  return ctx;
+}
+
+SSL *ap_tls_client_new(SSL_CTX *ctx, int fd, const char *host, int resume) {
+  SSL *ssl = SSL_new(ctx);
+  if (ssl == NULL) return NULL;
+  unsigned char ip[16];
+  int is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+  int ok = SSL_set_fd(ssl, fd);
+  if (is_ip) {
+    ok = ok && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
+  } else {
+    ok = ok && SSL_set_tlsext_host_name(ssl, host) && SSL_set1_host(ssl, host);
+  }
+  if (!ok) {
+    SSL_free(ssl);
+    ERR_clear_error();
+    return NULL;
+  }
+  SSL_SESSION *session = SSL_CTX_get_app_data(ctx);
+  if (resume && session != NULL) SSL_set_session(ssl, session);
+  SSL_set_connect_state(ssl);
+  return ssl;
+}
+
+int ap_tls_result(SSL *ssl, int rc) {
+  if (rc > 0) return AP_TLS_OK;
+  int e = SSL_get_error(ssl, rc);
+  switch (e) {
+  case SSL_ERROR_WANT_READ: return AP_TLS_WANT_READ;
+  case SSL_ERROR_WANT_WRITE: return AP_TLS_WANT_WRITE;
+  case SSL_ERROR_ZERO_RETURN: ERR_clear_error(); return AP_TLS_CLOSED;
+  case SSL_ERROR_SYSCALL:
+    ERR_clear_error();
+    return rc == 0 ? AP_TLS_CLOSED : AP_TLS_FAILED;
+  default:
+    ERR_clear_error();
+    return AP_TLS_FAILED;
+  }
+}
+
+int ap_tls_peer_verified(SSL *ssl) { return SSL_get_verify_result(ssl) == X509_V_OK; }
+
+int ap_tls_peer_key_sha256(SSL *ssl, unsigned char out[32]) {
+  X509 *cert = SSL_get1_peer_certificate(ssl);
+  if (cert == NULL) return 0;
+  unsigned char *der = NULL;
+  int len = i2d_PUBKEY(X509_get0_pubkey(cert), &der);
+  X509_free(cert);
+  if (len <= 0) return 0;
+  unsigned int outlen = 0;
+  int ok = EVP_Digest(der, (size_t)len, out, &outlen, EVP_sha256(), NULL);
+  OPENSSL_free(der);
+  return ok && outlen == 32;
+}

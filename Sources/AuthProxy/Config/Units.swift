@@ -105,6 +105,16 @@ public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
   }
 
   public var description: String { origin + basePath }
+
+  /// `host[:port]` as written: the `Host` header of upstream requests.
+  public var authority: String { String(origin.dropFirst("https://".count)) }
+
+  /// The TCP port (443 unless the URL names one).
+  public var port: Int {
+    let afterHost = authority.hasPrefix("[") ? authority.drop { $0 != "]" }.dropFirst() : authority[...]
+    guard let colon = afterHost.lastIndex(of: ":") else { return 443 }
+    return Int(afterHost[afterHost.index(after: colon)...]) ?? 443
+  }
 }
 
 /// One reason a configuration value is refused.

@@ -22,10 +22,8 @@ public struct CurlRequest {
   public var connectTimeoutMs: Int
   /// An attempt that moves no byte for this long fails (curl's low-speed limit).
   public var stallTimeoutSeconds: Int
+  /// A new connection, not a pooled one.
   public var freshConnection = false
-  /// Refuse to send the request a second time (curl resends on its own when a pooled
-  /// connection died before any answer byte): for requests that must never go twice.
-  public var sendAtMostOnce = false
   public var maxConnectionAgeSeconds = 30
   /// Plain http too (the caller has checked the host is loopback, e.g. an alert webhook on
   /// 127.0.0.1); https only otherwise.
@@ -48,8 +46,6 @@ public struct CurlRequest {
 /// How an attempt ended.
 public struct CurlResult: Sendable {
   public var code: Int32
-  /// Did the attempt run on a pooled connection (no new connect)?
-  public var reusedConnection: Bool
   public var isSuccess: Bool { code == 0 }
   /// curl's own, secret-free wording of `code`.
   public var curlMessage: String { String(cString: curl_easy_strerror(CURLcode(UInt32(code)))) }
@@ -63,9 +59,6 @@ public final class CurlTransfer {
   private var responseHeaders: [(name: String, value: String)] = []
   private var headDelivered = false
   private var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE))
-  private let sendAtMostOnce: Bool
-  /// How many times curl sent the request (its own silent resends included).
-  public private(set) var sends = 0
 
   /// The final response's status and headers (1xx responses are skipped).
   public var onHead: ((Int, [(name: String, value: String)]) -> Void)?
@@ -76,7 +69,6 @@ public final class CurlTransfer {
   public init(_ request: CurlRequest) throws(EventError) {
     guard let easy = curl_easy_init() else { throw EventError("curl_easy_init failed") }
     self.easy = easy
-    sendAtMostOnce = request.sendAtMostOnce
     // Context: unretained self in CURLOPT_PRIVATE and the callbacks; the owning CurlMulti keeps
     // the transfer alive while curl may call back, and detach() removes the handle first.
     let me = Unmanaged.passUnretained(self).toOpaque()
@@ -117,8 +109,6 @@ public final class CurlTransfer {
     for line in request.headerLines { headerList = curl_slist_append(headerList, line) }
     ap_curl_easy_setopt_ptr(easy, CURLOPT_HTTPHEADER, headerList)
 
-    ap_curl_easy_setopt_prereq_cb(easy, curlPrereqTrampoline)
-    ap_curl_easy_setopt_ptr(easy, CURLOPT_PREREQDATA, me)
     ap_curl_easy_setopt_data_cb(easy, CURLOPT_HEADERFUNCTION, curlHeaderTrampoline)
     ap_curl_easy_setopt_ptr(easy, CURLOPT_HEADERDATA, me)
     ap_curl_easy_setopt_data_cb(easy, CURLOPT_WRITEFUNCTION, curlWriteTrampoline)
@@ -142,14 +132,12 @@ public final class CurlTransfer {
   }
 
   func complete(_ code: CURLcode) {
-    var connects = 0
-    ap_curl_easy_getinfo_long(easy, CURLINFO_NUM_CONNECTS, &connects)
     if code == CURLE_OK && !headDelivered { deliverHead() }
     let callback = onComplete
     onComplete = nil
     onHead = nil
     onData = nil
-    callback?(CurlResult(code: Int32(code.rawValue), reusedConnection: connects == 0))
+    callback?(CurlResult(code: Int32(code.rawValue)))
   }
 
   private func deliverHead() {
@@ -178,12 +166,6 @@ public final class CurlTransfer {
     responseHeaders.append((name, value))
   }
 
-  /// Another send of the request is about to start; false refuses it.
-  fileprivate func willSend() -> Bool {
-    sends += 1
-    return !(sendAtMostOnce && sends > 1)
-  }
-
   fileprivate func data(_ bytes: UnsafeRawBufferPointer) -> Bool {
     if !headDelivered { deliverHead() }
     return onData?(bytes) ?? true
@@ -205,16 +187,6 @@ private func curlHeaderTrampoline(_ ptr: UnsafeMutablePointer<CChar>?, _ size: I
   let transfer = Unmanaged<CurlTransfer>.fromOpaque(ctx).takeUnretainedValue()
   transfer.headerLine(UnsafeRawBufferPointer(start: ptr, count: size * count))
   return size * count
-}
-
-/* CURLOPT_PREREQFUNCTION: called before every send of the request, curl's own resends too. */
-private func curlPrereqTrampoline(
-  _ ctx: UnsafeMutableRawPointer?, _ primaryIP: UnsafeMutablePointer<CChar>?, _ localIP: UnsafeMutablePointer<CChar>?,
-  _ primaryPort: Int32, _ localPort: Int32
-) -> Int32 {
-  guard let ctx else { return 0 }
-  let transfer = Unmanaged<CurlTransfer>.fromOpaque(ctx).takeUnretainedValue()
-  return transfer.willSend() ? 0 : 1  // CURL_PREREQFUNC_OK / CURL_PREREQFUNC_ABORT
 }
 
 /* CURLOPT_WRITEFUNCTION: body bytes as they arrive; CURL_WRITEFUNC_PAUSE for backpressure. */

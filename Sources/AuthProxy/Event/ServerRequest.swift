@@ -88,7 +88,10 @@ public final class ServerRequest {
     // A reply to HEAD has no body: evhttp would write one anyway, and the client would read it
     // as the start of its next response. The length is still the one a GET would get.
     if evhttp_request_get_command(raw) == EVHTTP_REQ_HEAD {
-      evhttp_add_header(evhttp_request_get_output_headers(raw), "Content-Length", String(body.count))
+      // The caller's own Content-Length (a HEAD handler that knows the GET's length) wins.
+      if evhttp_find_header(evhttp_request_get_output_headers(raw), "Content-Length") == nil {
+        evhttp_add_header(evhttp_request_get_output_headers(raw), "Content-Length", String(body.count))
+      }
       evhttp_send_reply(raw, Int32(status), nil, nil)
       return
     }

@@ -27,7 +27,7 @@ final class Exchange {
   var retryAfter: Double?
   /// The oldest token generation this request may still be sent with.
   var minimumGeneration: UInt64 = 0
-  var transfer: CurlTransfer?
+  var transfer: UpstreamTransfer?
   /// Bounds the wait for a token, or for the upstream's answer.
   var timer: Timer?
 

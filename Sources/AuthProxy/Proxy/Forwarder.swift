@@ -1,7 +1,7 @@
-/// Last step of the chain: sends an exchange upstream on the worker's `CurlMulti` and streams
+/// Last step of the chain: sends an exchange upstream on the worker's `UpstreamPool` and streams
 /// the answer back, with backpressure from the app's socket.
 final class Forwarder {
-  private let multi: CurlMulti
+  private let pool: UpstreamPool
   private let config: ServeConfig
   private let rewrite: HeaderRewrite
   /// Above this many bytes queued to a client, stop reading the upstream.
@@ -22,8 +22,8 @@ final class Forwarder {
 
   private let metrics: WorkerMetrics
 
-  init(multi: CurlMulti, config: ServeConfig, metrics: WorkerMetrics) {
-    self.multi = multi
+  init(pool: UpstreamPool, config: ServeConfig, metrics: WorkerMetrics) {
+    self.pool = pool
     self.config = config
     self.metrics = metrics
     rewrite = HeaderRewrite(userAgent: config.userAgent)
@@ -31,7 +31,7 @@ final class Forwarder {
 
   private static let idempotent: Set<String> = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]
   private static let retryableStatuses: Set<Int> = [429, 502, 503, 504]
-  /// curl errors where the upstream did not act on the request: connect, DNS, handshake,
+  /// Failures (curl's numbers) where the upstream did not act on the request: connect, DNS, handshake,
   /// broken or empty connections, timeouts. Never trust or pin failures: they will not heal.
   private static let retryableCurlCodes: Set<Int32> = [6, 7, 16, 18, 28, 35, 52, 55, 56, 92]
 
@@ -62,24 +62,14 @@ final class Forwarder {
     if exchange.attempts == 0 { budget.recordRequest(now: monotonicSeconds()) }
     exchange.attempts += 1
     if exchange.attempts > 1 { metrics.retries.add(1) }
-    // curl silently resends a request whose pooled connection died before any answer byte;
-    // for a request that must never be sent twice, only a new connection is safe.
+    // A request that must never be sent twice goes on a new connection: a pooled one may
+    // have been closed by the upstream just as we sent on it.
     let freshConnection = freshConnection || !Forwarder.isRetrySafe(exchange)
-    var request = CurlRequest(
-      url: config.upstream.origin + config.upstream.basePath + exchange.target, method: exchange.method,
-      headerLines: rewrite.upstreamHeaderLines(
-        from: exchange.appHeaders, authorization: token.authorization, requestID: exchange.requestID),
-      body: exchange.body, tls: config.tls, connectTimeoutMs: Int(config.connectTimeout * 1000),
-      stallTimeoutSeconds: Int(config.timeout.rounded(.up)))
-    request.freshConnection = freshConnection
-    request.sendAtMostOnce = !Forwarder.isRetrySafe(exchange)
-    let transfer: CurlTransfer
-    do {
-      transfer = try CurlTransfer(request)
-    } catch {
-      fail(exchange, ProxyError(status: 502, code: "internal", message: "cannot start the upstream request"))
-      return
-    }
+    let transfer = UpstreamTransfer(
+      request: rewrite.upstreamRequest(
+        method: exchange.method, target: config.upstream.basePath + exchange.target, host: config.upstream.authority,
+        appHeaders: exchange.appHeaders, authorization: token.authorization, requestID: exchange.requestID, body: exchange.body),
+      isHEAD: exchange.method == "HEAD", freshConnection: freshConnection, stallTimeout: config.timeout.rounded(.up))
     exchange.transfer = transfer
     let attemptStarted = monotonicSeconds()
     var attemptStatus: Int?
@@ -102,28 +92,27 @@ final class Forwarder {
       exchange.headSent = true
       exchange.request.startStream(status: status, headers: self.rewrite.responseHeaders(from: headers, requestID: exchange.requestID))
     }
-    transfer.onData = { [unowned self, unowned exchange, unowned transfer] bytes in
-      if exchange.request.pendingOutput > Forwarder.highWatermark {
-        exchange.paused = true
-        return false
-      }
+    transfer.onData = { [unowned exchange] bytes in
       exchange.bytesOut += bytes.count
       if exchange.upstreamStatus == 403 && exchange.refusalBody.count < 2048 {
         exchange.refusalBody.append(contentsOf: bytes.prefix(2048 - exchange.refusalBody.count))
       }
-      exchange.request.send(bytes) { [weak self, weak exchange] in
-        guard let self, let exchange, exchange.paused, !exchange.finished else { return }
+      exchange.request.send(bytes) { [weak exchange] in
+        guard let exchange, exchange.paused, !exchange.finished else { return }
         exchange.paused = false
-        self.multi.resume(transfer)
+        exchange.transfer?.resume()
+      }
+      // Past the watermark, stop reading the upstream until the app's socket drains.
+      if exchange.request.pendingOutput > Forwarder.highWatermark {
+        exchange.paused = true
+        return false
       }
       return true
     }
-    transfer.onComplete = { [unowned self, unowned exchange, unowned transfer] result in
+    transfer.onComplete = { [unowned self, unowned exchange] result in
       exchange.timer?.cancel()
       exchange.transfer = nil
       exchange.upstreamMs = (monotonicSeconds() - attemptStarted) * 1000
-      // curl's own silent resends are attempts too: the access log's count stays truthful.
-      exchange.attempts += max(0, transfer.sends - 1)
       self.metrics.recordUpstream(seconds: monotonicSeconds() - attemptStarted, status: attemptStatus)
       if let status = attemptStatus, status == 401 || status == 403 { self.onAuthFailure?(exchange, status) }
       if exchange.awaitingReauth {
@@ -149,7 +138,7 @@ final class Forwarder {
       } else if !freshConnection && result.reusedConnection && [52, 55, 56].contains(result.code)
         && Forwarder.idempotent.contains(exchange.method)
       {
-        // A pooled connection the upstream had closed (curl 7.88 cannot tell): once more on a new one.
+        // A pooled connection the upstream closed just as we sent on it: once more on a new one.
         self.forward(exchange, token: token, freshConnection: true)
       } else if Forwarder.retryableCurlCodes.contains(result.code) && self.mayRetry(exchange) {
         self.onRetry?(exchange, self.config.retryDelay)
@@ -157,11 +146,11 @@ final class Forwarder {
         self.fail(exchange, .upstream(UpstreamFailure.from(curlCode: result.code)))
       }
     }
-    // The whole wait for the response head is bounded by --timeout; after that curl's stall
+    // The whole wait for the response head is bounded by --timeout; after that the stall
     // limit watches the body.
-    exchange.timer = Timer(loop: multi.loop) { [weak self, weak exchange] in
+    exchange.timer = Timer(loop: pool.loop) { [weak self, weak exchange] in
       guard let self, let exchange, let transfer = exchange.transfer, !exchange.headSent else { return }
-      self.multi.cancel(transfer)
+      transfer.cancel()
       exchange.transfer = nil
       exchange.upstreamMs = (monotonicSeconds() - attemptStarted) * 1000
       if self.mayRetry(exchange) {
@@ -171,7 +160,7 @@ final class Forwarder {
       }
     }
     exchange.timer?.schedule(after: config.timeout)
-    multi.start(transfer)
+    pool.start(transfer)
   }
 
   /// The app went away: stop the upstream work and free the request.
@@ -179,7 +168,7 @@ final class Forwarder {
     guard !exchange.finished else { return }
     exchange.timer?.cancel()
     if let transfer = exchange.transfer {
-      multi.cancel(transfer)
+      transfer.cancel()
       exchange.transfer = nil
     }
     exchange.request.abort()

@@ -15,29 +15,41 @@ public struct HeaderRewrite: Sendable {
     "proxy-authenticate", "x-request-id",
   ]
 
-  /// curl header lines for the upstream request.
-  public func upstreamHeaderLines(from appHeaders: [(name: String, value: String)], authorization: Secret, requestID: String) -> [String] {
+  /// The upstream request, ready for the wire: request line, `Host`, the app's headers less
+  /// the dropped ones (in order, byte for byte), ours, the framing, and the body.
+  public func upstreamRequest(
+    method: String, target: String, host: String, appHeaders: [(name: String, value: String)], authorization: Secret,
+    requestID: String, body: [UInt8]
+  ) -> [UInt8] {
     let named = connectionNamed(appHeaders)
-    var lines: [String] = []
-    lines.reserveCapacity(appHeaders.count + 6)
-    var sawAccept = false
-    var sawContentType = false
+    var out: [UInt8] = []
+    out.reserveCapacity(256 + body.count + appHeaders.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 })
+    func line(_ name: String, _ value: String) {
+      out.append(contentsOf: name.utf8)
+      out.append(0x3A)
+      out.append(0x20)
+      out.append(contentsOf: value.utf8)
+      out.append(0x0D)
+      out.append(0x0A)
+    }
+    out.append(contentsOf: method.utf8)
+    out.append(0x20)
+    out.append(contentsOf: target.utf8)
+    out.append(contentsOf: " HTTP/1.1\r\n".utf8)
+    line("Host", host)
     for (name, value) in appHeaders {
       let lower = name.lowercased()
       if HeaderRewrite.droppedRequestHeaders.contains(lower) || lower.hasPrefix("proxy-") || named.contains(lower) { continue }
-      if lower == "accept" { sawAccept = true }
-      if lower == "content-type" { sawContentType = true }
-      // "Name:" would tell curl to remove the header; "Name;" sends it empty.
-      lines.append(value.isEmpty ? "\(name);" : "\(name): \(value)")
+      line(name, value)
     }
-    lines.append("Authorization: \(authorization.reveal)")
-    lines.append("X-Request-ID: \(requestID)")
-    lines.append("User-Agent: \(userAgent)")
-    // Stop curl from adding headers the app did not send.
-    lines.append("Expect:")
-    if !sawAccept { lines.append("Accept:") }
-    if !sawContentType { lines.append("Content-Type:") }
-    return lines
+    line("Authorization", authorization.reveal)
+    line("X-Request-ID", requestID)
+    line("User-Agent", userAgent)
+    if !body.isEmpty || ["POST", "PUT", "PATCH"].contains(method) { line("Content-Length", String(body.count)) }
+    out.append(0x0D)
+    out.append(0x0A)
+    out.append(contentsOf: body)
+    return out
   }
 
   /// Response headers for the app: the upstream's, less hop-by-hop ones, plus our request id.

@@ -7,7 +7,7 @@ final class Worker {
   let id: Int
   let loop: EventLoop
   private let config: ServeConfig
-  private let multi: CurlMulti
+  private let pool: UpstreamPool
   private let server: HTTPServer
   private let connections: ClientConnections
   private let forwarder: Forwarder
@@ -33,6 +33,7 @@ final class Worker {
   private var askedForToken = false
   private var exitTimer: Timer?
   private var headTimer: Timer?
+  private var requestIDs = FastRandom()
 
   init(
     id: Int, config: ServeConfig, listenSocket: Int32, accessLog sink: AccessLogSink, control: MailboxSender<ControlMessage>,
@@ -45,7 +46,8 @@ final class Worker {
     self.clock = clock
     self.logger = logger
     loop = try EventLoop()
-    multi = try CurlMulti(loop: loop)
+    pool = try UpstreamPool(
+      loop: loop, tls: config.tls, host: config.upstream.host, port: config.upstream.port, connectTimeout: config.connectTimeout)
     var settings = HTTPServer.Settings()
     settings.timeoutSeconds = Int32(max(1, min(config.timeout.rounded(.up), 3600)))
     // The framing check enforces the real limits with JSON answers; these are backstops.
@@ -54,7 +56,7 @@ final class Worker {
     var handler: ((ServerRequest) -> Void)?
     server = try HTTPServer(loop: loop, settings: settings) { request in handler?(request) }
     connections = ClientConnections(limits: RequestLimits(maxBody: config.maxBody))
-    forwarder = Forwarder(multi: multi, config: config, metrics: metrics)
+    forwarder = Forwarder(pool: pool, config: config, metrics: metrics)
     policy = RequestPolicy(config: config)
     accessLog = AccessLogBuffer(sink: sink, loop: loop)
     mailbox = try MailboxReceiver(loop: loop) { [unowned self] message in self.received(message) }
@@ -78,6 +80,7 @@ final class Worker {
     server.useInspector(connections)
     headTimer = Timer(loop: loop) { [unowned self] in
       self.connections.expireSlowHeads(timeout: self.config.headerTimeout)
+      self.pool.expireIdle()
       self.headTimer?.schedule(after: 1)
     }
     headTimer?.schedule(after: 1)
@@ -93,8 +96,8 @@ final class Worker {
 
   private func handle(_ request: ServerRequest) {
     let now = clock.now()
-    let exchange = Exchange(
-      request: request, requestID: RequestID.pick(request.header("X-Request-ID")), client: request.clientAddress, now: now)
+    let requestID = RequestID.pick(request.header("X-Request-ID"), using: &requestIDs)
+    let exchange = Exchange(request: request, requestID: requestID, client: request.clientAddress, now: now)
     inFlight[ObjectIdentifier(exchange)] = exchange
     metrics.inFlight.add(1)
     connections.connection(request.connection)?.onClose = { [weak self, weak exchange] in

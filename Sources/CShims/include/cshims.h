@@ -31,8 +31,6 @@ CURLcode ap_curl_easy_setopt_long(CURL *h, CURLoption o, long v);
 CURLcode ap_curl_easy_setopt_ptr(CURL *h, CURLoption o, const void *v);
 CURLcode ap_curl_easy_setopt_off(CURL *h, CURLoption o, curl_off_t v);
 CURLcode ap_curl_easy_setopt_data_cb(CURL *h, CURLoption o, ap_curl_data_cb cb);
-typedef int (*ap_curl_prereq_cb)(void *clientp, char *primary_ip, char *local_ip, int primary_port, int local_port);
-CURLcode ap_curl_easy_setopt_prereq_cb(CURL *h, ap_curl_prereq_cb cb);
 CURLcode ap_curl_easy_getinfo_long(CURL *h, CURLINFO i, long *out);
 CURLcode ap_curl_easy_getinfo_off(CURL *h, CURLINFO i, curl_off_t *out);
 CURLcode ap_curl_easy_getinfo_ptr(CURL *h, CURLINFO i, void **out);
@@ -69,6 +67,23 @@ void ap_reject_connection(struct bufferevent *bev, const char *response, size_t 
 
 /// A TLS server context (TLS 1.2+) from PEM files; NULL with a message in `err` on failure.
 SSL_CTX *ap_tls_server_ctx(const char *cert_path, const char *key_path, char *err, size_t errlen);
+
+/// A TLS client context (TLS 1.2+, peer verification on) trusting `ca_file` (NULL: the system's
+/// store), with an optional client certificate and key; NULL with a message in `err` on failure.
+SSL_CTX *ap_tls_client_ctx(const char *ca_file, const char *cert_path, const char *key_path, char *err, size_t errlen);
+/// A client TLS object on a connected socket that checks the certificate names `host` (DNS name
+/// or IP address) and sends it as SNI (names only); with `resume`, it offers the newest session
+/// the context kept.
+SSL *ap_tls_client_new(SSL_CTX *ctx, int fd, const char *host, int resume);
+/// Frees a context made by ap_tls_client_ctx and the session it kept.
+void ap_tls_client_ctx_free(SSL_CTX *ctx);
+enum { AP_TLS_OK = 0, AP_TLS_WANT_READ = 1, AP_TLS_WANT_WRITE = 2, AP_TLS_CLOSED = 3, AP_TLS_FAILED = 4 };
+/// What the return value `rc` of SSL_connect/SSL_read/SSL_write means (and clears the error queue).
+int ap_tls_result(SSL *ssl, int rc);
+/// 1 when the peer's certificate chain and name verified.
+int ap_tls_peer_verified(SSL *ssl);
+/// SHA-256 of the peer certificate's SubjectPublicKeyInfo (what curl's pinning compares); 1 on success.
+int ap_tls_peer_key_sha256(SSL *ssl, unsigned char out[32]);
 
 /// Names the calling thread (shown by top and gdb; 15 bytes at most).
 void ap_set_thread_name(const char *name);

@@ -1,0 +1,23 @@
+import COpenSSL
+import CShims
+import FoundationEssentials
+
+/// An OpenSSL client context for the upstream: TLS 1.2+, the peer's chain and name always
+/// verified, optional key pins and client certificate. One per worker thread (it keeps the
+/// newest TLS session for resumption without a lock).
+public final class TLSClientContext {
+  let ctx: OpaquePointer
+  /// SHA-256 digests of the allowed SubjectPublicKeyInfo; empty: no pinning.
+  let pins: [[UInt8]]
+
+  public init(_ tls: UpstreamTLS) throws(EventError) {
+    var err = [CChar](repeating: 0, count: 256)
+    guard let ctx = ap_tls_client_ctx(tls.caFile, tls.clientCertificate, tls.clientKey, &err, err.count) else {
+      throw EventError(String(cBuffer: err))
+    }
+    self.ctx = ctx
+    pins = tls.pinnedPublicKeys.compactMap { Data(base64Encoded: $0).map { [UInt8]($0) } }
+  }
+
+  deinit { ap_tls_client_ctx_free(ctx) }
+}

@@ -1,0 +1,321 @@
+import CEvent
+import COpenSSL
+import CShims
+import Glibc
+
+/// An address to connect to, as getaddrinfo gave it.
+public struct SocketAddress: Sendable {
+  let storage: [UInt8]
+  let family: Int32
+
+  /// The addresses of `host`:`port` (blocking getaddrinfo: callers cache the answer).
+  public static func resolve(host: String, port: Int) -> [SocketAddress] {
+    var hints = addrinfo()
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    hints.ai_flags = AI_ADDRCONFIG
+    var list: UnsafeMutablePointer<addrinfo>?
+    guard getaddrinfo(host, String(port), &hints, &list) == 0 else { return [] }
+    defer { freeaddrinfo(list) }
+    var result: [SocketAddress] = []
+    var entry = list
+    while let info = entry?.pointee {
+      if let addr = info.ai_addr {
+        let bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(addr), count: Int(info.ai_addrlen))
+        result.append(SocketAddress(storage: [UInt8](bytes), family: info.ai_family))
+      }
+      entry = info.ai_next
+    }
+    return result
+  }
+}
+
+/// Why a `TLSClientSocket` closed. The cases map onto the curl error numbers the rest of the
+/// proxy already speaks (`UpstreamFailure.from(curlCode:)`).
+public enum TLSSocketFailure: Sendable, Equatable {
+  case refused  // 7
+  case timedOut  // 28
+  case handshake  // 35
+  case notTrusted  // 60
+  case pinMismatch  // 90
+  case send  // 55
+  case receive  // 56
+
+  public var curlCode: Int32 {
+    switch self {
+    case .refused: 7
+    case .timedOut: 28
+    case .handshake: 35
+    case .notTrusted: 60
+    case .pinMismatch: 90
+    case .send: 55
+    case .receive: 56
+    }
+  }
+}
+
+/// The receive buffer a worker's upstream sockets share (their reads run one at a time on the
+/// worker's loop, and each hands its bytes on before the next read).
+public final class ReadScratch {
+  let buffer: UnsafeMutableRawBufferPointer
+  public init(size: Int = 64 * 1024) { buffer = .allocate(byteCount: size, alignment: 16) }
+  deinit { buffer.deallocate() }
+}
+
+/// One non-blocking TLS connection, driven by an `EventLoop`. Its read event stays registered
+/// for the life of the connection (an idle pooled connection learns at once that the peer
+/// closed it), writes go straight to the socket and only arm a write event when it is full:
+/// one read and one write system call per small exchange, no epoll changes.
+public final class TLSClientSocket {
+  public enum State { case connecting, handshaking, open, closed }
+  public private(set) var state = State.connecting
+  public let createdAt = monotonicSeconds()
+  /// Set once the connection carried a request: the upstream may close such a connection at any time.
+  public var used = false
+
+  /// The handshake completed and the peer checked out.
+  public var onOpen: (() -> Void)?
+  /// Decrypted bytes; the callee copies what it keeps.
+  public var onBytes: ((UnsafeRawBufferPointer) -> Void)?
+  /// The connection is gone: nil for a clean end (EOF or close_notify), else why.
+  public var onClosed: ((TLSSocketFailure?) -> Void)?
+
+  private let loop: EventLoop
+  private let context: TLSClientContext
+  private let scratch: ReadScratch
+  private let host: String
+  private var addresses: ArraySlice<SocketAddress>
+  private var fd: Int32 = -1
+  private var ssl: OpaquePointer?
+  private var readEvent: OpaquePointer?
+  private var writeEvent: OpaquePointer?
+  private var readPaused = false
+  private var output: [UInt8] = []
+  private var written = 0
+  private var connectTimer: Timer?
+
+  /// Starts connecting (address after address, until one takes) and the handshake; both
+  /// together are bounded by `timeout`.
+  public init(
+    loop: EventLoop, context: TLSClientContext, scratch: ReadScratch, host: String, addresses: [SocketAddress], timeout: Double
+  ) {
+    self.loop = loop
+    self.context = context
+    self.scratch = scratch
+    self.host = host
+    self.addresses = addresses[...]
+    connectTimer = Timer(loop: loop) { [unowned self] in self.fail(.timedOut) }
+    connectTimer?.schedule(after: timeout)
+    // Report failures from the loop, never from inside init: the caller has no callbacks set yet.
+    loop.soon { [weak self] in self?.connectNext() }
+  }
+
+  deinit { release() }
+
+  private func connectNext() {
+    guard state == .connecting else { return }
+    releaseSocket()
+    guard let address = addresses.popFirst() else {
+      fail(.refused)
+      return
+    }
+    fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else {
+      fail(.refused)
+      return
+    }
+    var one: Int32 = 1
+    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    let rc = address.storage.withUnsafeBytes { raw in
+      Glibc.connect(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+    }
+    guard rc == 0 || errno == EINPROGRESS else {
+      loop.soon { [weak self] in self?.connectNext() }
+      return
+    }
+    // Context: unretained self; both events are freed in releaseSocket() before self goes.
+    let me = Unmanaged.passUnretained(self).toOpaque()
+    readEvent = event_new(loop.base, fd, Int16(EV_READ | EV_PERSIST), tlsSocketReadTrampoline, me)
+    writeEvent = event_new(loop.base, fd, Int16(EV_WRITE), tlsSocketWriteTrampoline, me)
+    if let writeEvent { event_add(writeEvent, nil) }
+  }
+
+  /// The TCP connect finished (the socket turned writable).
+  private func connected() {
+    var error: Int32 = 0
+    var length = socklen_t(MemoryLayout<Int32>.size)
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+    guard error == 0 else {
+      connectNext()
+      return
+    }
+    guard let ssl = ap_tls_client_new(context.ctx, fd, host, 1) else {
+      fail(.handshake)
+      return
+    }
+    self.ssl = ssl
+    state = .handshaking
+    if let readEvent { event_add(readEvent, nil) }
+    handshake()
+  }
+
+  private func handshake() {
+    guard let ssl else { return }
+    switch ap_tls_result(ssl, SSL_connect(ssl)) {
+    case Int32(AP_TLS_OK):
+      guard ap_tls_peer_verified(ssl) != 0 else { return fail(.notTrusted) }
+      if !context.pins.isEmpty {
+        var digest = [UInt8](repeating: 0, count: 32)
+        guard ap_tls_peer_key_sha256(ssl, &digest) == 1, context.pins.contains(digest) else { return fail(.pinMismatch) }
+      }
+      state = .open
+      connectTimer?.cancel()
+      connectTimer = nil
+      onOpen?()
+      if !output.isEmpty { flush() }
+    case Int32(AP_TLS_WANT_READ): break
+    case Int32(AP_TLS_WANT_WRITE): if let writeEvent { event_add(writeEvent, nil) }
+    default:
+      fail(SSL_get_verify_result(ssl) == X509_V_OK ? .handshake : .notTrusted)
+    }
+  }
+
+  /// Queues bytes and writes what the socket takes now.
+  public func send(_ bytes: [UInt8]) {
+    guard state != .closed else { return }
+    if written == output.count {
+      output = bytes
+      written = 0
+    } else {
+      output.append(contentsOf: bytes)
+    }
+    if state == .open { flush() }
+  }
+
+  /// Bytes queued and not yet taken by the socket.
+  public var pendingOutput: Int { output.count - written }
+
+  private func flush() {
+    guard let ssl else { return }
+    while written < output.count {
+      let rc = output.withUnsafeBytes { raw in
+        SSL_write(ssl, raw.baseAddress! + written, Int32(min(raw.count - written, Int(Int32.max))))
+      }
+      switch ap_tls_result(ssl, rc) {
+      case Int32(AP_TLS_OK): written += Int(rc)
+      case Int32(AP_TLS_WANT_WRITE):
+        if let writeEvent { event_add(writeEvent, nil) }
+        return
+      case Int32(AP_TLS_WANT_READ): return  // renegotiation: the read event carries on
+      default: return fail(.send)
+      }
+    }
+    output.removeAll(keepingCapacity: true)
+    written = 0
+  }
+
+  /// Stops delivering bytes until `resumeReading` (the reader is full).
+  public func pauseReading() {
+    guard !readPaused, state == .open else { return }
+    readPaused = true
+    if let readEvent { event_del(readEvent) }
+  }
+
+  public func resumeReading() {
+    guard readPaused, state == .open else { return }
+    readPaused = false
+    if let readEvent { event_add(readEvent, nil) }
+    // OpenSSL may hold records it read ahead: the socket will not say so.
+    loop.soon { [weak self] in self?.readable() }
+  }
+
+  fileprivate func readable() {
+    switch state {
+    case .connecting, .closed: return
+    case .handshaking: return handshake()
+    case .open: break
+    }
+    guard let ssl, !readPaused else { return }
+    while state == .open && !readPaused {
+      let rc = SSL_read(ssl, scratch.buffer.baseAddress, Int32(scratch.buffer.count))
+      switch ap_tls_result(ssl, rc) {
+      case Int32(AP_TLS_OK):
+        onBytes?(UnsafeRawBufferPointer(rebasing: scratch.buffer[0..<Int(rc)]))
+        // Level-triggered: bytes still in the socket raise the event again.
+        if Int(rc) < scratch.buffer.count && SSL_has_pending(ssl) == 0 { return }
+      case Int32(AP_TLS_WANT_READ): return
+      case Int32(AP_TLS_WANT_WRITE):
+        if let writeEvent { event_add(writeEvent, nil) }
+        return
+      case Int32(AP_TLS_CLOSED): return close(nil)
+      default: return fail(.receive)
+      }
+    }
+  }
+
+  fileprivate func writable() {
+    switch state {
+    case .connecting: connected()
+    case .handshaking: handshake()
+    case .open: flush()
+    case .closed: break
+    }
+  }
+
+  private func fail(_ failure: TLSSocketFailure) { close(failure) }
+
+  /// Closes the connection; `onClosed` runs once, with `failure`.
+  public func close(_ failure: TLSSocketFailure? = nil) {
+    guard state != .closed else { return }
+    state = .closed
+    release()
+    let callback = onClosed
+    onClosed = nil
+    onBytes = nil
+    onOpen = nil
+    callback?(failure)
+  }
+
+  /// Closes without calling back (the owner is done with it).
+  public func discard() {
+    onClosed = nil
+    close(nil)
+  }
+
+  private func release() {
+    connectTimer?.cancel()
+    connectTimer = nil
+    if let ssl, state == .closed {
+      // Best effort close_notify: the socket is non-blocking, a full buffer just skips it.
+      _ = SSL_shutdown(ssl)
+      ERR_clear_error()
+    }
+    releaseSocket()
+  }
+
+  private func releaseSocket() {
+    for event in [readEvent, writeEvent] {
+      if let event {
+        event_del(event)
+        event_free(event)
+      }
+    }
+    readEvent = nil
+    writeEvent = nil
+    if let ssl { SSL_free(ssl) }
+    ssl = nil
+    if fd >= 0 { Glibc.close(fd) }
+    fd = -1
+  }
+}
+
+private func tlsSocketReadTrampoline(_ fd: Int32, _ what: Int16, _ ctx: UnsafeMutableRawPointer?) {
+  guard let ctx else { return }
+  let socket = Unmanaged<TLSClientSocket>.fromOpaque(ctx).takeUnretainedValue()
+  withExtendedLifetime(socket) { socket.readable() }
+}
+
+private func tlsSocketWriteTrampoline(_ fd: Int32, _ what: Int16, _ ctx: UnsafeMutableRawPointer?) {
+  guard let ctx else { return }
+  let socket = Unmanaged<TLSClientSocket>.fromOpaque(ctx).takeUnretainedValue()
+  withExtendedLifetime(socket) { socket.writable() }
+}

@@ -1,0 +1,473 @@
+/// Why an upstream response was refused. `reason` is fixed text: it never echoes bytes of the response.
+struct ResponseParseError: Error, Equatable, Sendable {
+  let reason: String
+
+  static let malformedStatusLine = ResponseParseError(reason: "malformed status line")
+  static let invalidStatusCode = ResponseParseError(reason: "status code below 100")
+  static let switchingProtocols = ResponseParseError(reason: "101 Switching Protocols is not supported")
+  static let invalidReasonPhrase = ResponseParseError(reason: "invalid character in reason phrase")
+  static let headTooLarge = ResponseParseError(reason: "response head too large")
+  static let tooManyHeaders = ResponseParseError(reason: "too many header fields")
+  static let trailersTooLarge = ResponseParseError(reason: "trailer section too large")
+  static let tooManyTrailers = ResponseParseError(reason: "too many trailer fields")
+  static let obsoleteLineFolding = ResponseParseError(reason: "obsolete line folding")
+  static let emptyFieldName = ResponseParseError(reason: "empty header field name")
+  static let invalidFieldName = ResponseParseError(reason: "invalid character in header field name")
+  static let whitespaceBeforeColon = ResponseParseError(reason: "whitespace between header field name and colon")
+  static let missingColon = ResponseParseError(reason: "header line without colon")
+  static let invalidFieldValue = ResponseParseError(reason: "invalid character in header field value")
+  static let invalidContentLength = ResponseParseError(reason: "invalid Content-Length")
+  static let contentLengthOutOfRange = ResponseParseError(reason: "Content-Length out of range")
+  static let conflictingContentLengths = ResponseParseError(reason: "conflicting Content-Length values")
+  static let transferEncodingInHTTP10 = ResponseParseError(reason: "Transfer-Encoding in an HTTP/1.0 response")
+  static let chunkLineTooLong = ResponseParseError(reason: "chunk size line too long")
+  static let invalidChunkSize = ResponseParseError(reason: "invalid chunk size")
+  static let chunkSizeOutOfRange = ResponseParseError(reason: "chunk size out of range")
+  static let invalidChunkExtension = ResponseParseError(reason: "invalid character in chunk extension")
+  static let missingChunkDataCRLF = ResponseParseError(reason: "chunk data not followed by CRLF")
+}
+
+/// Streaming, strict HTTP/1.1 response parser for the upstream client; one per request/response exchange.
+///
+/// It is fed the bytes received on the upstream connection (after TLS) in arrival order, split anywhere, and
+/// reports the final response head, the body (de-chunked, as slices of the input: never copied) and the end of
+/// the response. Events and errors do not depend on how the input was split. What it accepts (RFC 9112):
+///
+/// - A status line `HTTP/1.1 SSS reason` or `HTTP/1.0 SSS reason`: exactly three digits (100 to 999), the reason
+///   may be empty or absent. Then header lines `name: value` (a token name, no whitespace before the colon, no
+///   obs-fold) and an empty line. Lines end with CRLF or a bare LF. Values are trimmed of spaces and tabs and
+///   may hold no control character but HTAB (neither may the reason phrase). Names and values are decoded as
+///   UTF-8 (an invalid sequence becomes U+FFFD).
+/// - Interim 1xx responses, which are checked and skipped; 101 is refused (the proxy never asks to upgrade).
+/// - Bodies framed as in §6.3: none for HEAD, 204 and 304; chunked when the last transfer coding is `chunked`;
+///   until close for any other Transfer-Encoding (refused in an HTTP/1.0 response: faulty framing, §6.1);
+///   else Content-Length (digits only; repeated fields or lists only with equal values; at most 2^62); else
+///   until close.
+/// - Chunk sizes of at most 16 hex digits, chunk extensions (ignored) and trailer fields (checked, dropped).
+///
+/// Each head, each trailer section and each chunk-size line is at most `maxHeadBytes` bytes, line endings
+/// included; a head or trailer section has at most `maxHeaderCount` fields.
+struct ResponseParser: Sendable {
+  enum Event {
+    /// The final (non-1xx) response head. Header names and values as received (values with surrounding spaces/tabs trimmed), in order.
+    case head(status: Int, headers: [(name: String, value: String)])
+    /// Body bytes (already de-chunked), a slice of the buffer passed to `consume`.
+    case body(UnsafeRawBufferPointer)
+    /// The response is complete. `reusable`: the connection may carry another request.
+    case end(reusable: Bool)
+  }
+
+  /// True once any byte of a response (including 1xx) was consumed: distinguishes "the upstream closed
+  /// without answering" from "it closed mid-answer".
+  private(set) var hasStarted = false
+  /// True once .end was delivered.
+  var isComplete: Bool { state == .done }
+
+  private let isHEAD: Bool
+  private let maxHeadBytes: Int
+  private let maxHeaderCount: Int
+
+  private var state: State = .statusLine
+  private var failure: ResponseParseError?
+  /// The start of a line that arrived in an earlier `consume` call (its LF has not arrived yet).
+  private var partialLine: [UInt8] = []
+  /// Bytes of the current head, trailer section or chunk-size line, line endings included.
+  private var sectionBytes = 0
+  private var fieldCount = 0
+
+  // The current head.
+  private var status = 0
+  private var isHTTP10 = false
+  private var headers: [(name: String, value: String)] = []
+  private var contentLength: Int?
+  private var hasTransferEncoding = false
+  private var lastCodingIsChunked = false
+  private var connectionClose = false
+  private var connectionKeepAlive = false
+  private var reusable = false
+
+  /// Bytes left in the Content-Length body or in the current chunk.
+  private var remaining = 0
+
+  /// Largest Content-Length or chunk size.
+  static let maxLength = 1 << 62
+  /// Most hex digits in a chunk size.
+  static let maxChunkSizeDigits = 16
+
+  init(isHEAD: Bool, maxHeadBytes: Int = 65536, maxHeaderCount: Int = 200) {
+    self.isHEAD = isHEAD
+    self.maxHeadBytes = max(0, maxHeadBytes)
+    self.maxHeaderCount = max(0, maxHeaderCount)
+  }
+
+  /// Consumes bytes; calls `deliver` for each event in order. If `deliver` returns false after
+  /// a `.body` event, parsing stops right after that slice (backpressure): the return value is the
+  /// number of bytes of `bytes` consumed, and the caller calls `consume` again later with the rest.
+  /// Returns bytes.count when everything was consumed. After `.end`, any further bytes are NOT consumed
+  /// (return the count up to the end of this response; extra bytes mean the upstream sent more than one
+  /// response: the caller treats the connection as unusable).
+  /// Throws ResponseParseError on malformed input (and the same error on every later call).
+  ///
+  /// A `.body` slice that completes a Content-Length body is followed by `.end` even when `deliver` returned false.
+  mutating func consume(_ bytes: UnsafeRawBufferPointer, _ deliver: (Event) -> Bool) throws(ResponseParseError) -> Int {
+    if let failure { throw failure }
+    do {
+      return try run(bytes, deliver)
+    } catch {
+      failure = error
+      state = .failed
+      throw error
+    }
+  }
+
+  /// The upstream closed the connection. Returns true if that completes the response (a
+  /// close-delimited body: then it also delivered `.end(reusable: false)` through `deliver`), false if the response was cut
+  /// (head incomplete, or Content-Length / chunked body incomplete). True without a new event if `.end` was delivered before.
+  mutating func finishAtEOF(_ deliver: (Event) -> Bool) -> Bool {
+    switch state {
+    case .untilClose:
+      finish(deliver)
+      return true
+    case .done:
+      return true
+    default:
+      return false
+    }
+  }
+
+  // MARK: - Bytes
+
+  private mutating func run(_ bytes: UnsafeRawBufferPointer, _ deliver: (Event) -> Bool) throws(ResponseParseError) -> Int {
+    let count = bytes.count
+    if count > 0 && state != .done { hasStarted = true }
+    var i = 0
+    while i < count {
+      switch state {
+      case .statusLine, .fieldLine, .chunkSizeLine, .trailerLine:
+        let lineEnd = bytes[i...].firstIndex(of: Self.lf)
+        // The LF is counted also before it arrives: a line fails as soon as it cannot fit, whatever the split.
+        let lineBytes = partialLine.count + (lineEnd ?? count) - i + 1
+        guard sectionBytes + lineBytes <= maxHeadBytes else { throw limitError }
+        guard let lineEnd else {
+          partialLine.append(contentsOf: bytes[i...])
+          return count
+        }
+        sectionBytes += lineBytes
+        if partialLine.isEmpty {
+          try line(UnsafeRawBufferPointer(rebasing: bytes[i..<lineEnd]), deliver)
+        } else {
+          partialLine.append(contentsOf: bytes[i..<lineEnd])
+          var whole: [UInt8] = []
+          swap(&whole, &partialLine)
+          let result = whole.withUnsafeBytes { raw in
+            Result { () throws(ResponseParseError) in try line(raw, deliver) }
+          }
+          whole.removeAll(keepingCapacity: true)
+          partialLine = whole
+          try result.get()
+        }
+        i = lineEnd + 1
+
+      case .fixedBody, .chunkData, .untilClose:
+        let take = state == .untilClose ? count - i : min(remaining, count - i)
+        let slice = UnsafeRawBufferPointer(rebasing: bytes[i..<i + take])
+        i += take
+        let more = deliver(.body(slice))
+        if state != .untilClose {
+          remaining -= take
+          if remaining == 0 && state == .fixedBody {
+            finish(deliver)
+            return i
+          }
+          if remaining == 0 { state = .chunkDataEnd }
+        }
+        if !more { return i }
+
+      case .chunkDataEnd, .chunkDataLF:
+        let b = bytes[i]
+        i += 1
+        if b == Self.lf {
+          startChunkSizeLine()
+        } else if b == Self.cr && state == .chunkDataEnd {
+          state = .chunkDataLF
+        } else {
+          throw .missingChunkDataCRLF
+        }
+
+      case .done, .failed:
+        return i
+      }
+    }
+    return i
+  }
+
+  private var limitError: ResponseParseError {
+    switch state {
+    case .chunkSizeLine: return .chunkLineTooLong
+    case .trailerLine: return .trailersTooLarge
+    default: return .headTooLarge
+    }
+  }
+
+  // MARK: - Lines
+
+  /// One complete line, without its LF.
+  private mutating func line(_ raw: UnsafeRawBufferPointer, _ deliver: (Event) -> Bool) throws(ResponseParseError) {
+    // A CR just before the LF belongs to the line ending; any other CR is refused by the checks below.
+    let text = raw.last == Self.cr ? UnsafeRawBufferPointer(rebasing: raw.dropLast()) : raw
+    switch state {
+    case .statusLine:
+      try statusLine(text)
+    case .fieldLine:
+      if text.isEmpty { finishHead(deliver) } else { try field(text) }
+    case .chunkSizeLine:
+      try chunkSizeLine(text)
+    case .trailerLine:
+      if text.isEmpty { finish(deliver) } else { try field(text) }
+    default:
+      break
+    }
+  }
+
+  private mutating func statusLine(_ line: UnsafeRawBufferPointer) throws(ResponseParseError) {
+    guard line.count >= 12, "HTTP/1.".utf8.elementsEqual(line[0..<7]), line[7] == 0x30 || line[7] == 0x31,
+      line[8] == Self.sp
+    else { throw .malformedStatusLine }
+    var code = 0
+    for k in 9..<12 {
+      let digit = line[k] &- 0x30
+      guard digit < 10 else { throw .malformedStatusLine }
+      code = code * 10 + Int(digit)
+    }
+    if line.count > 12 {
+      guard line[12] == Self.sp else { throw .malformedStatusLine }
+      for k in 13..<line.count where !Self.isFieldByte(line[k]) { throw .invalidReasonPhrase }
+    }
+    guard code >= 100 else { throw .invalidStatusCode }
+    guard code != 101 else { throw .switchingProtocols }
+    status = code
+    isHTTP10 = line[7] == 0x30
+    state = .fieldLine
+  }
+
+  /// A header or trailer field line (not empty).
+  private mutating func field(_ line: UnsafeRawBufferPointer) throws(ResponseParseError) {
+    let isTrailer = state == .trailerLine
+    fieldCount += 1
+    guard fieldCount <= maxHeaderCount else { throw isTrailer ? .tooManyTrailers : .tooManyHeaders }
+    if line[0] == Self.sp || line[0] == Self.htab { throw .obsoleteLineFolding }
+    var colon = 0
+    while colon < line.count && Self.isTchar(line[colon]) { colon += 1 }
+    guard colon < line.count else { throw .missingColon }
+    switch line[colon] {
+    case Self.colon: if colon == 0 { throw .emptyFieldName }
+    case Self.sp, Self.htab: throw .whitespaceBeforeColon
+    default: throw .invalidFieldName
+    }
+    var start = colon + 1
+    var end = line.count
+    while start < end && Self.isOWS(line[start]) { start += 1 }
+    while end > start && Self.isOWS(line[end - 1]) { end -= 1 }
+    for k in start..<end where !Self.isFieldByte(line[k]) { throw .invalidFieldValue }
+    // Trailers and interim heads are only checked.
+    if isTrailer || status < 200 { return }
+    let name = UnsafeRawBufferPointer(rebasing: line[0..<colon])
+    let value = UnsafeRawBufferPointer(rebasing: line[start..<end])
+    try interpret(name, value)
+    headers.append((name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self)))
+  }
+
+  /// Notes what the framing and connection fields of a final head say.
+  private mutating func interpret(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws(ResponseParseError) {
+    if Self.equalsIgnoringCase(name, "content-length") {
+      try Self.forEachElement(of: value) { (element) throws(ResponseParseError) in
+        let length = try Self.decimal(element)
+        if let contentLength, contentLength != length { throw .conflictingContentLengths }
+        contentLength = length
+      }
+    } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
+      if isHTTP10 { throw .transferEncodingInHTTP10 }
+      hasTransferEncoding = true
+      Self.forEachElement(of: value) { coding in
+        if !coding.isEmpty { lastCodingIsChunked = Self.equalsIgnoringCase(coding, "chunked") }
+      }
+    } else if Self.equalsIgnoringCase(name, "connection") {
+      Self.forEachElement(of: value) { option in
+        if Self.equalsIgnoringCase(option, "close") {
+          connectionClose = true
+        } else if Self.equalsIgnoringCase(option, "keep-alive") {
+          connectionKeepAlive = true
+        }
+      }
+    }
+  }
+
+  /// The empty line ending a head.
+  private mutating func finishHead(_ deliver: (Event) -> Bool) {
+    if status < 200 {
+      startHead()
+      return
+    }
+    reusable = !connectionClose && (!isHTTP10 || connectionKeepAlive) && !(hasTransferEncoding && contentLength != nil)
+    _ = deliver(.head(status: status, headers: headers))
+    headers = []
+    if isHEAD || status == 204 || status == 304 {
+      finish(deliver)
+    } else if hasTransferEncoding && lastCodingIsChunked {
+      startChunkSizeLine()
+    } else if !hasTransferEncoding, let contentLength {
+      if contentLength == 0 {
+        finish(deliver)
+      } else {
+        remaining = contentLength
+        state = .fixedBody
+      }
+    } else {
+      reusable = false
+      state = .untilClose
+    }
+  }
+
+  private mutating func chunkSizeLine(_ line: UnsafeRawBufferPointer) throws(ResponseParseError) {
+    var size = 0
+    var k = 0
+    while k < line.count, let digit = Self.hexValue(line[k]) {
+      guard k < Self.maxChunkSizeDigits, size <= (Self.maxLength - digit) >> 4 else { throw .chunkSizeOutOfRange }
+      size = size * 16 + digit
+      k += 1
+    }
+    guard k > 0 else { throw .invalidChunkSize }
+    let digitsEnd = k
+    while k < line.count && Self.isOWS(line[k]) { k += 1 }
+    if k < line.count {
+      // Extensions: `;` after optional whitespace, then anything without control characters (HTAB aside).
+      guard line[k] == Self.semicolon else { throw .invalidChunkSize }
+      for j in k + 1..<line.count where !Self.isFieldByte(line[j]) { throw .invalidChunkExtension }
+    } else if k != digitsEnd {
+      throw .invalidChunkSize
+    }
+    if size > 0 {
+      remaining = size
+      state = .chunkData
+    } else {
+      sectionBytes = 0
+      fieldCount = 0
+      state = .trailerLine
+    }
+  }
+
+  // MARK: - Transitions
+
+  private mutating func startHead() {
+    sectionBytes = 0
+    fieldCount = 0
+    status = 0
+    isHTTP10 = false
+    headers.removeAll(keepingCapacity: true)
+    contentLength = nil
+    hasTransferEncoding = false
+    lastCodingIsChunked = false
+    connectionClose = false
+    connectionKeepAlive = false
+    state = .statusLine
+  }
+
+  private mutating func startChunkSizeLine() {
+    sectionBytes = 0
+    state = .chunkSizeLine
+  }
+
+  private mutating func finish(_ deliver: (Event) -> Bool) {
+    state = .done
+    _ = deliver(.end(reusable: reusable))
+  }
+
+  private enum State: UInt8 {
+    case statusLine, fieldLine
+    case fixedBody, untilClose
+    case chunkSizeLine, chunkData, chunkDataEnd, chunkDataLF, trailerLine
+    case done, failed
+  }
+
+  // MARK: - Helpers
+
+  private static let cr: UInt8 = 0x0D
+  private static let lf: UInt8 = 0x0A
+  private static let sp: UInt8 = 0x20
+  private static let htab: UInt8 = 0x09
+  private static let colon: UInt8 = 0x3A
+  private static let semicolon: UInt8 = 0x3B
+  private static let comma: UInt8 = 0x2C
+
+  /// Calls `body` with each element of a comma-separated list, without surrounding spaces and tabs (may be empty).
+  private static func forEachElement<E: Error>(
+    of list: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws(E) -> Void
+  ) throws(E) {
+    var start = 0
+    while start <= list.count {
+      var end = start
+      while end < list.count && list[end] != comma { end += 1 }
+      let next = end + 1
+      while start < end && isOWS(list[start]) { start += 1 }
+      while end > start && isOWS(list[end - 1]) { end -= 1 }
+      try body(UnsafeRawBufferPointer(rebasing: list[start..<end]))
+      start = next
+    }
+  }
+
+  /// A Content-Length value: digits only, at most `maxLength`.
+  private static func decimal(_ digits: UnsafeRawBufferPointer) throws(ResponseParseError) -> Int {
+    guard !digits.isEmpty else { throw .invalidContentLength }
+    var value = 0
+    for b in digits {
+      let digit = Int(b &- 0x30)
+      guard digit < 10 else { throw .invalidContentLength }
+      guard value <= (maxLength - digit) / 10 else { throw .contentLengthOutOfRange }
+      value = value * 10 + digit
+    }
+    return value
+  }
+
+  /// Whether `bytes` is `lower` (lower-case ASCII) in any case.
+  private static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
+    guard bytes.count == lower.utf8CodeUnitCount else { return false }
+    return lower.withUTF8Buffer { expected in
+      for k in 0..<expected.count where lowercased(bytes[k]) != expected[k] { return false }
+      return true
+    }
+  }
+
+  /// RFC 9110 tchar: "!#$%&'*+-.^_`|~", digits and letters.
+  @inline(__always)
+  private static func isTchar(_ b: UInt8) -> Bool {
+    if b < 64 { return (0x03FF_6CFA_0000_0000 as UInt64) >> UInt64(b) & 1 == 1 }
+    if b < 128 { return (0x57FF_FFFF_C7FF_FFFE as UInt64) >> UInt64(b &- 64) & 1 == 1 }
+    return false
+  }
+
+  /// HTAB, SP, visible ASCII and obs-text (no other control character, no DEL).
+  @inline(__always)
+  private static func isFieldByte(_ b: UInt8) -> Bool {
+    b >= 0x20 ? b != 0x7F : b == htab
+  }
+
+  @inline(__always)
+  private static func isOWS(_ b: UInt8) -> Bool {
+    b == sp || b == htab
+  }
+
+  @inline(__always)
+  private static func lowercased(_ b: UInt8) -> UInt8 {
+    b &- 0x41 < 26 ? b | 0x20 : b
+  }
+
+  @inline(__always)
+  private static func hexValue(_ b: UInt8) -> Int? {
+    switch b {
+    case 0x30...0x39: return Int(b &- 0x30)
+    case 0x41...0x46: return Int(b &- 0x37)
+    case 0x61...0x66: return Int(b &- 0x57)
+    default: return nil
+    }
+  }
+}

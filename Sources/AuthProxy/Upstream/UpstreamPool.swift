@@ -1,0 +1,95 @@
+/// How an upstream attempt ended. `code` speaks curl's error numbers (0: success), the
+/// vocabulary `UpstreamFailure.from(curlCode:)` maps to answers and the retry rules use.
+public struct UpstreamResult: Sendable {
+  public var code: Int32
+  /// Did the attempt run on a pooled connection (no new connect)?
+  public var reusedConnection: Bool
+  public var isSuccess: Bool { code == 0 }
+}
+
+/// A worker's keep-alive connections to the upstream, and the attempts that use them.
+///
+/// The data path's own HTTP/1.1 client (libcurl stays for the control plane): connections are
+/// `TLSClientSocket`s, one attempt at a time each, kept for reuse while the upstream allows it
+/// and for at most `maxIdleAge` seconds of idleness. Idle connections keep their read event,
+/// so one the upstream closes leaves the pool at once instead of failing the next request.
+public final class UpstreamPool {
+  let loop: EventLoop
+  private let context: TLSClientContext
+  private let scratch = ReadScratch()
+  private let host: String
+  private let port: Int
+  private let connectTimeout: Double
+  private let maxIdleAge: Double
+  private let maxIdle: Int
+  private var idle: [(socket: TLSClientSocket, since: Double)] = []
+  private var addresses: (list: [SocketAddress], at: Double)?
+  /// How long a DNS answer is used before asking again.
+  static let dnsTTL = 30.0
+
+  public init(
+    loop: EventLoop, tls: UpstreamTLS, host: String, port: Int, connectTimeout: Double, maxIdleAge: Double = 30, maxIdle: Int = 256
+  ) throws(EventError) {
+    self.loop = loop
+    context = try TLSClientContext(tls)
+    self.host = host
+    self.port = port
+    self.connectTimeout = connectTimeout
+    self.maxIdleAge = maxIdleAge
+    self.maxIdle = maxIdle
+  }
+
+  deinit {
+    for entry in idle { entry.socket.discard() }
+  }
+
+  /// Connections waiting for a request.
+  public var idleConnections: Int { idle.count }
+
+  /// Starts an attempt: on an idle connection unless `transfer.freshConnection`, else a new one.
+  public func start(_ transfer: UpstreamTransfer) {
+    let now = monotonicSeconds()
+    if !transfer.freshConnection {
+      while let entry = idle.popLast() {
+        if now - entry.since > maxIdleAge {
+          entry.socket.discard()
+          continue
+        }
+        transfer.run(on: entry.socket, pool: self, reused: true)
+        return
+      }
+    }
+    if addresses == nil || now - addresses!.at > UpstreamPool.dnsTTL || addresses!.list.isEmpty {
+      addresses = (SocketAddress.resolve(host: host, port: port), now)
+    }
+    guard let list = addresses?.list, !list.isEmpty else {
+      loop.soon { [weak transfer] in transfer?.fail(code: 6) }
+      return
+    }
+    let socket = TLSClientSocket(
+      loop: loop, context: context, scratch: scratch, host: host, addresses: list, timeout: connectTimeout)
+    transfer.run(on: socket, pool: self, reused: false)
+  }
+
+  /// Takes back a connection whose last response ended cleanly and allows another request.
+  func release(_ socket: TLSClientSocket) {
+    guard socket.state == .open, socket.pendingOutput == 0, idle.count < maxIdle else {
+      socket.discard()
+      return
+    }
+    let since = monotonicSeconds()
+    socket.onBytes = { [unowned socket] _ in socket.close(.receive) }  // nothing may come unasked
+    socket.onClosed = { [weak self, unowned socket] _ in self?.idle.removeAll { $0.socket === socket } }
+    idle.append((socket, since))
+  }
+
+  /// Drops idle connections older than `maxIdleAge` (called now and then).
+  public func expireIdle() {
+    let now = monotonicSeconds()
+    idle.removeAll { entry in
+      guard now - entry.since > maxIdleAge else { return false }
+      entry.socket.discard()
+      return true
+    }
+  }
+}

@@ -1,0 +1,200 @@
+/// One HTTP/1.1 attempt on an `UpstreamPool`: the request goes out whole (head and body), the
+/// response comes back through `onHead` / `onData` as it arrives, and `onComplete` ends it.
+/// The same shape as the control plane's `CurlTransfer`, so the `Forwarder` drives either.
+public final class UpstreamTransfer {
+  /// The request head and body, ready for the wire.
+  let request: [UInt8]
+  /// A new connection only: for requests that must never be sent twice, or a retry after a
+  /// pooled connection failed.
+  public let freshConnection: Bool
+  /// An attempt that receives nothing for this long fails with a timeout.
+  let stallTimeout: Double
+  /// How many times the request was sent (never more than once: no silent resends here).
+  public private(set) var sends = 0
+
+  /// The final response's status and headers (1xx responses are skipped).
+  public var onHead: ((Int, [(name: String, value: String)]) -> Void)?
+  /// Body bytes, taken whole; return false to pause after them until `resume`.
+  public var onData: ((UnsafeRawBufferPointer) -> Bool)?
+  public var onComplete: ((UpstreamResult) -> Void)?
+
+  private var parser: ResponseParser
+  private var socket: TLSClientSocket?
+  private weak var pool: UpstreamPool?
+  private var reused = false
+  private var paused = false
+  /// Bytes received while paused, or left over when a pause stopped the parser.
+  private var held: [UInt8] = []
+  private var lastActivity = monotonicSeconds()
+  private var stallTimer: Timer?
+  private var finished = false
+
+  public init(request: [UInt8], isHEAD: Bool, freshConnection: Bool, stallTimeout: Double) {
+    self.request = request
+    self.freshConnection = freshConnection
+    self.stallTimeout = stallTimeout
+    parser = ResponseParser(isHEAD: isHEAD)
+  }
+
+  func run(on socket: TLSClientSocket, pool: UpstreamPool, reused: Bool) {
+    self.socket = socket
+    self.pool = pool
+    self.reused = reused
+    socket.onBytes = { [unowned self] bytes in self.received(bytes) }
+    socket.onClosed = { [unowned self] failure in self.closed(failure) }
+    stallTimer = Timer(loop: pool.loop) { [unowned self] in self.checkStall() }
+    stallTimer?.schedule(after: stallTimeout)
+    if socket.state == .open {
+      send()
+    } else {
+      socket.onOpen = { [unowned self] in self.send() }
+    }
+  }
+
+  private func send() {
+    guard let socket else { return }
+    sends += 1
+    socket.used = true
+    lastActivity = monotonicSeconds()
+    socket.send(request)
+  }
+
+  private func checkStall() {
+    // While paused the app is the slow one: the upstream is not stalling.
+    if paused { lastActivity = monotonicSeconds() }
+    let idleFor = monotonicSeconds() - lastActivity
+    if idleFor >= stallTimeout {
+      drop(code: 28)
+    } else {
+      stallTimer?.schedule(after: stallTimeout - idleFor)
+    }
+  }
+
+  private func received(_ bytes: UnsafeRawBufferPointer) {
+    lastActivity = monotonicSeconds()
+    if paused || !held.isEmpty {
+      held.append(contentsOf: bytes)
+      socket?.pauseReading()
+      return
+    }
+    parse(bytes)
+  }
+
+  /// Feeds the parser; keeps what a pause left over.
+  private func parse(_ bytes: UnsafeRawBufferPointer) {
+    do throws(ResponseParseError) {
+      var ended = false
+      var reusable = false
+      let used = try parser.consume(bytes) { event in
+        switch event {
+        case .head(let status, let headers):
+          self.onHead?(status, headers)
+          return !self.finished
+        case .body(let slice):
+          guard !self.finished else { return false }
+          if self.onData?(slice) ?? true { return true }
+          self.paused = true
+          return false
+        case .end(let canReuse):
+          ended = true
+          reusable = canReuse
+          return false
+        }
+      }
+      if finished { return }
+      if ended {
+        // Bytes past the end of the response: the upstream answered more than it was asked.
+        complete(code: 0, reusable: reusable && used == bytes.count)
+      } else if used < bytes.count {
+        held.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[used...]))
+        socket?.pauseReading()
+      }
+    } catch {
+      drop(code: 8)
+    }
+  }
+
+  /// Continues after `onData` refused bytes.
+  public func resume() {
+    guard paused, !finished else { return }
+    paused = false
+    lastActivity = monotonicSeconds()
+    if !held.isEmpty {
+      let pending = held
+      held.removeAll()
+      pending.withUnsafeBytes { parse($0) }
+    }
+    guard !finished, !paused, held.isEmpty else { return }
+    if eofWhilePaused { endOfStream() } else { socket?.resumeReading() }
+  }
+
+  private func closed(_ failure: TLSSocketFailure?) {
+    socket = nil
+    guard !finished else { return }
+    if let failure {
+      // Broken in the middle of an answer: a receive failure whatever the socket saw.
+      return complete(code: parser.hasStarted ? 56 : failure.curlCode, reusable: false)
+    }
+    if !held.isEmpty || paused {
+      // The upstream finished sending while we were paused: the rest is still to be delivered.
+      eofWhilePaused = true
+      return
+    }
+    endOfStream()
+  }
+
+  private var eofWhilePaused = false
+
+  private func endOfStream() {
+    var completed = false
+    let whole = parser.finishAtEOF { event in
+      if case .body(let slice) = event { return self.onData?(slice) ?? true }
+      if case .end = event { completed = true }
+      return true
+    }
+    if whole || completed {
+      complete(code: 0, reusable: false)
+    } else {
+      // Closed before any answer byte (52), or in the middle of one (18: a cut body).
+      complete(code: parser.hasStarted ? 18 : 52, reusable: false)
+    }
+  }
+
+  /// Ends the attempt with `code`, closing its connection.
+  func fail(code: Int32) { drop(code: code) }
+
+  private func drop(code: Int32) {
+    guard !finished else { return }
+    let socket = self.socket
+    self.socket = nil
+    socket?.discard()
+    complete(code: code, reusable: false)
+  }
+
+  /// Stops the attempt without calling back (the app went away, or the head timed out).
+  public func cancel() {
+    guard !finished else { return }
+    finished = true
+    stallTimer?.cancel()
+    socket?.discard()
+    socket = nil
+    onHead = nil
+    onData = nil
+    onComplete = nil
+  }
+
+  private func complete(code: Int32, reusable: Bool) {
+    guard !finished else { return }
+    finished = true
+    stallTimer?.cancel()
+    if let socket {
+      self.socket = nil
+      if code == 0 && reusable, let pool { pool.release(socket) } else { socket.discard() }
+    }
+    let callback = onComplete
+    onComplete = nil
+    onHead = nil
+    onData = nil
+    callback?(UpstreamResult(code: code, reusedConnection: reused))
+  }
+}
