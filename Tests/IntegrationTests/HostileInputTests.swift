@@ -230,6 +230,40 @@ import Testing
     #expect(proxy.sandbox.counters.apiRequests == before + 3)
   }
 
+  @Test func aBadRequestPipelinedBehindAGoodOneIsRefusedOnlyAfterTheGoodOneIsAnswered() throws {
+    let proxy = try HostileProxy()
+    defer { proxy.stop() }
+    let before = proxy.sandbox.counters.apiRequests
+    let connection = try RawConnection(port: proxy.port, timeoutSeconds: 10)
+    try connection.send(
+      requestBytes(method: "GET", target: "/api/v1/echo?good", headers: [("X-Request-ID", "good-1")])
+        + Array("GET /api/v1/echo?bad HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n".utf8))
+    let first = try connection.readResponse()
+    #expect(first.status == 200)
+    #expect(first.header("X-Request-ID") == "good-1")
+    let second = try connection.readResponse()
+    #expect(second.status == 400)
+    #expect(second.errorCode == "bad_request")
+    #expect(try connection.isClosedByPeer(), "the connection ends after the refusal")
+    #expect(proxy.sandbox.counters.apiRequests == before + 1)
+  }
+
+  @Test func aClientExpectingContinueGetsItThenItsAnswer() throws {
+    let proxy = try HostileProxy()
+    defer { proxy.stop() }
+    let connection = try RawConnection(port: proxy.port, timeoutSeconds: 10)
+    let body = Array("{\"expect\":true}".utf8)
+    try connection.send(
+      "POST /api/v1/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+        + "Content-Length: \(body.count)\r\n\r\n")
+    let interim = try connection.readResponse()
+    #expect(interim.status == 100, "the body is asked for before it is sent")
+    try connection.send(body)
+    let response = try connection.readResponse()
+    #expect(response.status == 200)
+    #expect(response.json?["body_base64"] as? String == Data(body).base64EncodedString())
+  }
+
   @Test func afterHostileRequestsFreshConnectionsStillWork() throws {
     let proxy = try HostileProxy()
     defer { proxy.stop() }

@@ -40,6 +40,32 @@ import Testing
     #expect(try proxy.get("/api/v1/echo").status == 200, "the proxy still serves")
   }
 
+  @Test func aClientTricklingItsBodyIsCutOffAfterTheTimeoutWith408() throws {
+    let proxy = try ProxyHarness(workers: 1, flags: ["timeout": "2s"])
+    defer { proxy.stop() }
+    #expect(try proxy.get("/api/v1/echo").status == 200)
+    let before = proxy.sandbox.counters.apiRequests
+    let client = try PacedConnection(port: proxy.port)
+    #expect(client.send(Array("POST /api/v1/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n".utf8)[...]))
+    let started = Date()
+    var sent = 0
+    // One body byte per 200 ms: 40 s for the whole body, unless the body deadline ends it.
+    while sent < 200, Date().timeIntervalSince(started) < 15 {
+      guard client.send(Array("x".utf8)[...]) else { break }
+      sent += 1
+      if client.waitReadable(timeout: 0.2) { break }
+    }
+    let answered = Date().timeIntervalSince(started)
+    #expect(sent < 200, "the body was never complete")
+    let response = try #require(try client.readUntilClosed(timeout: 10), "the connection is closed after the 408")
+    #expect(response.status == 408)
+    #expect(response.errorCode == "request_timeout")
+    #expect(response.errorMessage?.contains("body") == true)
+    #expect(answered >= 2, "not before the timeout: \(answered) s")
+    #expect(answered < 5, "within the timeout and the 1 s check period: \(answered) s")
+    #expect(proxy.sandbox.counters.apiRequests == before, "nothing half-received went upstream")
+  }
+
   @Test func aClientSendingItsHeadInTimeIsServedThoughItArrivesInPieces() throws {
     let proxy = try ProxyHarness(workers: 1, flags: ["header-timeout": "2s"])
     defer { proxy.stop() }

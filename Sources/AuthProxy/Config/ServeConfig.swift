@@ -103,7 +103,10 @@ extension ServeConfig {
     FlagSpec(name: "user-agent", defaultValue: "authproxy/\(AuthProxyVersion.current)", help: "User-Agent sent upstream."),
     FlagSpec(name: "connect-timeout", defaultValue: "30s", help: "Upstream connect timeout, per attempt."),
     FlagSpec(
-      name: "timeout", defaultValue: "60s", help: "Upstream response timeout, per attempt (also how long a request waits for a token)."),
+      name: "timeout", defaultValue: "60s",
+      help:
+        "Upstream response timeout, per attempt (also how long a request waits for a token, a request body may take to "
+        + "arrive, and an idle client connection stays open)."),
     FlagSpec(
       name: "refresh-before", defaultValue: "300s", help: "Refresh this long before the access token expires (at most half its lifetime)."),
     FlagSpec(name: "access-log", defaultValue: "-", help: "JSON-lines access log file, or - for stdout."),

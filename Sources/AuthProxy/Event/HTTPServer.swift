@@ -2,8 +2,8 @@ import CEvent
 import CShims
 import Glibc
 
-/// An evhttp server on one `EventLoop`: the proxy's per-worker listener, the admin listener
-/// and the sandbox API all use it.
+/// An evhttp server on one `EventLoop`: the admin listener and the sandbox API use it (the
+/// proxy's per-worker listener is `ClientConnections`, on plain sockets).
 public final class HTTPServer {
   public struct Settings: Sendable {
     /// Idle/read/write timeout of a client connection, in seconds.
@@ -46,11 +46,6 @@ public final class HTTPServer {
     ap_evhttp_use_tls(http, context.ctx)
   }
 
-  /// Routes every received byte through `inspector` before evhttp parses it (one per thread).
-  func useInspector(_ inspector: ConnectionInspector) {
-    ap_evhttp_use_inspector(http, inspectTrampoline, Unmanaged.passUnretained(inspector).toOpaque())
-  }
-
   /// Serves requests arriving on an already listening socket (see `ListeningSocket`).
   public func accept(socket fd: Int32) throws(EventError) {
     guard let handle = evhttp_accept_socket_with_handle(http, fd) else {
@@ -86,81 +81,4 @@ public struct ConnectionID: Hashable {
     evhttp_connection_get_peer(evcon, &address, &port)
     return (address.map { String(cString: $0) } ?? "", Int(port))
   }
-}
-
-/// Sees the raw bytes of incoming connections before evhttp does (see `ap_evhttp_use_inspector`),
-/// and hears when each connection it saw closes. Subclassed by the proxy's framing check.
-class ConnectionInspector {
-  enum Verdict {
-    case pass
-    /// Answer these bytes (a whole HTTP response; may be empty) and close the connection.
-    case reject([UInt8])
-  }
-
-  private var known: Set<ConnectionID> = []
-
-  /// The bytes arrived on `connection`, in order.
-  func inspect(connection: ConnectionID, bytes: UnsafeRawBufferPointer) -> Verdict { .pass }
-  /// The connection is gone (closed by either side, timed out, or rejected).
-  func closed(connection: ConnectionID) {}
-
-  /// Answers `response` (a whole HTTP response; may be empty) and closes the connection, from
-  /// outside the inspection callback (e.g. a timer).
-  func close(_ connection: ConnectionID, response: [UInt8]) {
-    guard known.contains(connection), let bev = evhttp_connection_get_bufferevent(connection.evcon) else { return }
-    response.withUnsafeBufferPointer { buffer in
-      buffer.withMemoryRebound(to: CChar.self) { chars in ap_reject_connection(bev, chars.baseAddress, chars.count) }
-    }
-  }
-
-  /// Bytes queued to clients and not yet written, over every connection seen.
-  var pendingOutput: Int {
-    known.reduce(0) { sum, id in
-      guard let bev = evhttp_connection_get_bufferevent(id.evcon) else { return sum }
-      return sum + evbuffer_get_length(bufferevent_get_output(bev))
-    }
-  }
-
-  /// The client's IP address, as text.
-  func peerAddress(of connection: ConnectionID) -> String { connection.peer.address }
-
-  fileprivate func received(evcon: OpaquePointer, bev: OpaquePointer, bytes: UnsafeRawBufferPointer) -> Bool {
-    let id = ConnectionID(evcon: evcon)
-    if known.insert(id).inserted {
-      // Replies go out in pieces (head, then body chunks): without TCP_NODELAY, Nagle's
-      // algorithm meets the client's delayed ACK and a response can stall for ~40 ms.
-      var one: Int32 = 1
-      setsockopt(bufferevent_getfd(bev), Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-      // Context: unretained self; the inspector lives as long as the server it inspects.
-      evhttp_connection_set_closecb(evcon, connectionClosedTrampoline, Unmanaged.passUnretained(self).toOpaque())
-    }
-    switch inspect(connection: id, bytes: bytes) {
-    case .pass:
-      return true
-    case .reject(let response):
-      response.withUnsafeBufferPointer { buffer in
-        buffer.withMemoryRebound(to: CChar.self) { chars in ap_reject_connection(bev, chars.baseAddress, chars.count) }
-      }
-      return false
-    }
-  }
-
-  fileprivate func connectionClosed(_ evcon: OpaquePointer) {
-    guard known.remove(ConnectionID(evcon: evcon)) != nil else { return }
-    closed(connection: ConnectionID(evcon: evcon))
-  }
-}
-
-private func inspectTrampoline(
-  _ ctx: UnsafeMutableRawPointer?, _ evcon: OpaquePointer?, _ bev: OpaquePointer?,
-  _ bytes: UnsafePointer<UInt8>?, _ len: Int
-) -> Int32 {
-  guard let ctx, let evcon, let bev, let bytes else { return 0 }
-  let inspector = Unmanaged<ConnectionInspector>.fromOpaque(ctx).takeUnretainedValue()
-  return inspector.received(evcon: evcon, bev: bev, bytes: UnsafeRawBufferPointer(start: bytes, count: len)) ? 0 : 1
-}
-
-private func connectionClosedTrampoline(_ evcon: OpaquePointer?, _ ctx: UnsafeMutableRawPointer?) {
-  guard let evcon, let ctx else { return }
-  Unmanaged<ConnectionInspector>.fromOpaque(ctx).takeUnretainedValue().connectionClosed(evcon)
 }

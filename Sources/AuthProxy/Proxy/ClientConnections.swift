@@ -1,66 +1,248 @@
-/// The worker's view of its client connections: each one's strict framing check (before evhttp
-/// parses a byte), and who to tell when it closes.
-final class ClientConnections: ConnectionInspector {
-  final class Connection {
-    var framer: RequestFramer
-    /// The exchange in flight on this connection, told when the client goes away.
-    var onClose: (() -> Void)?
-    /// When the request head now arriving started (monotonic), nil between heads.
-    var headStartedAt: Double?
-    init(limits: RequestLimits) { framer = RequestFramer(limits: limits) }
-  }
-
-  private var connections: [ConnectionID: Connection] = [:]
-  private let limits: RequestLimits
-  /// Told of every request refused by the framing check: the error, its request id, the client.
+/// The worker's listener: its client connections, each with its strict framing check, cut into
+/// requests for the worker one at a time (pipelined requests wait their turn), with the
+/// timeouts of SPEC §4 (`--header-timeout` for heads, `--timeout` for bodies, idle keep-alive
+/// and stalled writes).
+final class ClientConnections {
+  private var open: [ObjectIdentifier: ClientConnection] = [:]
+  private var acceptor: Acceptor?
+  let limits: RequestLimits
+  let endOfPass: EndOfPass
+  /// Called with each complete request.
+  var onRequest: ((ClientRequest) -> Void)?
+  /// Told of every request refused by the framing check or a timeout: the error, its request
+  /// id, the client.
   var onReject: ((ProxyError, String, String) -> Void)?
 
-  init(limits: RequestLimits) { self.limits = limits }
-
-  var count: Int { connections.count }
-
-  func connection(_ id: ConnectionID?) -> Connection? { id.flatMap { connections[$0] } }
-
-  override func inspect(connection id: ConnectionID, bytes: UnsafeRawBufferPointer) -> Verdict {
-    let state: Connection
-    if let known = connections[id] {
-      state = known
-    } else {
-      state = Connection(limits: limits)
-      connections[id] = state
+  init(loop: EventLoop, limits: RequestLimits, listenSocket: Int32) throws(EventError) {
+    self.limits = limits
+    endOfPass = EndOfPass(loop: loop)
+    acceptor = try Acceptor(loop: loop, socket: listenSocket) { [unowned self] socket in
+      let connection = ClientConnection(socket: socket, server: self)
+      self.open[ObjectIdentifier(connection)] = connection
     }
-    let rejection = state.framer.consume(bytes)
-    if state.framer.isReadingHead {
-      if state.headStartedAt == nil { state.headStartedAt = monotonicSeconds() }
-    } else {
-      state.headStartedAt = nil
-    }
-    guard let rejection else { return .pass }
-    let requestID = rejection.requestID ?? RequestID.generate()
-    let error = ProxyError(status: rejection.status, code: rejection.code, message: rejection.message)
-    onReject?(error, requestID, peerAddress(of: id))
-    // With a reply still being written on this connection, only close it: our bytes would interleave.
-    return .reject(state.onClose == nil ? error.rawResponse(requestID: requestID) : [])
   }
 
-  /// Closes, with a 408, every connection whose request head has taken longer than `timeout`
-  /// (slowloris: evhttp's own timeout restarts with every byte).
-  func expireSlowHeads(timeout: Double) {
+  var count: Int { open.count }
+
+  /// Bytes queued to clients and not yet written, over every connection.
+  var pendingOutput: Int { open.values.reduce(0) { $0 + $1.pendingOutput } }
+
+  /// Stops accepting new connections (drain); open ones go on.
+  func stopAccepting() {
+    acceptor?.stop()
+    acceptor = nil
+  }
+
+  func closed(_ connection: ClientConnection) {
+    open[ObjectIdentifier(connection)] = nil
+  }
+
+  func rejected(_ error: ProxyError, requestID: String, client: String) {
+    onReject?(error, requestID, client)
+  }
+
+  /// Called every second: answers 408 to heads slower than `headerTimeout` (slowloris: a byte
+  /// at a time would otherwise hold a connection forever) and to bodies slower than
+  /// `bodyTimeout`; closes connections idle longer than `idleTimeout` and those whose client
+  /// has not taken any output for `idleTimeout`.
+  func sweep(headerTimeout: Double, bodyTimeout: Double, idleTimeout: Double) {
     let now = monotonicSeconds()
-    for (id, state) in connections {
-      guard let started = state.headStartedAt, now - started > timeout else { continue }
-      state.headStartedAt = nil
-      let requestID = RequestID.generate()
-      let error = ProxyError(status: 408, code: "request_timeout", message: "the request head did not arrive within \(Int(timeout))s")
-      onReject?(error, requestID, peerAddress(of: id))
-      close(id, response: state.onClose == nil ? error.rawResponse(requestID: requestID) : [])
+    for connection in Array(open.values) {
+      connection.expire(now: now, headerTimeout: headerTimeout, bodyTimeout: bodyTimeout, idleTimeout: idleTimeout)
+    }
+  }
+}
+
+/// One client connection of the proxy listener.
+final class ClientConnection {
+  private let socket: ClientSocket
+  private unowned let server: ClientConnections
+  private var framer: RequestFramer
+  /// Received bytes not yet cut into a request; the framer has seen the first `scanned`.
+  private var input: [UInt8] = []
+  private var scanned = 0
+  /// The request being answered; the next one waits in `input`.
+  private(set) var current: ClientRequest?
+  /// The exchange of `current`, told when the client goes away.
+  var onClose: (() -> Void)?
+  private var queued: [UInt8] = []
+  private var flushScheduled = false
+  private var drained: (() -> Void)?
+  private var closing = false
+  private var inProcess = false
+  private var sentContinue = false
+  private var headStartedAt: Double?
+  private var bodyStartedAt: Double?
+  private var lastActivity = monotonicSeconds()
+  /// Most bytes read ahead of the request being answered before reading stops.
+  static let maxReadAhead = 64 * 1024
+
+  init(socket: ClientSocket, server: ClientConnections) {
+    self.socket = socket
+    self.server = server
+    framer = RequestFramer(limits: server.limits)
+    socket.onBytes = { [unowned self] bytes in withExtendedLifetime(self) { self.received(bytes) } }
+    socket.onClosed = { [unowned self] in withExtendedLifetime(self) { self.gone() } }
+    socket.onDrained = { [unowned self] in
+      let callback = self.drained
+      self.drained = nil
+      callback?()
     }
   }
 
-  override func closed(connection id: ConnectionID) {
-    guard let state = connections.removeValue(forKey: id) else { return }
-    let callback = state.onClose
-    state.onClose = nil
+  var peer: (address: String, port: Int) { socket.peer }
+
+  var pendingOutput: Int { socket.pendingOutput + queued.count }
+
+  private func received(_ bytes: UnsafeRawBufferPointer) {
+    lastActivity = monotonicSeconds()
+    input.append(contentsOf: bytes)
+    if current == nil {
+      process()
+    } else if input.count > ClientConnection.maxReadAhead {
+      socket.pauseReading()
+    }
+  }
+
+  /// Cuts complete requests out of the input and hands them on, one at a time.
+  private func process() {
+    guard !inProcess else { return }
+    inProcess = true
+    defer { inProcess = false }
+    while current == nil && !closing && !socket.isClosed && scanned < input.count {
+      let completedBefore = framer.requestsCompleted
+      let (consumed, rejection) = input.withUnsafeBytes { framer.consumeRequest(UnsafeRawBufferPointer(rebasing: $0[scanned...])) }
+      scanned += consumed
+      let now = monotonicSeconds()
+      headStartedAt = framer.isReadingHead ? headStartedAt ?? now : nil
+      bodyStartedAt = framer.isReadingBody ? bodyStartedAt ?? now : nil
+      if let rejection {
+        let requestID = rejection.requestID ?? RequestID.generate()
+        refuse(ProxyError(status: rejection.status, code: rejection.code, message: rejection.message), requestID: requestID)
+        return
+      }
+      guard framer.requestsCompleted != completedBefore else {
+        // Not whole yet: everything was taken.
+        if framer.isReadingBody && !sentContinue && expectsContinue() {
+          sentContinue = true
+          queue(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+        }
+        break
+      }
+      // A whole request is in input[0..<scanned].
+      guard let head = RequestHead(input[0..<scanned]) else {
+        refuse(.badRequest("the request could not be read"), requestID: RequestID.generate())
+        return
+      }
+      input.removeFirst(scanned)
+      scanned = 0
+      sentContinue = false
+      let request = ClientRequest(head, connection: self)
+      current = request
+      server.onRequest?(request)
+    }
+    if current == nil && !closing { socket.resumeReading() }
+  }
+
+  /// The head just completed asks for `100 Continue` before its body (HTTP/1.1 only).
+  private func expectsContinue() -> Bool {
+    guard let head = RequestHead(input[0..<scanned]), !head.isHTTP10 else { return false }
+    return head.headers.contains { $0.name.lowercased() == "expect" && $0.value.lowercased() == "100-continue" }
+  }
+
+  /// Queues bytes for the socket; they are written once, at the end of the loop pass.
+  func queue(_ bytes: [UInt8], onDrained: (() -> Void)? = nil) {
+    guard !socket.isClosed else { return }
+    if onDrained != nil { drained = onDrained }
+    if queued.isEmpty { queued = bytes } else { queued.append(contentsOf: bytes) }
+    if !flushScheduled {
+      flushScheduled = true
+      server.endOfPass.schedule { [weak self] in self?.flush() }
+    }
+  }
+
+  private func flush() {
+    flushScheduled = false
+    guard !queued.isEmpty else { return }
+    let bytes = queued
+    queued = []
+    socket.write(bytes)
+    if closing && current == nil { socket.closeAfterFlush() }
+  }
+
+  /// The reply being written is the connection's last.
+  func closeAfterReply() { closing = true }
+
+  /// `request`'s reply is complete: next request, or close.
+  func finished(_ request: ClientRequest) {
+    guard current === request else { return }
+    current = nil
+    onClose = nil
+    lastActivity = monotonicSeconds()
+    if closing {
+      if !flushScheduled { socket.closeAfterFlush() }
+      return
+    }
+    if input.isEmpty {
+      socket.resumeReading()
+    } else {
+      // A pipelined request: after this pass, not from inside the reply's callbacks.
+      server.endOfPass.schedule { [weak self] in self?.process() }
+    }
+  }
+
+  /// Cuts the connection now.
+  func abort() {
+    current?.detach()
+    current = nil
+    onClose = nil
+    socket.close()
+    server.closed(self)
+  }
+
+  /// A JSON error for a request that never reached the worker, then close.
+  private func refuse(_ error: ProxyError, requestID: String) {
+    server.rejected(error, requestID: requestID, client: socket.peer.address)
+    closing = true
+    headStartedAt = nil
+    bodyStartedAt = nil
+    // With a reply still being written, only close: our bytes would interleave.
+    if current == nil { queue(error.rawResponse(requestID: requestID)) }
+    if !flushScheduled { socket.closeAfterFlush() }
+  }
+
+  /// The client closed the connection (or it failed).
+  private func gone() {
+    let request = current
+    let callback = onClose
+    current = nil
+    onClose = nil
+    request?.detach()
+    server.closed(self)
     callback?()
+  }
+
+  func expire(now: Double, headerTimeout: Double, bodyTimeout: Double, idleTimeout: Double) {
+    if let started = headStartedAt, now - started > headerTimeout {
+      refuse(
+        ProxyError(status: 408, code: "request_timeout", message: "the request head did not arrive within \(Int(headerTimeout))s"),
+        requestID: RequestID.generate())
+    } else if let started = bodyStartedAt, now - started > bodyTimeout {
+      refuse(
+        ProxyError(status: 408, code: "request_timeout", message: "the request body did not arrive within \(Int(bodyTimeout))s"),
+        requestID: RequestID.generate())
+    } else if current == nil && input.isEmpty && now - lastActivity > idleTimeout && socket.pendingOutput == 0 {
+      socket.close()
+      server.closed(self)
+    } else if socket.pendingOutput > 0 && now - socket.lastWriteProgress > idleTimeout {
+      // The client stopped reading its reply.
+      let callback = onClose
+      current?.detach()
+      current = nil
+      onClose = nil
+      socket.close()
+      server.closed(self)
+      callback?()
+    }
   }
 }

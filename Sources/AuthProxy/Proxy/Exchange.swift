@@ -1,6 +1,6 @@
 /// One app request on its way through the proxy, from arrival to the access-log line.
 final class Exchange {
-  let request: ServerRequest
+  let request: ClientRequest
   let requestID: String
   let method: String
   let target: String
@@ -31,7 +31,7 @@ final class Exchange {
   /// Bounds the wait for a token, or for the upstream's answer.
   var timer: Timer?
 
-  init(request: ServerRequest, requestID: String, client: String, now: Double) {
+  init(request: ClientRequest, requestID: String, client: String, now: Double) {
     self.request = request
     self.requestID = requestID
     method = request.method

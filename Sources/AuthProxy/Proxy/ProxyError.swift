@@ -41,7 +41,8 @@ public struct ProxyError: Error, Sendable, Equatable {
     [("Content-Type", "application/json"), ("X-Request-ID", requestID)]
   }
 
-  /// A whole HTTP/1.1 response, for connections refused before evhttp parsed them.
+  /// A whole HTTP/1.1 response that closes the connection, for requests refused by the framing
+  /// check or a timeout before they became requests.
   public func rawResponse(requestID: String) -> [UInt8] {
     let body = body(requestID: requestID)
     let head =

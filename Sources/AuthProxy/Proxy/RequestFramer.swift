@@ -17,7 +17,7 @@ public struct RequestLimits: Sendable, Equatable {
   }
 }
 
-/// Why a request was refused before evhttp saw it.
+/// Why a request was refused before it reached the worker.
 public struct FramingRejection: Sendable, Equatable, Error {
   /// 400, 413, 414 or 431.
   public var status: Int
@@ -36,23 +36,22 @@ public struct FramingRejection: Sendable, Equatable, Error {
   }
 }
 
-/// Streaming, strict HTTP/1.1 request framing check; one per client connection.
+/// Streaming, strict HTTP/1.1 request framing check; one per client connection. The proxy's
+/// listener cuts requests out of the connection's bytes with it (`RequestHead` then splits an
+/// accepted request into its parts), so no byte reaches the worker unchecked.
 ///
 /// It sees the raw bytes of the connection in arrival order, split anywhere, and follows the framing
 /// (head, Content-Length body, or chunked body with trailers) so that it always knows where the next
-/// pipelined request head starts. It accepts only requests that evhttp frames the same way, and
-/// rejects the first bad one; the verdict does not depend on how the bytes were split.
+/// pipelined request head starts, and rejects the first bad request; the verdict does not depend on
+/// how the bytes were split.
 ///
-/// Beyond RFC 9112 it also refuses what evhttp 2.1 would frame differently: a body on HEAD (evhttp
-/// reads none, so the body would be parsed as the next request), a tab before the Transfer-Encoding
-/// value (evhttp strips only spaces there, then does not see "chunked"), targets starting with `//`
-/// (evhttp parses them as an authority), and Content-Length, Transfer-Encoding, Host or X-Request-ID
-/// in trailers (evhttp merges trailers into the request headers). It also refuses what evhttp itself
-/// would answer with its own HTML 400 page, so that the client gets the proxy's JSON 400 instead:
-/// chunk extensions (evhttp's chunk-size parser stops at `;`), a Content-Length written as a list,
-/// even of equal values (evhttp parses the value with strtoll), and empty lines before a request line,
-/// between pipelined requests too (evhttp parses the empty line as a request line). And, per RFC 9112
-/// §7.4, a TE field naming the chunked coding (evhttp ignores TE; a smuggling probe).
+/// Beyond RFC 9112 it refuses shapes that HTTP implementations frame differently (it was first
+/// written to sit in front of evhttp 2.1, whose choices are the examples): a body on HEAD (read as
+/// the next request), a tab before the Transfer-Encoding value (evhttp strips only spaces there),
+/// targets starting with `//` (parsed as an authority), Content-Length, Transfer-Encoding, Host or
+/// X-Request-ID in trailers (merged into the headers), chunk extensions, a Content-Length written
+/// as a list, even of equal values, and empty lines before a request line, between pipelined
+/// requests too. And, per RFC 9112 §7.4, a TE field naming the chunked coding (a smuggling probe).
 public struct RequestFramer: Sendable {
   /// How many complete, accepted request heads have been seen so far.
   public private(set) var headsAccepted: Int = 0
@@ -103,7 +102,7 @@ public struct RequestFramer: Sendable {
   // TE: how much of "chunked" the current list element matched so far; -1 when it cannot.
   private var teMatched = 0
 
-  // X-Request-ID (the first one of the head counts, as with evhttp_find_header).
+  // X-Request-ID (the first one of the head counts, as with ClientRequest.header).
   private var requestIDSeen = false
   private var requestIDInsane = false
   private var requestIDSane = false
@@ -129,10 +128,29 @@ public struct RequestFramer: Sendable {
   /// Feeds the next bytes received on the connection. Returns nil while everything is acceptable,
   /// or the rejection of the first bad request. After a rejection, further calls return the same rejection.
   public mutating func consume(_ bytes: UnsafeRawBufferPointer) -> FramingRejection? {
-    if state == .rejected, let rejection { return rejection }
+    run(bytes, stopAtRequestEnd: false).rejection
+  }
+
+  /// Like `consume`, but stops right after the end of a request: `consumed` bytes were taken
+  /// (all of them when no request ended in `bytes`). The listener uses it to cut requests out
+  /// of its input buffer.
+  public mutating func consumeRequest(_ bytes: UnsafeRawBufferPointer) -> (consumed: Int, rejection: FramingRejection?) {
+    run(bytes, stopAtRequestEnd: true)
+  }
+
+  /// Requests seen whole (head and body), in arrival order.
+  public private(set) var requestsCompleted = 0
+
+  /// The current request's head is complete and its body is still arriving.
+  public var isReadingBody: Bool { headsAccepted > requestsCompleted && state != .rejected }
+
+  private mutating func run(_ bytes: UnsafeRawBufferPointer, stopAtRequestEnd: Bool) -> (consumed: Int, rejection: FramingRejection?) {
+    if state == .rejected, let rejection { return (0, rejection) }
     let count = bytes.count
+    let completedBefore = requestsCompleted
     var i = 0
     while i < count {
+      if stopAtRequestEnd && requestsCompleted != completedBefore { return (i, nil) }
       switch state {
       case .body, .chunkData:
         let take = min(remaining, count - i)
@@ -190,9 +208,9 @@ public struct RequestFramer: Sendable {
       }
       let b = bytes[i]
       i += 1
-      if let failure = step(b) { return reject(failure) }
+      if let failure = step(b) { return (i, reject(failure)) }
     }
-    return nil
+    return (count, nil)
   }
 
   // MARK: - Byte steps
@@ -586,6 +604,7 @@ public struct RequestFramer: Sendable {
   }
 
   private mutating func finishRequest() {
+    requestsCompleted += 1
     state = .lineStart
     countingHead = false
     inTrailers = false

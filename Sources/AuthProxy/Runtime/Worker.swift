@@ -8,7 +8,6 @@ final class Worker {
   let loop: EventLoop
   private let config: ServeConfig
   private let pool: UpstreamPool
-  private let server: HTTPServer
   private let connections: ClientConnections
   private let forwarder: Forwarder
   private let policy: RequestPolicy
@@ -48,19 +47,12 @@ final class Worker {
     loop = try EventLoop()
     pool = try UpstreamPool(
       loop: loop, tls: config.tls, host: config.upstream.host, port: config.upstream.port, connectTimeout: config.connectTimeout)
-    var settings = HTTPServer.Settings()
-    settings.timeoutSeconds = Int32(max(1, min(config.timeout.rounded(.up), 3600)))
-    // The framing check enforces the real limits with JSON answers; these are backstops.
-    settings.maxBodySize = config.maxBody + 1
-    settings.maxHeadersSize = 128 * 1024
-    var handler: ((ServerRequest) -> Void)?
-    server = try HTTPServer(loop: loop, settings: settings) { request in handler?(request) }
-    connections = ClientConnections(limits: RequestLimits(maxBody: config.maxBody))
+    connections = try ClientConnections(loop: loop, limits: RequestLimits(maxBody: config.maxBody), listenSocket: listenSocket)
     forwarder = Forwarder(pool: pool, config: config, metrics: metrics)
     policy = RequestPolicy(config: config)
     accessLog = AccessLogBuffer(sink: sink, loop: loop)
     mailbox = try MailboxReceiver(loop: loop) { [unowned self] message in self.received(message) }
-    handler = { [unowned self] request in self.handle(request) }
+    connections.onRequest = { [unowned self] request in self.handle(request) }
     forwarder.onFinish = { [unowned self] exchange, status, error in self.finished(exchange, status: status, error: error) }
     forwarder.onTokenRejected = { [unowned self] exchange, generation in self.tokenRejected(exchange, generation: generation) }
     forwarder.onRetry = { [unowned self] exchange, delay in self.retry(exchange, after: delay) }
@@ -77,14 +69,14 @@ final class Worker {
           upstreamStatus: nil, durationMs: 0, upstreamMs: nil, bytesIn: 0, bytesOut: 0, attempts: 0, reauth: false,
           error: error.code))
     }
-    server.useInspector(connections)
+    // Idle keep-alive connections and stalled replies are closed after --timeout (at least 1 s).
+    let idleTimeout = max(1, min(config.timeout.rounded(.up), 3600))
     headTimer = Timer(loop: loop) { [unowned self] in
-      self.connections.expireSlowHeads(timeout: self.config.headerTimeout)
+      self.connections.sweep(headerTimeout: self.config.headerTimeout, bodyTimeout: self.config.timeout, idleTimeout: idleTimeout)
       self.pool.expireIdle()
       self.headTimer?.schedule(after: 1)
     }
     headTimer?.schedule(after: 1)
-    try server.accept(socket: listenSocket)
   }
 
   func run() {
@@ -94,13 +86,13 @@ final class Worker {
 
   // MARK: requests
 
-  private func handle(_ request: ServerRequest) {
+  private func handle(_ request: ClientRequest) {
     let now = clock.now()
     let requestID = RequestID.pick(request.header("X-Request-ID"), using: &requestIDs)
     let exchange = Exchange(request: request, requestID: requestID, client: request.clientAddress, now: now)
     inFlight[ObjectIdentifier(exchange)] = exchange
     metrics.inFlight.add(1)
-    connections.connection(request.connection)?.onClose = { [weak self, weak exchange] in
+    request.connection?.onClose = { [weak self, weak exchange] in
       guard let self, let exchange else { return }
       self.clientGone(exchange)
     }
@@ -179,7 +171,6 @@ final class Worker {
     inFlight[ObjectIdentifier(exchange)] = nil
     metrics.inFlight.add(-1)
     metrics.recordRequest(method: exchange.method, status: status)
-    if let connection = connections.connection(exchange.request.connection) { connection.onClose = nil }
     accessLog.append(exchange.logEntry(status: status, error: error))
     if draining && inFlight.isEmpty { control.send(.workerDrained(id)) }
   }
@@ -210,7 +201,7 @@ final class Worker {
       for exchange in refused { forwarder.fail(exchange, .noToken(failure)) }
     case .drain:
       draining = true
-      server.stopAccepting()
+      connections.stopAccepting()
       if inFlight.isEmpty { control.send(.workerDrained(id)) }
     case .exit:
       for exchange in Array(inFlight.values) { forwarder.clientGone(exchange) }

@@ -1,6 +1,6 @@
 // The few C entry points Swift cannot call directly: curl's variadic setters and getters,
 // libevent's macros and TAILQ walking, and the glue that needs C function pointers with
-// a fixed signature (TLS bufferevents for evhttp, the input inspector).
+// a fixed signature (TLS bufferevents for evhttp).
 #ifndef AUTHPROXY_CSHIMS_H
 #define AUTHPROXY_CSHIMS_H
 
@@ -52,16 +52,6 @@ struct evkeyval *ap_evkeyval_next(struct evkeyval *kv);
 /// Makes every connection the server accepts a TLS one, with this server context.
 void ap_evhttp_use_tls(struct evhttp *http, SSL_CTX *ctx);
 
-/// The input inspector sees every byte an incoming evhttp connection receives, before evhttp
-/// parses it. `fn` returns 0 to let evhttp go on, non-zero once it rejected the connection (it
-/// then called ap_reject_connection). One inspector per thread: the worker's listener.
-typedef int (*ap_inspect_fn)(void *ctx, struct evhttp_connection *evcon, struct bufferevent *bev,
-                             const uint8_t *bytes, size_t len);
-void ap_evhttp_use_inspector(struct evhttp *http, ap_inspect_fn fn, void *ctx);
-/// Writes `response` straight to the socket (best effort: it is small and the socket idle),
-/// drops what evhttp has not parsed yet and shuts the socket, so evhttp sees EOF and frees
-/// the connection.
-void ap_reject_connection(struct bufferevent *bev, const char *response, size_t len);
 
 // MARK: OpenSSL
 

@@ -1,0 +1,268 @@
+import CEvent
+import Glibc
+
+/// Accepts connections on a listening socket (SO_REUSEPORT, one per worker) with libevent's
+/// listener, and hands each new one over as a `ClientSocket`.
+public final class Acceptor {
+  private var listener: OpaquePointer?
+  private let loop: EventLoop
+  private let onAccept: (ClientSocket) -> Void
+  private let scratch = ReadScratch()
+
+  public init(loop: EventLoop, socket fd: Int32, onAccept: @escaping (ClientSocket) -> Void) throws(EventError) {
+    self.loop = loop
+    self.onAccept = onAccept
+    // Context: unretained self; the listener is freed in deinit/stop, before self goes.
+    // Backlog -1: the socket already listens. The socket is this worker's own (SO_REUSEPORT):
+    // freeing the listener closes it, so the kernel refuses new connections once we drain.
+    guard
+      let listener = evconnlistener_new(
+        loop.base, acceptTrampoline, Unmanaged.passUnretained(self).toOpaque(), UInt32(LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_CLOSE_ON_FREE),
+        -1, fd)
+    else { throw EventError("evconnlistener_new failed") }
+    self.listener = listener
+  }
+
+  deinit { stop() }
+
+  /// Stops accepting (drain) and closes the listening socket.
+  public func stop() {
+    if let listener { evconnlistener_free(listener) }
+    listener = nil
+  }
+
+  fileprivate func accepted(_ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: Int32) {
+    var one: Int32 = 1
+    // Replies go out as soon as they are written; no waiting on Nagle's algorithm.
+    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    onAccept(ClientSocket(loop: loop, fd: fd, peer: ClientSocket.describe(address), scratch: scratch))
+  }
+}
+
+private func acceptTrampoline(
+  _ listener: OpaquePointer?, _ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: Int32, _ ctx: UnsafeMutableRawPointer?
+) {
+  guard let ctx else {
+    close(fd)
+    return
+  }
+  Unmanaged<Acceptor>.fromOpaque(ctx).takeUnretainedValue().accepted(fd, address, length)
+}
+
+/// Runs actions once the callbacks of the current loop pass are done, without a system call:
+/// a worker queues its clients' output during a pass and writes each connection once.
+public final class EndOfPass {
+  private var event: OpaquePointer?
+  private var pending: [() -> Void] = []
+
+  public init(loop: EventLoop) {
+    // Context: unretained self; the event is freed in deinit.
+    event = event_new(loop.base, -1, 0, endOfPassTrampoline, Unmanaged.passUnretained(self).toOpaque())
+  }
+
+  deinit {
+    if let event {
+      event_del(event)
+      event_free(event)
+    }
+  }
+
+  public func schedule(_ action: @escaping () -> Void) {
+    pending.append(action)
+    if pending.count == 1, let event { event_active(event, 0, 0) }
+  }
+
+  fileprivate func run() {
+    while !pending.isEmpty {
+      let batch = pending
+      pending.removeAll(keepingCapacity: true)
+      for action in batch { action() }
+    }
+  }
+}
+
+private func endOfPassTrampoline(_ fd: Int32, _ what: Int16, _ ctx: UnsafeMutableRawPointer?) {
+  guard let ctx else { return }
+  Unmanaged<EndOfPass>.fromOpaque(ctx).takeUnretainedValue().run()
+}
+
+/// One accepted client connection: plain, non-blocking TCP. Its read event stays registered for
+/// the life of the connection (unless reading is paused), and output is written straight to
+/// the socket, arming a write event only when the socket is full: per request one read and one
+/// write system call, no epoll changes.
+public final class ClientSocket {
+  public let peer: (address: String, port: Int)
+  /// Bytes received; the callee copies what it keeps.
+  public var onBytes: ((UnsafeRawBufferPointer) -> Void)?
+  /// The peer closed the connection or it failed.
+  public var onClosed: (() -> Void)?
+  /// The output queued earlier has been fully written.
+  public var onDrained: (() -> Void)?
+
+  private let loop: EventLoop
+  private var fd: Int32
+  private var readEvent: OpaquePointer?
+  private var writeEvent: OpaquePointer?
+  private var output: [UInt8] = []
+  private var written = 0
+  private var readPaused = false
+  private var closeWhenFlushed = false
+  public private(set) var isClosed = false
+  /// When the socket last took output or had some to take (monotonic): a write stall check.
+  public private(set) var lastWriteProgress = monotonicSeconds()
+
+  /// The worker's receive buffer, shared by its connections (one read at a time on the loop).
+  private let scratch: ReadScratch
+
+  init(loop: EventLoop, fd: Int32, peer: (address: String, port: Int), scratch: ReadScratch) {
+    self.loop = loop
+    self.scratch = scratch
+    self.fd = fd
+    self.peer = peer
+    // Context: unretained self; both events are freed in close(), and deinit closes.
+    let me = Unmanaged.passUnretained(self).toOpaque()
+    readEvent = event_new(loop.base, fd, Int16(EV_READ | EV_PERSIST), clientReadTrampoline, me)
+    writeEvent = event_new(loop.base, fd, Int16(EV_WRITE), clientWriteTrampoline, me)
+    if let readEvent { event_add(readEvent, nil) }
+  }
+
+  deinit { shut() }
+
+  static func describe(_ address: UnsafeMutablePointer<sockaddr>?) -> (address: String, port: Int) {
+    guard let address else { return ("", 0) }
+    var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+    switch Int32(address.pointee.sa_family) {
+    case AF_INET:
+      return address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { v4 in
+        var addr = v4.pointee.sin_addr
+        inet_ntop(AF_INET, &addr, &text, socklen_t(text.count))
+        return (String(cBuffer: text), Int(UInt16(bigEndian: v4.pointee.sin_port)))
+      }
+    case AF_INET6:
+      return address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { v6 in
+        var addr = v6.pointee.sin6_addr
+        inet_ntop(AF_INET6, &addr, &text, socklen_t(text.count))
+        return (String(cBuffer: text), Int(UInt16(bigEndian: v6.pointee.sin6_port)))
+      }
+    default:
+      return ("", 0)
+    }
+  }
+
+  /// Bytes queued and not yet taken by the socket.
+  public var pendingOutput: Int { output.count - written }
+
+  /// Queues bytes and writes what the socket takes now.
+  public func write(_ bytes: [UInt8]) {
+    guard !isClosed, !bytes.isEmpty else { return }
+    if written == output.count {
+      output = bytes
+      written = 0
+    } else {
+      output.append(contentsOf: bytes)
+    }
+    flush()
+  }
+
+  private func flush() {
+    while written < output.count {
+      let n = output.withUnsafeBytes { raw in send(fd, raw.baseAddress! + written, raw.count - written, Int32(MSG_NOSIGNAL)) }
+      if n > 0 {
+        written += n
+        lastWriteProgress = monotonicSeconds()
+        continue
+      }
+      if n < 0 && errno == EINTR { continue }
+      if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if let writeEvent { event_add(writeEvent, nil) }
+        return
+      }
+      return fail()
+    }
+    output.removeAll(keepingCapacity: output.capacity <= 256 * 1024)
+    written = 0
+    if closeWhenFlushed { return shut() }
+  }
+
+  fileprivate func writable() {
+    let hadOutput = pendingOutput > 0
+    flush()
+    if hadOutput && pendingOutput == 0 && !isClosed { onDrained?() }
+  }
+
+  /// Stops reading (backpressure on a client that sends ahead); the peer's close is then
+  /// noticed when reading resumes or a write fails.
+  public func pauseReading() {
+    guard !readPaused, !isClosed else { return }
+    readPaused = true
+    if let readEvent { event_del(readEvent) }
+  }
+
+  public func resumeReading() {
+    guard readPaused, !isClosed else { return }
+    readPaused = false
+    if let readEvent { event_add(readEvent, nil) }
+  }
+
+  fileprivate func readable() {
+    let n = recv(fd, scratch.buffer.baseAddress, scratch.buffer.count, 0)
+    if n > 0 {
+      onBytes?(UnsafeRawBufferPointer(rebasing: scratch.buffer[0..<n]))
+    } else if n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      fail()
+    }
+  }
+
+  private func fail() {
+    guard !isClosed else { return }
+    shut()
+    let callback = onClosed
+    onClosed = nil
+    callback?()
+  }
+
+  /// Closes once the queued output is written (or at once when there is none).
+  public func closeAfterFlush() {
+    guard !isClosed else { return }
+    closeWhenFlushed = true
+    pauseReading()
+    if pendingOutput == 0 { shut() }
+  }
+
+  /// Closes now, dropping queued output; no callback.
+  public func close() {
+    onClosed = nil
+    shut()
+  }
+
+  private func shut() {
+    guard !isClosed else { return }
+    isClosed = true
+    for event in [readEvent, writeEvent] {
+      if let event {
+        event_del(event)
+        event_free(event)
+      }
+    }
+    readEvent = nil
+    writeEvent = nil
+    onBytes = nil
+    onDrained = nil
+    if fd >= 0 { Glibc.close(fd) }
+    fd = -1
+    output = []
+    written = 0
+  }
+}
+
+private func clientReadTrampoline(_ fd: Int32, _ what: Int16, _ ctx: UnsafeMutableRawPointer?) {
+  guard let ctx else { return }
+  let socket = Unmanaged<ClientSocket>.fromOpaque(ctx).takeUnretainedValue()
+  withExtendedLifetime(socket) { socket.readable() }
+}
+
+private func clientWriteTrampoline(_ fd: Int32, _ what: Int16, _ ctx: UnsafeMutableRawPointer?) {
+  guard let ctx else { return }
+  let socket = Unmanaged<ClientSocket>.fromOpaque(ctx).takeUnretainedValue()
+  withExtendedLifetime(socket) { socket.writable() }
+}

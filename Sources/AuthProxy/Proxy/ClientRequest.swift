@@ -1,0 +1,215 @@
+import Glibc
+
+/// One request received on a `ClientConnection`, and its reply: a complete one (`respond`) or
+/// a streamed one (`startStream`, `send`…, `endStream`), or none (`abort` cuts the connection).
+/// After the reply is complete, or the client went away, every call is a no-op.
+final class ClientRequest {
+  let method: String
+  let target: String
+  let headers: [(name: String, value: String)]
+  let body: [UInt8]
+  let isHTTP10: Bool
+  /// The connection stays open after this reply.
+  let keepAlive: Bool
+  private(set) weak var connection: ClientConnection?
+  private(set) var isFinished = false
+  private var chunked = false
+  private var bodyless = false
+
+  init(_ head: RequestHead, connection: ClientConnection) {
+    method = head.method
+    target = head.target
+    headers = head.headers
+    body = head.body
+    isHTTP10 = head.isHTTP10
+    let tokens = head.headers.filter { $0.name.lowercased() == "connection" }.flatMap {
+      $0.value.lowercased().split(separator: ",").map { $0.trimmingSpaces() }
+    }
+    keepAlive = isHTTP10 ? tokens.contains("keep-alive") : !tokens.contains("close")
+    self.connection = connection
+  }
+
+  /// The first header of that name, any case.
+  func header(_ name: String) -> String? {
+    let lower = name.lowercased()
+    return headers.first { $0.name.count == name.count && $0.name.lowercased() == lower }?.value
+  }
+
+  var clientAddress: String { connection?.peer.address ?? "" }
+
+  /// The client went away: nothing more may be written.
+  func detach() { isFinished = true }
+
+  /// A complete reply in one go. A reply to HEAD has no body but the length a GET would get
+  /// (the caller's own Content-Length wins).
+  func respond(status: Int, headers: [(name: String, value: String)], body: [UInt8]) {
+    guard !isFinished, let connection else { return }
+    isFinished = true
+    let hasLength = headers.contains { $0.name.lowercased() == "content-length" }
+    var out = head(status: status, headers: headers, framing: hasLength ? nil : ("Content-Length", String(body.count)))
+    if method != "HEAD" && ResponseHeadWriter.allowsBody(status) { out.append(contentsOf: body) }
+    connection.queue(out)
+    connection.finished(self)
+  }
+
+  /// Starts a streamed reply: with a Content-Length header the body goes as is; without one,
+  /// chunked (HTTP/1.1) or until the connection closes (HTTP/1.0).
+  func startStream(status: Int, headers: [(name: String, value: String)]) {
+    guard !isFinished, let connection else { return }
+    bodyless = method == "HEAD" || !ResponseHeadWriter.allowsBody(status)
+    let hasLength = headers.contains { $0.name.lowercased() == "content-length" }
+    chunked = !bodyless && !hasLength && !isHTTP10
+    connection.queue(head(status: status, headers: headers, framing: chunked ? ("Transfer-Encoding", "chunked") : nil))
+  }
+
+  /// Queues body bytes. `onDrained` runs once everything queued so far was written, if it could
+  /// not be written at once.
+  func send(_ bytes: UnsafeRawBufferPointer, onDrained: (() -> Void)? = nil) {
+    guard !isFinished, !bodyless, bytes.count > 0, let connection else { return }
+    var out: [UInt8] = []
+    if chunked {
+      out.reserveCapacity(bytes.count + 12)
+      out.append(contentsOf: String(bytes.count, radix: 16).utf8)
+      out.append(contentsOf: [0x0D, 0x0A])
+      out.append(contentsOf: bytes)
+      out.append(contentsOf: [0x0D, 0x0A])
+    } else {
+      out = [UInt8](bytes)
+    }
+    connection.queue(out, onDrained: onDrained)
+  }
+
+  /// Bytes queued to this client and not yet written to its socket.
+  var pendingOutput: Int { connection?.pendingOutput ?? 0 }
+
+  /// Completes a streamed reply.
+  func endStream() {
+    guard !isFinished, let connection else { return }
+    isFinished = true
+    if chunked { connection.queue(Array("0\r\n\r\n".utf8)) }
+    connection.finished(self)
+  }
+
+  /// Cuts the connection without completing the reply: the app must not take a truncated body
+  /// for a whole one.
+  func abort() {
+    guard !isFinished else { return }
+    isFinished = true
+    connection?.abort()
+  }
+
+  private func head(status: Int, headers: [(name: String, value: String)], framing: (String, String)?) -> [UInt8] {
+    // An HTTP/1.0 stream without a length ends with the connection.
+    let closing = !keepAlive || (isHTTP10 && framing == nil && !bodyless && !headers.contains { $0.name.lowercased() == "content-length" })
+    if closing { connection?.closeAfterReply() }
+    return ResponseHeadWriter.write(
+      version: isHTTP10 ? "HTTP/1.0" : "HTTP/1.1", status: status, headers: headers, framing: framing,
+      connection: closing ? "close" : (isHTTP10 ? "keep-alive" : nil))
+  }
+}
+
+/// Response heads as bytes.
+enum ResponseHeadWriter {
+  static func allowsBody(_ status: Int) -> Bool { status >= 200 && status != 204 && status != 304 }
+
+  static func write(
+    version: String, status: Int, headers: [(name: String, value: String)], framing: (String, String)?, connection: String?
+  ) -> [UInt8] {
+    var out: [UInt8] = []
+    out.reserveCapacity(256)
+    func line(_ name: String, _ value: String) {
+      out.append(contentsOf: name.utf8)
+      out.append(contentsOf: [0x3A, 0x20])
+      out.append(contentsOf: value.utf8)
+      out.append(contentsOf: [0x0D, 0x0A])
+    }
+    out.append(contentsOf: version.utf8)
+    out.append(0x20)
+    JSONText.appendInt(status, to: &out)
+    out.append(0x20)
+    out.append(contentsOf: reason(status).utf8)
+    out.append(contentsOf: [0x0D, 0x0A])
+    var hasDate = false
+    for (name, value) in headers {
+      if !hasDate && name.count == 4 && name.lowercased() == "date" { hasDate = true }
+      line(name, value)
+    }
+    if !hasDate { line("Date", HTTPDate.now()) }
+    if let (name, value) = framing, allowsBody(status) { line(name, value) }
+    if let connection { line("Connection", connection) }
+    out.append(contentsOf: [0x0D, 0x0A])
+    return out
+  }
+
+  static func reason(_ status: Int) -> String {
+    switch status {
+    case 100: "Continue"
+    case 200: "OK"
+    case 201: "Created"
+    case 202: "Accepted"
+    case 203: "Non-Authoritative Information"
+    case 204: "No Content"
+    case 205: "Reset Content"
+    case 206: "Partial Content"
+    case 300: "Multiple Choices"
+    case 301: "Moved Permanently"
+    case 302: "Found"
+    case 303: "See Other"
+    case 304: "Not Modified"
+    case 307: "Temporary Redirect"
+    case 308: "Permanent Redirect"
+    case 400: "Bad Request"
+    case 401: "Unauthorized"
+    case 402: "Payment Required"
+    case 403: "Forbidden"
+    case 404: "Not Found"
+    case 405: "Method Not Allowed"
+    case 406: "Not Acceptable"
+    case 408: "Request Timeout"
+    case 409: "Conflict"
+    case 410: "Gone"
+    case 411: "Length Required"
+    case 412: "Precondition Failed"
+    case 413: "Content Too Large"
+    case 414: "URI Too Long"
+    case 415: "Unsupported Media Type"
+    case 416: "Range Not Satisfiable"
+    case 422: "Unprocessable Content"
+    case 425: "Too Early"
+    case 428: "Precondition Required"
+    case 429: "Too Many Requests"
+    case 431: "Request Header Fields Too Large"
+    case 500: "Internal Server Error"
+    case 501: "Not Implemented"
+    case 502: "Bad Gateway"
+    case 503: "Service Unavailable"
+    case 504: "Gateway Timeout"
+    default:
+      switch status / 100 {
+      case 1: "Informational"
+      case 2: "Success"
+      case 3: "Redirection"
+      case 4: "Client Error"
+      default: "Server Error"
+      }
+    }
+  }
+}
+
+/// The `Date` header value (IMF-fixdate), for replies that have none (the proxy's own answers:
+/// upstream replies bring theirs).
+enum HTTPDate {
+  private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+  private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+  static func now() -> String { format(time(nil)) }
+
+  static func format(_ seconds: time_t) -> String {
+    var whole = seconds
+    var t = tm()
+    gmtime_r(&whole, &t)
+    func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+    return "\(days[Int(t.tm_wday)]), \(two(t.tm_mday)) \(months[Int(t.tm_mon)]) \(t.tm_year + 1900) "
+      + "\(two(t.tm_hour)):\(two(t.tm_min)):\(two(t.tm_sec)) GMT"
+  }
+}

@@ -1,0 +1,85 @@
+/// A request the `RequestFramer` accepted, cut into its parts. The framer has already checked
+/// every byte (token method, sane target, field syntax, one framing), so this only splits.
+struct RequestHead {
+  var method: String
+  var target: String
+  var isHTTP10: Bool
+  var headers: [(name: String, value: String)]
+  var body: [UInt8]
+
+  /// The request in `bytes` (exactly one: head, then its Content-Length or chunked body).
+  init?(_ bytes: ArraySlice<UInt8>) {
+    var lines = LineReader(bytes: bytes)
+    guard let requestLine = lines.next() else { return nil }
+    let parts = requestLine.split(separator: 0x20, maxSplits: 2)
+    guard parts.count == 3 else { return nil }
+    method = String(decoding: parts[0], as: UTF8.self)
+    target = String(decoding: parts[1], as: UTF8.self)
+    isHTTP10 = parts[2].elementsEqual("HTTP/1.0".utf8)
+    headers = []
+    var chunked = false
+    while let line = lines.next(), !line.isEmpty {
+      guard let colon = line.firstIndex(of: 0x3A) else { return nil }
+      let name = String(decoding: line[line.startIndex..<colon], as: UTF8.self)
+      var value = line[(colon + 1)...]
+      while let first = value.first, first == 0x20 || first == 0x09 { value = value.dropFirst() }
+      while let last = value.last, last == 0x20 || last == 0x09 { value = value.dropLast() }
+      if !chunked && name.utf8.count == 17 && name.lowercased() == "transfer-encoding" { chunked = true }
+      headers.append((name, String(decoding: value, as: UTF8.self)))
+    }
+    body = chunked ? RequestHead.dechunk(lines.rest) : Array(lines.rest)
+  }
+
+  /// The data of a chunked body (sizes in hex, no extensions: the framer refused them), without
+  /// its trailer section.
+  private static func dechunk(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
+    var lines = LineReader(bytes: bytes)
+    var body: [UInt8] = []
+    while let sizeLine = lines.next() {
+      var size = 0
+      for b in sizeLine {
+        guard let digit = hexValue(b) else { break }
+        size = size * 16 + digit
+      }
+      if size == 0 { break }
+      body.append(contentsOf: lines.take(size))
+      _ = lines.next()  // the CRLF after the data
+    }
+    return body
+  }
+
+  private static func hexValue(_ b: UInt8) -> Int? {
+    switch b {
+    case 0x30...0x39: Int(b - 0x30)
+    case 0x41...0x46: Int(b - 0x41 + 10)
+    case 0x61...0x66: Int(b - 0x61 + 10)
+    default: nil
+    }
+  }
+}
+
+/// Lines (LF or CRLF ended) of a byte slice, then raw bytes.
+private struct LineReader {
+  var bytes: ArraySlice<UInt8>
+
+  /// The next line without its ending; nil at the end of the bytes.
+  mutating func next() -> ArraySlice<UInt8>? {
+    guard !bytes.isEmpty else { return nil }
+    guard let lf = bytes.firstIndex(of: 0x0A) else {
+      defer { bytes = bytes[bytes.endIndex...] }
+      return bytes
+    }
+    var line = bytes[bytes.startIndex..<lf]
+    if line.last == 0x0D { line = line.dropLast() }
+    bytes = bytes[(lf + 1)...]
+    return line
+  }
+
+  mutating func take(_ count: Int) -> ArraySlice<UInt8> {
+    let taken = bytes.prefix(count)
+    bytes = bytes.dropFirst(count)
+    return taken
+  }
+
+  var rest: ArraySlice<UInt8> { bytes }
+}
