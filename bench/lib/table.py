@@ -151,6 +151,22 @@ def main(results_path, meta_path):
     w("  (nginx: its one worker process; the master is idle. HAProxy and authproxy: one process.)")
     w("")
 
+    memory = meta.get("memory") or {}
+    if memory:
+        w(f"{'memory checks':<16} {'proxy':<14} {'RSS MiB, 1000 conns':>20} {'RSS growth MiB, 1 GiB slow reader':>34}")
+        for p, label in PROXIES:
+            m = memory.get(p)
+            if not m:
+                continue
+            c, s = m.get("conns") or {}, m.get("slow") or {}
+            held = mib(c.get("rss_held_kb")) if c.get("ok") == c.get("connections") else "failed"
+            grew = (mib(s["rss_peak_kb"] - s["rss_before_kb"])
+                    if s.get("rss_peak_kb") and s.get("bytes") == s.get("expected") else "failed")
+            w(f"{'':<16} {label:<14} {held:>20} {grew:>34}")
+        w("  (1000: keep-alive client connections held open together after one small GET each;"
+          " slow reader: one 1 GiB response read at 128 MiB/s, growth = highest RSS while it streamed - RSS before)")
+        w("")
+
     st = meta.get("startup", {})
     ready = st.get("ready_ms") or []
     w("authproxy start-up: exec to first /readyz 200 (includes the login to the upstream): "
