@@ -263,6 +263,26 @@ private func expectProxyError(_ response: HTTPResponse, status: Int, code: Strin
     #expect(revived.counters.logins == 1)
   }
 
+  /// Pooled upstream connections keep their read event: when the upstream closes them while
+  /// idle, they leave the pool at once, and the next request never meets a dead connection.
+  @Test func pooledConnectionsTheUpstreamClosedAreNotUsedAgain() throws {
+    let proxy = try ProxyHarness(workers: 1, flags: Self.quick)
+    defer { proxy.stop() }
+    for _ in 0..<3 { #expect(try proxy.get("/api/v1/echo").status == 200) }
+    let port = proxy.sandbox.port
+    // Closes every connection it has, the proxy's pooled one among them.
+    proxy.sandbox.stop()
+    let revived = try SandboxAPI.start(port: port, pkiDirectory: proxy.directory + "/pki")
+    defer { revived.stop() }
+    let (response, log, _) = try timedGet(proxy, "/api/v1/echo")
+    #expect(response.status == 200)
+    // One attempt on a new connection (401: the new sandbox does not know the token), one replay
+    // after the new login; a dead pooled connection would have cost a third.
+    #expect(log["attempts"] as? Int == 2)
+    #expect(log["reauth"] as? Bool == true)
+    #expect(revived.counters.logins == 1)
+  }
+
   @Test func aConnectionResetMidResponseReachesTheAppAsACutConnectionNotAWholeResponse() throws {
     let proxy = try ProxyHarness(workers: 1, flags: Self.quick)
     defer { proxy.stop() }

@@ -152,15 +152,33 @@ public final class ClientSocket {
   /// Bytes queued and not yet taken by the socket.
   public var pendingOutput: Int { output.count - written }
 
-  /// Queues bytes and writes what the socket takes now.
-  public func write(_ bytes: [UInt8]) {
+  /// Writes what the socket takes now and keeps a copy of the rest for later.
+  public func write(_ bytes: UnsafeRawBufferPointer) {
     guard !isClosed, !bytes.isEmpty else { return }
+    var offset = 0
     if written == output.count {
-      output = bytes
+      // Nothing waiting: straight from the caller's buffer, no copy.
+      while offset < bytes.count {
+        let n = send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+        if n > 0 {
+          offset += n
+          lastWriteProgress = monotonicSeconds()
+        } else if n < 0 && errno == EINTR {
+          continue
+        } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+          break
+        } else {
+          return fail()
+        }
+      }
+      if offset == bytes.count {
+        if closeWhenFlushed { shut() }
+        return
+      }
+      output.removeAll(keepingCapacity: true)
       written = 0
-    } else {
-      output.append(contentsOf: bytes)
     }
+    output.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset...]))
     flush()
   }
 

@@ -73,7 +73,11 @@ public struct AccessLogEntry: Sendable {
   }
 
   /// The path part of a request target.
-  public static func path(of target: String) -> String { String(target.prefix { $0 != "?" }) }
+  public static func path(of target: String) -> String {
+    // Bytes, not Characters: faster, and "?" followed by a combining mark is still the query.
+    guard let query = target.utf8.firstIndex(of: 0x3F) else { return target }
+    return String(target[..<query])
+  }
 }
 
 /// Where access-log lines end up: a file opened for appending, or stdout. Workers hand it whole

@@ -147,14 +147,19 @@ final class ClientConnection {
   /// The head just completed asks for `100 Continue` before its body (HTTP/1.1 only).
   private func expectsContinue() -> Bool {
     guard let head = RequestHead(input[0..<scanned]), !head.isHTTP10 else { return false }
-    return head.headers.contains { $0.name.lowercased() == "expect" && $0.value.lowercased() == "100-continue" }
+    return head.headers.contains { $0.name.equalsIgnoringASCIICase("expect") && $0.value.equalsIgnoringASCIICase("100-continue") }
   }
 
   /// Queues bytes for the socket; they are written once, at the end of the loop pass.
   func queue(_ bytes: [UInt8], onDrained: (() -> Void)? = nil) {
+    bytes.withUnsafeBytes { queue($0, onDrained: onDrained) }
+  }
+
+  /// Queues a copy of `bytes` (body bytes straight from the upstream's receive buffer).
+  func queue(_ bytes: UnsafeRawBufferPointer, onDrained: (() -> Void)? = nil) {
     guard !socket.isClosed else { return }
     if onDrained != nil { drained = onDrained }
-    if queued.isEmpty { queued = bytes } else { queued.append(contentsOf: bytes) }
+    queued.append(contentsOf: bytes)
     if !flushScheduled {
       flushScheduled = true
       server.endOfPass.schedule { [weak self] in self?.flush() }
@@ -164,9 +169,8 @@ final class ClientConnection {
   private func flush() {
     flushScheduled = false
     guard !queued.isEmpty else { return }
-    let bytes = queued
-    queued = []
-    socket.write(bytes)
+    queued.withUnsafeBytes { socket.write($0) }
+    queued.removeAll(keepingCapacity: queued.capacity <= 256 * 1024)
     if closing && current == nil { socket.closeAfterFlush() }
   }
 
@@ -178,6 +182,7 @@ final class ClientConnection {
     guard current === request else { return }
     current = nil
     onClose = nil
+    drained = nil
     lastActivity = monotonicSeconds()
     if closing {
       if !flushScheduled { socket.closeAfterFlush() }

@@ -22,8 +22,9 @@ final class ClientRequest {
     headers = head.headers
     body = head.body
     isHTTP10 = head.isHTTP10
-    let tokens = head.headers.filter { $0.name.lowercased() == "connection" }.flatMap {
-      $0.value.lowercased().split(separator: ",").map { $0.trimmingSpaces() }
+    var tokens: [String] = []
+    for (name, value) in head.headers where name.equalsIgnoringASCIICase("connection") {
+      tokens += value.lowercased().split(separator: ",").map { $0.trimmingSpaces() }
     }
     keepAlive = isHTTP10 ? tokens.contains("keep-alive") : !tokens.contains("close")
     self.connection = connection
@@ -32,7 +33,7 @@ final class ClientRequest {
   /// The first header of that name, any case.
   func header(_ name: String) -> String? {
     let lower = name.lowercased()
-    return headers.first { $0.name.count == name.count && $0.name.lowercased() == lower }?.value
+    return headers.first { $0.name.equalsIgnoringASCIICase(lower) }?.value
   }
 
   var clientAddress: String { connection?.peer.address ?? "" }
@@ -45,7 +46,7 @@ final class ClientRequest {
   func respond(status: Int, headers: [(name: String, value: String)], body: [UInt8]) {
     guard !isFinished, let connection else { return }
     isFinished = true
-    let hasLength = headers.contains { $0.name.lowercased() == "content-length" }
+    let hasLength = headers.hasHeader("content-length")
     var out = head(status: status, headers: headers, framing: hasLength ? nil : ("Content-Length", String(body.count)))
     if method != "HEAD" && ResponseHeadWriter.allowsBody(status) { out.append(contentsOf: body) }
     connection.queue(out)
@@ -57,7 +58,7 @@ final class ClientRequest {
   func startStream(status: Int, headers: [(name: String, value: String)]) {
     guard !isFinished, let connection else { return }
     bodyless = method == "HEAD" || !ResponseHeadWriter.allowsBody(status)
-    let hasLength = headers.contains { $0.name.lowercased() == "content-length" }
+    let hasLength = headers.hasHeader("content-length")
     chunked = !bodyless && !hasLength && !isHTTP10
     connection.queue(head(status: status, headers: headers, framing: chunked ? ("Transfer-Encoding", "chunked") : nil))
   }
@@ -66,17 +67,13 @@ final class ClientRequest {
   /// not be written at once.
   func send(_ bytes: UnsafeRawBufferPointer, onDrained: (() -> Void)? = nil) {
     guard !isFinished, !bodyless, bytes.count > 0, let connection else { return }
-    var out: [UInt8] = []
     if chunked {
-      out.reserveCapacity(bytes.count + 12)
-      out.append(contentsOf: String(bytes.count, radix: 16).utf8)
-      out.append(contentsOf: [0x0D, 0x0A])
-      out.append(contentsOf: bytes)
-      out.append(contentsOf: [0x0D, 0x0A])
+      connection.queue(Array(String(bytes.count, radix: 16).utf8) + [0x0D, 0x0A])
+      connection.queue(bytes)
+      connection.queue([0x0D, 0x0A], onDrained: onDrained)
     } else {
-      out = [UInt8](bytes)
+      connection.queue(bytes, onDrained: onDrained)
     }
-    connection.queue(out, onDrained: onDrained)
   }
 
   /// Bytes queued to this client and not yet written to its socket.
@@ -100,7 +97,7 @@ final class ClientRequest {
 
   private func head(status: Int, headers: [(name: String, value: String)], framing: (String, String)?) -> [UInt8] {
     // An HTTP/1.0 stream without a length ends with the connection.
-    let closing = !keepAlive || (isHTTP10 && framing == nil && !bodyless && !headers.contains { $0.name.lowercased() == "content-length" })
+    let closing = !keepAlive || (isHTTP10 && framing == nil && !bodyless && !headers.hasHeader("content-length"))
     if closing { connection?.closeAfterReply() }
     return ResponseHeadWriter.write(
       version: isHTTP10 ? "HTTP/1.0" : "HTTP/1.1", status: status, headers: headers, framing: framing,
@@ -131,7 +128,7 @@ enum ResponseHeadWriter {
     out.append(contentsOf: [0x0D, 0x0A])
     var hasDate = false
     for (name, value) in headers {
-      if !hasDate && name.count == 4 && name.lowercased() == "date" { hasDate = true }
+      if !hasDate && name.equalsIgnoringASCIICase("date") { hasDate = true }
       line(name, value)
     }
     if !hasDate { line("Date", HTTPDate.now()) }

@@ -38,7 +38,7 @@ final class Forwarder {
   /// SPEC §4: only idempotent methods, or requests the app marked with an Idempotency-Key.
   static func isRetrySafe(_ exchange: Exchange) -> Bool {
     idempotent.contains(exchange.method)
-      || exchange.appHeaders.contains { $0.name.lowercased() == "idempotency-key" && !$0.value.isEmpty }
+      || exchange.appHeaders.contains { $0.name.equalsIgnoringASCIICase("idempotency-key") && !$0.value.isEmpty }
   }
 
   /// May this exchange have one more attempt now?
@@ -50,7 +50,7 @@ final class Forwarder {
   /// The wait before the next attempt: --retry-delay, or longer when a `Retry-After` (seconds
   /// or an HTTP date) asks for it; nil when it asks for more than --timeout (no retry then).
   private func retryDelay(_ headers: [(name: String, value: String)]) -> Double? {
-    guard let value = headers.first(where: { $0.name.lowercased() == "retry-after" })?.value[...].trimmingSpaces(),
+    guard let value = headers.first(where: { $0.name.equalsIgnoringASCIICase("retry-after") })?.value[...].trimmingSpaces(),
       let seconds = RetryAfter.seconds(value, now: SystemClock().now())
     else {
       return config.retryDelay
@@ -69,7 +69,7 @@ final class Forwarder {
       request: rewrite.upstreamRequest(
         method: exchange.method, target: config.upstream.basePath + exchange.target, host: config.upstream.authority,
         appHeaders: exchange.appHeaders, authorization: token.authorization, requestID: exchange.requestID, body: exchange.body),
-      isHEAD: exchange.method == "HEAD", freshConnection: freshConnection, stallTimeout: config.timeout.rounded(.up))
+      isHEAD: exchange.method == "HEAD", freshConnection: freshConnection, stallTimeout: config.timeout)
     exchange.transfer = transfer
     let attemptStarted = monotonicSeconds()
     var attemptStatus: Int?
@@ -146,20 +146,6 @@ final class Forwarder {
         self.fail(exchange, .upstream(UpstreamFailure.from(curlCode: result.code)))
       }
     }
-    // The whole wait for the response head is bounded by --timeout; after that the stall
-    // limit watches the body.
-    exchange.timer = Timer(loop: pool.loop) { [weak self, weak exchange] in
-      guard let self, let exchange, let transfer = exchange.transfer, !exchange.headSent else { return }
-      transfer.cancel()
-      exchange.transfer = nil
-      exchange.upstreamMs = (monotonicSeconds() - attemptStarted) * 1000
-      if self.mayRetry(exchange) {
-        self.onRetry?(exchange, self.config.retryDelay)
-      } else {
-        self.fail(exchange, .upstream(UpstreamFailure.from(curlCode: 28)))
-      }
-    }
-    exchange.timer?.schedule(after: config.timeout)
     pool.start(transfer)
   }
 

@@ -6,11 +6,11 @@ public struct HeaderRewrite: Sendable {
 
   /// Never forwarded from the app: credentials, hop-by-hop and framing headers, and the ones
   /// the proxy sets itself.
-  static let droppedRequestHeaders: Set<String> = [
+  static let droppedRequestHeaders: [String] = [
     "authorization", "proxy-authorization", "connection", "keep-alive", "te", "trailer", "transfer-encoding",
     "upgrade", "host", "content-length", "expect", "x-request-id", "user-agent", "proxy-connection",
   ]
-  static let droppedResponseHeaders: Set<String> = [
+  static let droppedResponseHeaders: [String] = [
     "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection",
     "proxy-authenticate", "x-request-id",
   ]
@@ -38,8 +38,11 @@ public struct HeaderRewrite: Sendable {
     out.append(contentsOf: " HTTP/1.1\r\n".utf8)
     line("Host", host)
     for (name, value) in appHeaders {
-      let lower = name.lowercased()
-      if HeaderRewrite.droppedRequestHeaders.contains(lower) || lower.hasPrefix("proxy-") || named.contains(lower) { continue }
+      if HeaderRewrite.isNamed(name, in: HeaderRewrite.droppedRequestHeaders) || name.hasPrefixIgnoringASCIICase("proxy-")
+        || (!named.isEmpty && named.contains(name.lowercased()))
+      {
+        continue
+      }
       line(name, value)
     }
     line("Authorization", authorization.reveal)
@@ -56,17 +59,21 @@ public struct HeaderRewrite: Sendable {
   public func responseHeaders(from upstream: [(name: String, value: String)], requestID: String) -> [(name: String, value: String)] {
     let named = connectionNamed(upstream)
     var headers = upstream.filter { header in
-      let lower = header.name.lowercased()
-      return !HeaderRewrite.droppedResponseHeaders.contains(lower) && !named.contains(lower)
+      !HeaderRewrite.isNamed(header.name, in: HeaderRewrite.droppedResponseHeaders)
+        && (named.isEmpty || !named.contains(header.name.lowercased()))
     }
     headers.append(("X-Request-ID", requestID))
     return headers
   }
 
+  private static func isNamed(_ name: String, in lowercaseNames: [String]) -> Bool {
+    lowercaseNames.contains { name.equalsIgnoringASCIICase($0) }
+  }
+
   /// Header names listed in `Connection` (they are hop-by-hop too).
   private func connectionNamed(_ headers: [(name: String, value: String)]) -> Set<String> {
     var names: Set<String> = []
-    for (name, value) in headers where name.lowercased() == "connection" {
+    for (name, value) in headers where name.equalsIgnoringASCIICase("connection") {
       for token in value.split(separator: ",") { names.insert(token.trimmingSpaces().lowercased()) }
     }
     return names

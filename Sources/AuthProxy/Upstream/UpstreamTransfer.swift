@@ -7,7 +7,8 @@ public final class UpstreamTransfer {
   /// A new connection only: for requests that must never be sent twice, or a retry after a
   /// pooled connection failed.
   public let freshConnection: Bool
-  /// An attempt that receives nothing for this long fails with a timeout.
+  /// The response head must come within this long of the start, and then no gap in the body
+  /// may last this long: else the attempt fails with a timeout (28).
   let stallTimeout: Double
   /// How many times the request was sent (never more than once: no silent resends here).
   public private(set) var sends = 0
@@ -25,6 +26,8 @@ public final class UpstreamTransfer {
   private var paused = false
   /// Bytes received while paused, or left over when a pause stopped the parser.
   private var held: [UInt8] = []
+  private let started = monotonicSeconds()
+  private var headReceived = false
   private var lastActivity = monotonicSeconds()
   private var stallTimer: Timer?
   private var finished = false
@@ -60,9 +63,15 @@ public final class UpstreamTransfer {
   }
 
   private func checkStall() {
+    let now = monotonicSeconds()
+    guard headReceived else {
+      // The whole wait for the head counts, however the upstream trickles it.
+      if now - started >= stallTimeout { drop(code: 28) } else { stallTimer?.schedule(after: stallTimeout - (now - started)) }
+      return
+    }
     // While paused the app is the slow one: the upstream is not stalling.
-    if paused { lastActivity = monotonicSeconds() }
-    let idleFor = monotonicSeconds() - lastActivity
+    if paused { lastActivity = now }
+    let idleFor = now - lastActivity
     if idleFor >= stallTimeout {
       drop(code: 28)
     } else {
@@ -88,6 +97,7 @@ public final class UpstreamTransfer {
       let used = try parser.consume(bytes) { event in
         switch event {
         case .head(let status, let headers):
+          self.headReceived = true
           self.onHead?(status, headers)
           return !self.finished
         case .body(let slice):
