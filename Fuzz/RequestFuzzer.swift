@@ -175,6 +175,10 @@ func fuzzRawFraming(_ choices: inout Choices) {
 /// One generated request and the sizes the framer's limits apply to.
 struct GeneratedRequest {
   var bytes: [UInt8] = []
+  var method = ""
+  var target: [UInt8] = []
+  /// The body's data (de-chunked).
+  var data: [UInt8] = []
   var requestLine = 0
   var headBytes = 0
   var fieldCount = 0
@@ -244,6 +248,8 @@ func generateRequest(_ choices: inout Choices) -> GeneratedRequest {
     for _ in 0..<choices.below(20) { target.append(choices.pick(pchars + Array("/?".utf8))) }
   }
   let http10 = choices.chance(10)
+  out.method = method
+  out.target = target
   let requestLine = Array(method.utf8) + [0x20] + target + [0x20] + Array((http10 ? "HTTP/1.0" : "HTTP/1.1").utf8)
   out.requestLine = requestLine.count
   var head = requestLine + lineEnd(&choices)
@@ -276,6 +282,7 @@ func generateRequest(_ choices: inout Choices) -> GeneratedRequest {
     fields.insert(value, at: choices.below(fields.count + 1))
     if choices.chance(10) { fields.append(randomCase("content-length", &choices) + Array(": \(length)".utf8)) }
     body = (0..<length).map { _ in choices.byte() }
+    out.data = body
   case 2 where !isHEAD && !http10:
     let te =
       randomCase("Transfer-Encoding", &choices) + [0x3A] + (choices.chance(70) ? [0x20] : []) + randomCase("chunked", &choices)
@@ -289,7 +296,9 @@ func generateRequest(_ choices: inout Choices) -> GeneratedRequest {
       if choices.chance(20) { hex = hex.uppercased() }
       if choices.chance(10) { hex = "000" + hex }
       body += Array(hex.utf8) + lineEnd(&choices)
-      body += (0..<size).map { _ in choices.byte() } + lineEnd(&choices)
+      let data = (0..<size).map { _ in choices.byte() }
+      out.data += data
+      body += data + lineEnd(&choices)
     }
     out.bodyLength = total
     body += Array((choices.chance(10) ? "000" : "0").utf8) + lineEnd(&choices)
@@ -336,6 +345,20 @@ func fuzzValidRequests(_ choices: inout Choices, mutate: Bool) {
     require(verdict.rejection == nil, "valid requests are accepted: \(String(describing: verdict.rejection)) for \(show(input))")
     require(verdict.heads == requests.count, "\(requests.count) heads accepted, not \(verdict.heads)")
     require(!verdict.readingHead, "not inside a head at the end")
+
+    // The listener's way: cut request after request out of the bytes, then split each.
+    var cutter = RequestFramer(limits: exact)
+    var offset = 0
+    for (n, expected) in requests.enumerated() {
+      let (consumed, rejection) = input[offset...].withUnsafeBytes { cutter.consumeRequest($0) }
+      require(rejection == nil, "request \(n) is cut without a rejection")
+      let head = RequestHead(input[offset..<(offset + consumed)])
+      require(consumed == expected.bytes.count, "request \(n) is \(expected.bytes.count) bytes, cut at \(consumed)")
+      require(head?.method == expected.method, "request \(n)'s method")
+      require(head.map { Array($0.target.utf8) } == expected.target, "request \(n)'s target")
+      require(head?.body == expected.data, "request \(n)'s body: \(expected.data.count) bytes")
+      offset += consumed
+    }
 
     // One limit one below the largest size: refused with that limit's status.
     var tight = exact
@@ -405,11 +428,22 @@ func trimOWS<S: StringProtocol>(_ s: S) -> String {
   return String(decoding: bytes[first...last], as: UTF8.self)
 }
 
-/// The header name of a curl header line ("Name: value", "Name;" or "Name:").
-func curlLineName(_ line: String) -> String {
-  let bytes = Array(line.utf8)
-  let end = bytes.firstIndex(of: 0x3A) ?? bytes.firstIndex(of: 0x3B) ?? bytes.count
-  return String(decoding: bytes[..<end], as: UTF8.self)
+/// The CRLF-separated lines of `bytes`, as text.
+func crlfLines(_ bytes: ArraySlice<UInt8>) -> [String] {
+  var lines: [String] = []
+  var start = bytes.startIndex
+  var i = bytes.startIndex
+  while i < bytes.endIndex {
+    if bytes[i] == 0x0D && i + 1 < bytes.endIndex && bytes[i + 1] == 0x0A {
+      lines.append(String(decoding: bytes[start..<i], as: UTF8.self))
+      i += 2
+      start = i
+    } else {
+      i += 1
+    }
+  }
+  lines.append(String(decoding: bytes[start..<bytes.endIndex], as: UTF8.self))
+  return lines
 }
 
 /// The names a header list's Connection fields name, as a recipient reads them.
@@ -453,18 +487,22 @@ func fuzzHeaderRewrite(_ choices: inout Choices) {
   let headers = headerList(&choices)
   let requestID = RequestID.pick(choices.chance(50) ? "app-\(choices.byte())" : nil)
 
-  // Request side.
-  let lines = rewrite.upstreamHeaderLines(from: headers, authorization: Secret(ourAuthorization), requestID: requestID)
+  // Request side: the wire form, cut back into lines.
+  let wire = rewrite.upstreamRequest(
+    method: "GET", target: "/fuzz", host: "api.example", appHeaders: headers, authorization: Secret(ourAuthorization),
+    requestID: requestID, body: [])
+  require(wire.suffix(4).elementsEqual([0x0D, 0x0A, 0x0D, 0x0A]), "the head ends with an empty line, and nothing follows a bodiless GET")
+  var lines = crlfLines(wire.dropLast(4))
+  require(lines.first == "GET /fuzz HTTP/1.1", "the request line comes first: \(lines.first ?? "")")
+  require(lines.dropFirst().first == "Host: api.example", "then the upstream's Host")
+  lines = Array(lines.dropFirst(2))
   let named = connectionTokens(headers)
   var counts: [String: Int] = [:]
   for line in lines {
     require(!line.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 }, "no CR, LF or NUL in \(line.debugDescription)")
-    let name = lower(curlLineName(line))
-    // "Name:" with nothing after it tells curl to leave out a header of its own: nothing is sent.
-    if line.utf8.count == curlLineName(line).utf8.count + 1 && line.hasSuffix(":") {
-      require(["expect", "accept", "content-type"].contains(name), "only curl's own headers are removed: \(line)")
-      continue
-    }
+    let colon = line.utf8.firstIndex(of: 0x3A)
+    require(colon != nil, "every header line has a colon: \(line.debugDescription)")
+    let name = lower(String(line[..<colon!]))
     counts[name, default: 0] += 1
     switch name {
     case "authorization": require(line == "Authorization: \(ourAuthorization)", "only our Authorization: \(line)")
@@ -473,6 +511,7 @@ func fuzzHeaderRewrite(_ choices: inout Choices) {
     default:
       require(!neverForwarded.contains(name) && !name.hasPrefix("proxy-"), "\(name) is never forwarded: \(headers)")
       require(!named.contains(name), "\(name) is named by Connection: \(headers)")
+      require(name != "expect" && name != "content-length", "\(name) is never forwarded on a bodiless GET: \(headers)")
     }
   }
   for name in ["authorization", "x-request-id", "user-agent"] {
@@ -483,7 +522,7 @@ func fuzzHeaderRewrite(_ choices: inout Choices) {
     let name = lower(header.name)
     return !neverForwarded.contains(name) && !name.hasPrefix("proxy-") && !named.contains(name)
       && !["expect", "x-request-id", "user-agent"].contains(name)
-  }.map { $0.value.isEmpty ? "\($0.name);" : "\($0.name): \($0.value)" }
+  }.map { "\($0.name): \($0.value)" }
   require(Array(lines.prefix(passed.count)) == passed, "app headers pass through unchanged: \(passed) vs \(lines)")
 
   // Response side: the same headers as an upstream answer.

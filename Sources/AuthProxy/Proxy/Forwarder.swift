@@ -97,8 +97,10 @@ final class Forwarder {
       if exchange.upstreamStatus == 403 && exchange.refusalBody.count < 2048 {
         exchange.refusalBody.append(contentsOf: bytes.prefix(2048 - exchange.refusalBody.count))
       }
-      exchange.request.send(bytes) { [weak exchange] in
-        guard let exchange, exchange.paused, !exchange.finished else { return }
+      // A strong capture (no weak reference per request): the connection drops this callback
+      // when the reply ends or the connection closes.
+      exchange.request.send(bytes) { [exchange] in
+        guard exchange.paused, !exchange.finished else { return }
         exchange.paused = false
         exchange.transfer?.resume()
       }

@@ -92,10 +92,9 @@ final class Worker {
     let exchange = Exchange(request: request, requestID: requestID, client: request.clientAddress, now: now)
     inFlight[ObjectIdentifier(exchange)] = exchange
     metrics.inFlight.add(1)
-    request.connection?.onClose = { [weak self, weak exchange] in
-      guard let self, let exchange else { return }
-      self.clientGone(exchange)
-    }
+    // The connection drops this callback when the reply ends or the connection closes; the
+    // worker outlives its connections.
+    request.connection?.onClose = { [unowned self, exchange] in self.clientGone(exchange) }
     if let refusal = policy.checkClient(exchange.client)
       ?? policy.check(method: exchange.method, target: exchange.target, bodyLength: exchange.body.count)
     {
