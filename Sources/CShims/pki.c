@@ -44,7 +44,8 @@ static X509 *ap_make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY 
   } else {
     bad |= ap_add_ext(cert, signer, NID_basic_constraints, "critical,CA:FALSE");
     bad |= ap_add_ext(cert, signer, NID_key_usage, "critical,digitalSignature");
-    bad |= ap_add_ext(cert, signer, NID_ext_key_usage, "serverAuth");
+    // Both: the sandbox's tests also use the leaf as the proxy's client certificate (mutual TLS).
+    bad |= ap_add_ext(cert, signer, NID_ext_key_usage, "serverAuth,clientAuth");
     bad |= ap_add_ext(cert, signer, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1");
     bad |= ap_add_ext(cert, signer, NID_authority_key_identifier, "keyid:always");
   }

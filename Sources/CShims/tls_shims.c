@@ -2,7 +2,7 @@
 #include <openssl/err.h>
 #include <stdio.h>
 
-SSL_CTX *ap_tls_server_ctx(const char *cert_path, const char *key_path, char *err, size_t errlen) {
+SSL_CTX *ap_tls_server_ctx(const char *cert_path, const char *key_path, const char *client_ca_path, char *err, size_t errlen) {
   SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
   if (ctx == NULL) {
     snprintf(err, errlen, "cannot create a TLS context");
@@ -18,6 +18,14 @@ SSL_CTX *ap_tls_server_ctx(const char *cert_path, const char *key_path, char *er
     snprintf(err, errlen, "cannot load the private key %s", key_path);
     SSL_CTX_free(ctx);
     return NULL;
+  }
+  if (client_ca_path != NULL) {
+    if (SSL_CTX_load_verify_locations(ctx, client_ca_path, NULL) != 1) {
+      snprintf(err, errlen, "cannot load the client CA %s", client_ca_path);
+      SSL_CTX_free(ctx);
+      return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
   }
   ERR_clear_error();
   return ctx;

@@ -45,14 +45,16 @@ public final class SandboxAPI: Sendable {
   /// its own thread until `stop()`.
   public static func start(
     host: String = "127.0.0.1", port: Int = 0, pkiDirectory: String, users: [SandboxUser] = demoUsers,
-    accessLifetime: Double = 3600, refreshLifetime: Double = 7 * 86400
+    accessLifetime: Double = 3600, refreshLifetime: Double = 7 * 86400, requireClientCertificate: Bool = false
   ) throws -> SandboxAPI {
     let files = ["ca.pem", "server.pem", "server-key.pem"].map { pkiDirectory + "/" + $0 }
     if !files.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) {
       try FileManager.default.createDirectory(atPath: pkiDirectory, withIntermediateDirectories: true)
       try ThrowawayPKI.make(in: pkiDirectory, caName: "authproxy sandbox CA")
     }
-    let tls = try TLSServerContext(certificatePath: files[1], keyPath: files[2])
+    // Mutual TLS: clients must show a certificate of the sandbox CA (its own leaf will do).
+    let tls = try TLSServerContext(
+      certificatePath: files[1], keyPath: files[2], clientCAPath: requireClientCertificate ? files[0] : nil)
     let bound = try ListeningSocket.bind(host: host, port: port, reusePort: false)
     let store = SandboxStore(users: users, accessLifetime: accessLifetime, refreshLifetime: refreshLifetime)
     let loop = try SandboxLoop(socket: bound.fd, tls: tls, store: store)

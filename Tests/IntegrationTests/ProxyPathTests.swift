@@ -289,4 +289,27 @@ extension ProxyPathTests {
     #expect(refused.status == 502)
     #expect(refused.errorMessage?.contains("pinned key") == true)
   }
+
+  @Test func aClientCertificateIsShownToAnUpstreamThatAsksForOne() throws {
+    let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki", requireClientCertificate: true)
+    defer { sandbox.stop() }
+    let pki = URL(fileURLWithPath: sandbox.caPath).deletingLastPathComponent()
+    let withCertificate = try ProxyHarness(
+      flags: [
+        "client-cert": pki.appendingPathComponent("server.pem").path, "client-key": pki.appendingPathComponent("server-key.pem").path,
+      ], sandbox: sandbox)
+    defer { withCertificate.stop() }
+    // The login (control plane) and the request (data path) both went over mutual TLS.
+    #expect(try withCertificate.get("/api/v1/echo").status == 200)
+    #expect(sandbox.counters.logins == 1)
+
+    let without = try ProxyHarness(sandbox: sandbox)
+    defer { without.stop() }
+    let refused = try without.get("/api/v1/echo")
+    #expect(refused.status == 502)
+    // TLS 1.3 servers refuse a missing client certificate after the client's side of the
+    // handshake is done: the client learns it from an alert on its first read.
+    #expect(["upstream_tls", "upstream_broken"].contains(refused.errorCode ?? ""), "\(refused.errorCode ?? "nil")")
+    #expect(sandbox.counters.logins == 1, "no login without the certificate")
+  }
 }

@@ -7,9 +7,10 @@ public final class TLSServerContext: @unchecked Sendable {
   // documents SSL_CTX as safe to share between threads once set up.
   let ctx: OpaquePointer
 
-  public init(certificatePath: String, keyPath: String) throws(EventError) {
+  /// With `clientCAPath`, clients must present a certificate that CA signed (mutual TLS).
+  public init(certificatePath: String, keyPath: String, clientCAPath: String? = nil) throws(EventError) {
     var err = [CChar](repeating: 0, count: 256)
-    guard let ctx = ap_tls_server_ctx(certificatePath, keyPath, &err, err.count) else {
+    guard let ctx = ap_tls_server_ctx(certificatePath, keyPath, clientCAPath, &err, err.count) else {
       throw EventError(String(cBuffer: err))
     }
     self.ctx = ctx

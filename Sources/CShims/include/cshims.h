@@ -55,8 +55,9 @@ void ap_evhttp_use_tls(struct evhttp *http, SSL_CTX *ctx);
 
 // MARK: OpenSSL
 
-/// A TLS server context (TLS 1.2+) from PEM files; NULL with a message in `err` on failure.
-SSL_CTX *ap_tls_server_ctx(const char *cert_path, const char *key_path, char *err, size_t errlen);
+/// A TLS server context (TLS 1.2+) from PEM files, requiring a client certificate signed by
+/// `client_ca_path` unless it is NULL; NULL with a message in `err` on failure.
+SSL_CTX *ap_tls_server_ctx(const char *cert_path, const char *key_path, const char *client_ca_path, char *err, size_t errlen);
 
 /// A TLS client context (TLS 1.2+, peer verification on) trusting `ca_file` (NULL: the system's
 /// store), with an optional client certificate and key; NULL with a message in `err` on failure.
