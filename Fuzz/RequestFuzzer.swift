@@ -411,11 +411,11 @@ let rewrite = HeaderRewrite(userAgent: "authproxy/fuzz")
 let ourAuthorization = "Bearer fuzz-token"
 /// What never goes upstream from the app (SPEC §4), besides what Connection names.
 let neverForwarded: Set<String> = [
-  "authorization", "proxy-authorization", "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
+  "authorization", "proxy-authorization", "connection", "keep-alive", "close", "te", "trailer", "transfer-encoding", "upgrade",
   "host", "content-length", "proxy-connection",
 ]
 let neverBack: Set<String> = [
-  "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection", "proxy-authenticate",
+  "connection", "keep-alive", "close", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection", "proxy-authenticate",
 ]
 
 func lower(_ s: String) -> String { String(decoding: s.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self) }

@@ -7,11 +7,11 @@ public struct HeaderRewrite: Sendable {
   /// Never forwarded from the app: credentials, hop-by-hop and framing headers, and the ones
   /// the proxy sets itself.
   static let droppedRequestHeaders: [String] = [
-    "authorization", "proxy-authorization", "connection", "keep-alive", "te", "trailer", "transfer-encoding",
+    "authorization", "proxy-authorization", "connection", "keep-alive", "close", "te", "trailer", "transfer-encoding",
     "upgrade", "host", "content-length", "expect", "x-request-id", "user-agent", "proxy-connection",
   ]
   static let droppedResponseHeaders: [String] = [
-    "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection",
+    "connection", "keep-alive", "close", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection",
     "proxy-authenticate", "x-request-id",
   ]
 
@@ -70,11 +70,20 @@ public struct HeaderRewrite: Sendable {
     lowercaseNames.contains { name.equalsIgnoringASCIICase($0) }
   }
 
-  /// Header names listed in `Connection` (they are hop-by-hop too).
+  /// Header names listed in `Connection` (they are hop-by-hop too). `close` and `keep-alive`,
+  /// the usual values, name fields dropped anyway (`Close` is a reserved field name, RFC 9110
+  /// §18.4): no set is built for them.
   private func connectionNamed(_ headers: [(name: String, value: String)]) -> Set<String> {
     var names: Set<String> = []
     for (name, value) in headers where name.equalsIgnoringASCIICase("connection") {
-      for token in value.split(separator: ",") { names.insert(token.trimmingSpaces().lowercased()) }
+      for token in value.utf8.split(separator: 0x2C) {
+        var token = token[...]
+        while let first = token.first, first == 0x20 || first == 0x09 { token = token.dropFirst() }
+        while let last = token.last, last == 0x20 || last == 0x09 { token = token.dropLast() }
+        let text = String(decoding: token, as: UTF8.self)
+        if text.equalsIgnoringASCIICase("close") || text.equalsIgnoringASCIICase("keep-alive") { continue }
+        names.insert(text.lowercased())
+      }
     }
     return names
   }

@@ -35,7 +35,8 @@ public struct RequestPolicy: Sendable {
   /// refused like `/auth/login`. Idempotent.
   static func normalize(_ path: String) -> String {
     var bytes = Array(path.utf8)
-    while true {
+    // Percent-decoding until nothing changes; most paths have no "%" at all.
+    while bytes.contains(0x25) {
       var decoded: [UInt8] = []
       decoded.reserveCapacity(bytes.count)
       var i = 0

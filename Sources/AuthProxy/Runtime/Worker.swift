@@ -33,6 +33,7 @@ final class Worker {
   private var exitTimer: Timer?
   private var headTimer: Timer?
   private var requestIDs = FastRandom()
+  private var clientVerdict: (address: String, refusal: ProxyError?)?
 
   init(
     id: Int, config: ServeConfig, listenSocket: Int32, accessLog sink: AccessLogSink, control: MailboxSender<ControlMessage>,
@@ -95,7 +96,7 @@ final class Worker {
     // The connection drops this callback when the reply ends or the connection closes; the
     // worker outlives its connections.
     request.connection?.onClose = { [unowned self, exchange] in self.clientGone(exchange) }
-    if let refusal = policy.checkClient(exchange.client)
+    if let refusal = checkClient(exchange.client)
       ?? policy.check(method: exchange.method, target: exchange.target, bodyLength: exchange.body.count)
     {
       if refusal.status == 403 && refusal.message.contains("--allow-cidr") {
@@ -106,6 +107,15 @@ final class Worker {
       return
     }
     dispatch(exchange, now: now)
+  }
+
+  /// The --allow-cidr verdict, kept for the last client address (usually the only one: the app
+  /// next to the proxy), so that addresses are not parsed again on every request.
+  private func checkClient(_ address: String) -> ProxyError? {
+    if let cached = clientVerdict, cached.address == address { return cached.refusal }
+    let refusal = policy.checkClient(address)
+    clientVerdict = (address, refusal)
+    return refusal
   }
 
   /// Sends the exchange with the current token, or makes it wait for one.
