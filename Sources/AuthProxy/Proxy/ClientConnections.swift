@@ -135,6 +135,8 @@ final class ClientConnection {
         return
       }
       input.removeFirst(scanned)
+      // A large body's buffer is not kept for the rest of the connection's life.
+      if input.isEmpty && input.capacity > ClientConnection.maxReadAhead { input = [] }
       scanned = 0
       sentContinue = false
       let request = ClientRequest(head, connection: self)
