@@ -818,7 +818,7 @@ private let validSamples: [(String, Int)] = [
     let idChars = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-".utf8)
     for b in 0...255 {
       let byte = UInt8(b)
-      #expect(RequestFramer.isTchar(byte) == tchars.contains(byte), "tchar \(b)")
+      #expect(HTTPBytes.isTchar(byte) == tchars.contains(byte), "tchar \(b)")
       #expect(RequestFramer.isRequestIDByte(byte) == idChars.contains(byte), "request-id \(b)")
     }
   }

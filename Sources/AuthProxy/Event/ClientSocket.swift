@@ -86,11 +86,54 @@ private func endOfPassTrampoline(_ fd: Int32, _ what: Int16, _ ctx: UnsafeMutabl
   Unmanaged<EndOfPass>.fromOpaque(ctx).takeUnretainedValue().run()
 }
 
+/// A non-blocking socket whose libevent read and write events call `readable()` and
+/// `writable()` (`ClientSocket`, `TLSClientSocket`). The events' context is the unretained
+/// socket: a subclass frees its events before it goes.
+public class PolledSocket {
+  /// Persistent read interest (removed while reading is paused), and one-shot write interest
+  /// armed when the socket is full.
+  var readEvent: OpaquePointer?
+  var writeEvent: OpaquePointer?
+
+  func readable() {}
+  func writable() {}
+
+  func makeEvents(on loop: EventLoop, fd: Int32) {
+    // Context: unretained self; freeEvents() runs before the subclass lets go of the socket.
+    let me = Unmanaged.passUnretained(self).toOpaque()
+    readEvent = event_new(loop.base, fd, Int16(EV_READ | EV_PERSIST), polledSocketReadTrampoline, me)
+    writeEvent = event_new(loop.base, fd, Int16(EV_WRITE), polledSocketWriteTrampoline, me)
+  }
+
+  func freeEvents() {
+    for event in [readEvent, writeEvent] {
+      if let event {
+        event_del(event)
+        event_free(event)
+      }
+    }
+    readEvent = nil
+    writeEvent = nil
+  }
+}
+
+func polledSocketReadTrampoline(_ fd: Int32, _ what: Int16, _ ctx: UnsafeMutableRawPointer?) {
+  guard let ctx else { return }
+  let socket = Unmanaged<PolledSocket>.fromOpaque(ctx).takeUnretainedValue()
+  withExtendedLifetime(socket) { socket.readable() }
+}
+
+func polledSocketWriteTrampoline(_ fd: Int32, _ what: Int16, _ ctx: UnsafeMutableRawPointer?) {
+  guard let ctx else { return }
+  let socket = Unmanaged<PolledSocket>.fromOpaque(ctx).takeUnretainedValue()
+  withExtendedLifetime(socket) { socket.writable() }
+}
+
 /// One accepted client connection: plain, non-blocking TCP. Its read event stays registered for
 /// the life of the connection (unless reading is paused), and output is written straight to
 /// the socket, arming a write event only when the socket is full: per request one read and one
 /// write system call, no epoll changes.
-public final class ClientSocket {
+public final class ClientSocket: PolledSocket {
   public let peer: (address: String, port: Int)
   /// Bytes received; the callee copies what it keeps.
   public var onBytes: ((UnsafeRawBufferPointer) -> Void)?
@@ -101,8 +144,6 @@ public final class ClientSocket {
 
   private let loop: EventLoop
   private var fd: Int32
-  private var readEvent: OpaquePointer?
-  private var writeEvent: OpaquePointer?
   private var output: [UInt8] = []
   private var written = 0
   private var readPaused = false
@@ -119,10 +160,9 @@ public final class ClientSocket {
     self.scratch = scratch
     self.fd = fd
     self.peer = peer
-    // Context: unretained self; both events are freed in close(), and deinit closes.
-    let me = Unmanaged.passUnretained(self).toOpaque()
-    readEvent = event_new(loop.base, fd, Int16(EV_READ | EV_PERSIST), clientReadTrampoline, me)
-    writeEvent = event_new(loop.base, fd, Int16(EV_WRITE), clientWriteTrampoline, me)
+    super.init()
+    // Both events are freed in close(), and deinit closes.
+    makeEvents(on: loop, fd: fd)
     if let readEvent { event_add(readEvent, nil) }
   }
 
@@ -202,7 +242,7 @@ public final class ClientSocket {
     if closeWhenFlushed { return shut() }
   }
 
-  fileprivate func writable() {
+  override func writable() {
     let hadOutput = pendingOutput > 0
     flush()
     if hadOutput && pendingOutput == 0 && !isClosed { onDrained?() }
@@ -222,7 +262,7 @@ public final class ClientSocket {
     if let readEvent { event_add(readEvent, nil) }
   }
 
-  fileprivate func readable() {
+  override func readable() {
     let n = recv(fd, scratch.buffer.baseAddress, scratch.buffer.count, 0)
     if n > 0 {
       onBytes?(UnsafeRawBufferPointer(rebasing: scratch.buffer[0..<n]))
@@ -256,14 +296,7 @@ public final class ClientSocket {
   private func shut() {
     guard !isClosed else { return }
     isClosed = true
-    for event in [readEvent, writeEvent] {
-      if let event {
-        event_del(event)
-        event_free(event)
-      }
-    }
-    readEvent = nil
-    writeEvent = nil
+    freeEvents()
     onBytes = nil
     onDrained = nil
     if fd >= 0 { Glibc.close(fd) }
@@ -271,16 +304,4 @@ public final class ClientSocket {
     output = []
     written = 0
   }
-}
-
-private func clientReadTrampoline(_ fd: Int32, _ what: Int16, _ ctx: UnsafeMutableRawPointer?) {
-  guard let ctx else { return }
-  let socket = Unmanaged<ClientSocket>.fromOpaque(ctx).takeUnretainedValue()
-  withExtendedLifetime(socket) { socket.readable() }
-}
-
-private func clientWriteTrampoline(_ fd: Int32, _ what: Int16, _ ctx: UnsafeMutableRawPointer?) {
-  guard let ctx else { return }
-  let socket = Unmanaged<ClientSocket>.fromOpaque(ctx).takeUnretainedValue()
-  withExtendedLifetime(socket) { socket.writable() }
 }

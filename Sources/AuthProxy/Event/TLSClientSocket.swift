@@ -65,7 +65,7 @@ public final class ReadScratch {
 /// for the life of the connection (an idle pooled connection learns at once that the peer
 /// closed it), writes go straight to the socket and only arm a write event when it is full:
 /// one read and one write system call per small exchange, no epoll changes.
-public final class TLSClientSocket {
+public final class TLSClientSocket: PolledSocket {
   public enum State { case connecting, handshaking, open, closed }
   public private(set) var state = State.connecting
   public let createdAt = monotonicSeconds()
@@ -86,8 +86,6 @@ public final class TLSClientSocket {
   private var addresses: ArraySlice<SocketAddress>
   private var fd: Int32 = -1
   private var ssl: OpaquePointer?
-  private var readEvent: OpaquePointer?
-  private var writeEvent: OpaquePointer?
   private var readPaused = false
   private var output: [UInt8] = []
   private var written = 0
@@ -103,6 +101,7 @@ public final class TLSClientSocket {
     self.scratch = scratch
     self.host = host
     self.addresses = addresses[...]
+    super.init()
     connectTimer = Timer(loop: loop) { [unowned self] in self.fail(.timedOut) }
     connectTimer?.schedule(after: timeout)
     // Report failures from the loop, never from inside init: the caller has no callbacks set yet.
@@ -132,10 +131,8 @@ public final class TLSClientSocket {
       loop.soon { [weak self] in self?.connectNext() }
       return
     }
-    // Context: unretained self; both events are freed in releaseSocket() before self goes.
-    let me = Unmanaged.passUnretained(self).toOpaque()
-    readEvent = event_new(loop.base, fd, Int16(EV_READ | EV_PERSIST), tlsSocketReadTrampoline, me)
-    writeEvent = event_new(loop.base, fd, Int16(EV_WRITE), tlsSocketWriteTrampoline, me)
+    // Both events are freed in releaseSocket() before self goes.
+    makeEvents(on: loop, fd: fd)
     if let writeEvent { event_add(writeEvent, nil) }
   }
 
@@ -228,7 +225,7 @@ public final class TLSClientSocket {
     loop.soon { [weak self] in self?.readable() }
   }
 
-  fileprivate func readable() {
+  override func readable() {
     switch state {
     case .connecting, .closed: return
     case .handshaking: return handshake()
@@ -252,7 +249,7 @@ public final class TLSClientSocket {
     }
   }
 
-  fileprivate func writable() {
+  override func writable() {
     switch state {
     case .connecting: connected()
     case .handshaking: handshake()
@@ -293,29 +290,10 @@ public final class TLSClientSocket {
   }
 
   private func releaseSocket() {
-    for event in [readEvent, writeEvent] {
-      if let event {
-        event_del(event)
-        event_free(event)
-      }
-    }
-    readEvent = nil
-    writeEvent = nil
+    freeEvents()
     if let ssl { SSL_free(ssl) }
     ssl = nil
     if fd >= 0 { Glibc.close(fd) }
     fd = -1
   }
-}
-
-private func tlsSocketReadTrampoline(_ fd: Int32, _ what: Int16, _ ctx: UnsafeMutableRawPointer?) {
-  guard let ctx else { return }
-  let socket = Unmanaged<TLSClientSocket>.fromOpaque(ctx).takeUnretainedValue()
-  withExtendedLifetime(socket) { socket.readable() }
-}
-
-private func tlsSocketWriteTrampoline(_ fd: Int32, _ what: Int16, _ ctx: UnsafeMutableRawPointer?) {
-  guard let ctx else { return }
-  let socket = Unmanaged<TLSClientSocket>.fromOpaque(ctx).takeUnretainedValue()
-  withExtendedLifetime(socket) { socket.writable() }
 }

@@ -173,6 +173,12 @@ final class ClientConnection {
     guard !queued.isEmpty else { return }
     queued.withUnsafeBytes { socket.write($0) }
     queued.removeAll(keepingCapacity: queued.capacity <= 256 * 1024)
+    // All of it went at once: the socket will not call back, so whoever waits for the
+    // output to drain (a paused upstream) hears it now.
+    if socket.pendingOutput == 0, let callback = drained {
+      drained = nil
+      callback()
+    }
     if closing && current == nil { socket.closeAfterFlush() }
   }
 

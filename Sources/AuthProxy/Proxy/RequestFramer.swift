@@ -166,7 +166,7 @@ public struct RequestFramer: Sendable {
         var j = i
         while j < end {
           let c = bytes[j]
-          guard c >= 0x20 ? c != 0x7F : c == Self.htab else { break }
+          guard c >= 0x20 ? c != 0x7F : c == HTTPBytes.htab else { break }
           j += 1
         }
         if j > i {
@@ -179,8 +179,8 @@ public struct RequestFramer: Sendable {
         var j = i
         while j < end {
           let c = bytes[j]
-          guard Self.isTchar(c) else { break }
-          name.append(Self.lowercased(c))
+          guard HTTPBytes.isTchar(c) else { break }
+          name.append(HTTPBytes.lowercased(c))
           j += 1
         }
         if j > i {
@@ -194,7 +194,7 @@ public struct RequestFramer: Sendable {
         var j = i
         while j < end {
           let c = bytes[j]
-          guard c > Self.sp && c < 0x7F && c != Self.hash else { break }
+          guard c > HTTPBytes.sp && c < 0x7F && c != Self.hash else { break }
           j += 1
         }
         if j > i {
@@ -218,7 +218,7 @@ public struct RequestFramer: Sendable {
   private mutating func step(_ b: UInt8) -> Failure? {
     if countingHead {
       headBytes += 1
-      if inRequestLine && b != Self.cr && b != Self.lf {
+      if inRequestLine && b != HTTPBytes.cr && b != HTTPBytes.lf {
         lineLength += 1
         if lineLength > limits.maxRequestLine { return .requestLineTooLong }
       }
@@ -227,12 +227,12 @@ public struct RequestFramer: Sendable {
     switch state {
     case .lineStart:
       switch b {
-      case Self.cr:
+      case HTTPBytes.cr:
         // Judged at the LF, so that a bare CR is reported as such.
         pendingLine = .blank
         state = .expectLF
         return nil
-      case Self.lf:
+      case HTTPBytes.lf:
         return .emptyLineBeforeRequestLine
       default:
         beginRequest()
@@ -240,8 +240,8 @@ public struct RequestFramer: Sendable {
       }
 
     case .method:
-      if b == Self.sp { return finishMethod() }
-      guard Self.isTchar(b) else { return .malformedRequestLine }
+      if b == HTTPBytes.sp { return finishMethod() }
+      guard HTTPBytes.isTchar(b) else { return .malformedRequestLine }
       guard methodLength < 7 else { return .methodNotSupported }
       methodBits |= UInt64(b) << UInt64(methodLength * 8)
       methodLength += 1
@@ -253,11 +253,11 @@ public struct RequestFramer: Sendable {
         state = .target
         return nil
       }
-      if b <= Self.sp || b >= 0x7F { return .malformedRequestLine }
+      if b <= HTTPBytes.sp || b >= 0x7F { return .malformedRequestLine }
       return .notOriginForm
 
     case .target:
-      if b == Self.sp {
+      if b == HTTPBytes.sp {
         versionIndex = 0
         state = .version
         return nil
@@ -267,7 +267,7 @@ public struct RequestFramer: Sendable {
         if b == Self.slash { return .notOriginForm }
       }
       if b == Self.hash { return .fragmentInTarget }
-      if b <= Self.sp || b >= 0x7F { return .invalidTargetByte }
+      if b <= HTTPBytes.sp || b >= 0x7F { return .invalidTargetByte }
       return nil
 
     case .version:
@@ -282,46 +282,46 @@ public struct RequestFramer: Sendable {
         versionIndex = 8
         return nil
       default:
-        if b == Self.cr {
+        if b == HTTPBytes.cr {
           pendingLine = .requestLine
           state = .expectLF
           return nil
         }
-        if b == Self.lf { return finishRequestLine() }
+        if b == HTTPBytes.lf { return finishRequestLine() }
         return .unsupportedVersion
       }
 
     case .fieldStart:
       switch b {
-      case Self.cr:
+      case HTTPBytes.cr:
         pendingLine = .sectionEnd
         state = .expectLF
         return nil
-      case Self.lf:
+      case HTTPBytes.lf:
         return finishSection()
-      case Self.sp, Self.htab:
+      case HTTPBytes.sp, HTTPBytes.htab:
         return .obsoleteLineFolding
-      case Self.colon:
+      case HTTPBytes.colon:
         return .emptyFieldName
       default:
-        guard Self.isTchar(b) else { return .invalidFieldName }
+        guard HTTPBytes.isTchar(b) else { return .invalidFieldName }
         fieldCount += 1
         if fieldCount > limits.maxHeaderCount { return inTrailers ? .tooManyTrailers : .tooManyHeaders }
         name = PackedName()
-        name.append(Self.lowercased(b))
+        name.append(HTTPBytes.lowercased(b))
         state = .fieldName
         return nil
       }
 
     case .fieldName:
-      if Self.isTchar(b) {
-        name.append(Self.lowercased(b))
+      if HTTPBytes.isTchar(b) {
+        name.append(HTTPBytes.lowercased(b))
         return nil
       }
       switch b {
-      case Self.colon: return beginValue()
-      case Self.sp, Self.htab: return .whitespaceBeforeColon
-      case Self.cr, Self.lf: return .missingColon
+      case HTTPBytes.colon: return beginValue()
+      case HTTPBytes.sp, HTTPBytes.htab: return .whitespaceBeforeColon
+      case HTTPBytes.cr, HTTPBytes.lf: return .missingColon
       default: return .invalidFieldName
       }
 
@@ -329,7 +329,7 @@ public struct RequestFramer: Sendable {
       return valueByte(b)
 
     case .expectLF:
-      guard b == Self.lf else { return .bareCR }
+      guard b == HTTPBytes.lf else { return .bareCR }
       switch pendingLine {
       case .blank:
         return .emptyLineBeforeRequestLine
@@ -347,7 +347,7 @@ public struct RequestFramer: Sendable {
       }
 
     case .chunkSize:
-      if let digit = Self.hexValue(b) {
+      if let digit = HTTPBytes.hexValue(b) {
         guard chunkDigits < Self.maxChunkSizeDigits, chunkSize <= (Int.max - digit) >> 4 else {
           return .chunkSizeOutOfRange
         }
@@ -359,13 +359,13 @@ public struct RequestFramer: Sendable {
       }
       guard chunkDigits > 0 else { return .invalidChunkSize }
       switch b {
-      case Self.semicolon:
+      case HTTPBytes.semicolon:
         return .chunkExtension
-      case Self.cr:
+      case HTTPBytes.cr:
         pendingLine = .chunkSizeLine
         state = .expectLF
         return nil
-      case Self.lf:
+      case HTTPBytes.lf:
         return finishChunkSizeLine()
       default:
         return .invalidChunkSize
@@ -373,11 +373,11 @@ public struct RequestFramer: Sendable {
 
     case .chunkDataEnd:
       switch b {
-      case Self.cr:
+      case HTTPBytes.cr:
         pendingLine = .chunkData
         state = .expectLF
         return nil
-      case Self.lf:
+      case HTTPBytes.lf:
         startChunkSizeLine()
         return nil
       default:
@@ -392,16 +392,16 @@ public struct RequestFramer: Sendable {
 
   private mutating func valueByte(_ b: UInt8) -> Failure? {
     switch b {
-    case Self.cr:
+    case HTTPBytes.cr:
       pendingLine = .field
       state = .expectLF
       return nil
-    case Self.lf:
+    case HTTPBytes.lf:
       return finishField()
-    case Self.sp, Self.htab:
+    case HTTPBytes.sp, HTTPBytes.htab:
       if valueStarted {
         pendingOWS = true
-      } else if b == Self.htab {
+      } else if b == HTTPBytes.htab {
         leadingTab = true
       }
       return nil
@@ -427,12 +427,12 @@ public struct RequestFramer: Sendable {
         return nil
       }
       // evhttp reads the value with strtoll, so it refuses a list even of equal values.
-      if b == Self.comma { return .contentLengthList }
+      if b == HTTPBytes.comma { return .contentLengthList }
       return .invalidContentLength
     case .transferEncoding:
       if first && leadingTab { return .tabBeforeTransferEncoding }
       if transferEncodingMatched < 7 && !afterOWS
-        && Self.lowercased(b) == Self.chunkedByte(transferEncodingMatched)
+        && HTTPBytes.lowercased(b) == Self.chunkedByte(transferEncodingMatched)
       {
         transferEncodingMatched += 1
         return nil
@@ -440,12 +440,12 @@ public struct RequestFramer: Sendable {
       return .unsupportedTransferEncoding
     case .te:
       // Elements are `coding *(OWS ";" OWS parameter)`, separated by commas (OWS around them).
-      if b == Self.comma || b == Self.semicolon {
+      if b == HTTPBytes.comma || b == HTTPBytes.semicolon {
         if teMatched == 7 { return .chunkedInTE }
-        teMatched = b == Self.comma ? 0 : -1
+        teMatched = b == HTTPBytes.comma ? 0 : -1
       } else if afterOWS && teMatched != 0 {
         teMatched = -1
-      } else if teMatched >= 0 && teMatched < 7 && Self.lowercased(b) == Self.chunkedByte(teMatched) {
+      } else if teMatched >= 0 && teMatched < 7 && HTTPBytes.lowercased(b) == Self.chunkedByte(teMatched) {
         teMatched += 1
       } else {
         teMatched = -1
@@ -746,15 +746,8 @@ public struct RequestFramer: Sendable {
     }
   }
 
-  // MARK: - Bytes
+  // MARK: - Bytes (and HTTPBytes)
 
-  private static let cr: UInt8 = 0x0D
-  private static let lf: UInt8 = 0x0A
-  private static let sp: UInt8 = 0x20
-  private static let htab: UInt8 = 0x09
-  private static let colon: UInt8 = 0x3A
-  private static let semicolon: UInt8 = 0x3B
-  private static let comma: UInt8 = 0x2C
   private static let slash: UInt8 = 0x2F
   private static let hash: UInt8 = 0x23
 
@@ -781,35 +774,12 @@ public struct RequestFramer: Sendable {
     return bits
   }
 
-  /// RFC 9110 tchar: "!#$%&'*+-.^_`|~", digits and letters.
-  @inline(__always)
-  static func isTchar(_ b: UInt8) -> Bool {
-    if b < 64 { return (0x03FF_6CFA_0000_0000 as UInt64) >> UInt64(b) & 1 == 1 }
-    if b < 128 { return (0x57FF_FFFF_C7FF_FFFE as UInt64) >> UInt64(b &- 64) & 1 == 1 }
-    return false
-  }
-
   /// `[A-Za-z0-9._:-]`.
   @inline(__always)
   static func isRequestIDByte(_ b: UInt8) -> Bool {
     if b < 64 { return (0x07FF_6000_0000_0000 as UInt64) >> UInt64(b) & 1 == 1 }
     if b < 128 { return (0x07FF_FFFE_87FF_FFFE as UInt64) >> UInt64(b &- 64) & 1 == 1 }
     return false
-  }
-
-  @inline(__always)
-  private static func lowercased(_ b: UInt8) -> UInt8 {
-    b &- 0x41 < 26 ? b | 0x20 : b
-  }
-
-  @inline(__always)
-  private static func hexValue(_ b: UInt8) -> Int? {
-    switch b {
-    case 0x30...0x39: return Int(b &- 0x30)
-    case 0x41...0x46: return Int(b &- 0x37)
-    case 0x61...0x66: return Int(b &- 0x57)
-    default: return nil
-    }
   }
 
   /// "HTTP/1." byte by byte.

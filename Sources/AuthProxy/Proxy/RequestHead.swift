@@ -38,7 +38,7 @@ struct RequestHead {
     while let sizeLine = lines.next() {
       var size = 0
       for b in sizeLine {
-        guard let digit = hexValue(b) else { break }
+        guard let digit = HTTPBytes.hexValue(b) else { break }
         size = size * 16 + digit
       }
       if size == 0 { break }
@@ -46,15 +46,6 @@ struct RequestHead {
       _ = lines.next()  // the CRLF after the data
     }
     return body
-  }
-
-  private static func hexValue(_ b: UInt8) -> Int? {
-    switch b {
-    case 0x30...0x39: Int(b - 0x30)
-    case 0x41...0x46: Int(b - 0x41 + 10)
-    case 0x61...0x66: Int(b - 0x61 + 10)
-    default: nil
-    }
   }
 }
 

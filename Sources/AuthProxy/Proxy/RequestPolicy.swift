@@ -41,8 +41,8 @@ public struct RequestPolicy: Sendable {
       decoded.reserveCapacity(bytes.count)
       var i = 0
       while i < bytes.count {
-        if bytes[i] == 0x25, i + 2 < bytes.count, let high = hexValue(bytes[i + 1]), let low = hexValue(bytes[i + 2]) {
-          decoded.append(high << 4 | low)
+        if bytes[i] == 0x25, i + 2 < bytes.count, let high = HTTPBytes.hexValue(bytes[i + 1]), let low = HTTPBytes.hexValue(bytes[i + 2]) {
+          decoded.append(UInt8(high << 4 | low))
           i += 3
         } else {
           decoded.append(bytes[i])
@@ -71,15 +71,5 @@ public struct RequestPolicy: Sendable {
       normalized.append(contentsOf: segment.lazy.map { $0 &- 0x41 < 26 ? $0 | 0x20 : $0 })
     }
     return String(decoding: normalized, as: UTF8.self)
-  }
-
-  /// A hex digit's value; nil for anything else (also for the `+` and `-` that `UInt8(_:radix:)` takes).
-  private static func hexValue(_ b: UInt8) -> UInt8? {
-    switch b {
-    case 0x30...0x39: return b - 0x30
-    case 0x41...0x46: return b - 0x37
-    case 0x61...0x66: return b - 0x57
-    default: return nil
-    }
   }
 }

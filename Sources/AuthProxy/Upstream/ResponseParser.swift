@@ -144,7 +144,7 @@ struct ResponseParser: Sendable {
     while i < count {
       switch state {
       case .statusLine, .fieldLine, .chunkSizeLine, .trailerLine:
-        let lineEnd = bytes[i...].firstIndex(of: Self.lf)
+        let lineEnd = bytes[i...].firstIndex(of: HTTPBytes.lf)
         // The LF is counted also before it arrives: a line fails as soon as it cannot fit, whatever the split.
         let lineBytes = partialLine.count + (lineEnd ?? count) - i + 1
         guard sectionBytes + lineBytes <= maxHeadBytes else { throw limitError }
@@ -186,9 +186,9 @@ struct ResponseParser: Sendable {
       case .chunkDataEnd, .chunkDataLF:
         let b = bytes[i]
         i += 1
-        if b == Self.lf {
+        if b == HTTPBytes.lf {
           startChunkSizeLine()
-        } else if b == Self.cr && state == .chunkDataEnd {
+        } else if b == HTTPBytes.cr && state == .chunkDataEnd {
           state = .chunkDataLF
         } else {
           throw .missingChunkDataCRLF
@@ -214,7 +214,7 @@ struct ResponseParser: Sendable {
   /// One complete line, without its LF.
   private mutating func line(_ raw: UnsafeRawBufferPointer, _ deliver: (Event) -> Bool) throws(ResponseParseError) {
     // A CR just before the LF belongs to the line ending; any other CR is refused by the checks below.
-    let text = raw.last == Self.cr ? UnsafeRawBufferPointer(rebasing: raw.dropLast()) : raw
+    let text = raw.last == HTTPBytes.cr ? UnsafeRawBufferPointer(rebasing: raw.dropLast()) : raw
     switch state {
     case .statusLine:
       try statusLine(text)
@@ -231,7 +231,7 @@ struct ResponseParser: Sendable {
 
   private mutating func statusLine(_ line: UnsafeRawBufferPointer) throws(ResponseParseError) {
     guard line.count >= 12, "HTTP/1.".utf8.elementsEqual(line[0..<7]), line[7] == 0x30 || line[7] == 0x31,
-      line[8] == Self.sp
+      line[8] == HTTPBytes.sp
     else { throw .malformedStatusLine }
     var code = 0
     for k in 9..<12 {
@@ -240,7 +240,7 @@ struct ResponseParser: Sendable {
       code = code * 10 + Int(digit)
     }
     if line.count > 12 {
-      guard line[12] == Self.sp else { throw .malformedStatusLine }
+      guard line[12] == HTTPBytes.sp else { throw .malformedStatusLine }
       for k in 13..<line.count where !Self.isFieldByte(line[k]) { throw .invalidReasonPhrase }
     }
     guard code >= 100 else { throw .invalidStatusCode }
@@ -255,13 +255,13 @@ struct ResponseParser: Sendable {
     let isTrailer = state == .trailerLine
     fieldCount += 1
     guard fieldCount <= maxHeaderCount else { throw isTrailer ? .tooManyTrailers : .tooManyHeaders }
-    if line[0] == Self.sp || line[0] == Self.htab { throw .obsoleteLineFolding }
+    if line[0] == HTTPBytes.sp || line[0] == HTTPBytes.htab { throw .obsoleteLineFolding }
     var colon = 0
-    while colon < line.count && Self.isTchar(line[colon]) { colon += 1 }
+    while colon < line.count && HTTPBytes.isTchar(line[colon]) { colon += 1 }
     guard colon < line.count else { throw .missingColon }
     switch line[colon] {
-    case Self.colon: if colon == 0 { throw .emptyFieldName }
-    case Self.sp, Self.htab: throw .whitespaceBeforeColon
+    case HTTPBytes.colon: if colon == 0 { throw .emptyFieldName }
+    case HTTPBytes.sp, HTTPBytes.htab: throw .whitespaceBeforeColon
     default: throw .invalidFieldName
     }
     var start = colon + 1
@@ -331,7 +331,7 @@ struct ResponseParser: Sendable {
   private mutating func chunkSizeLine(_ line: UnsafeRawBufferPointer) throws(ResponseParseError) {
     var size = 0
     var k = 0
-    while k < line.count, let digit = Self.hexValue(line[k]) {
+    while k < line.count, let digit = HTTPBytes.hexValue(line[k]) {
       guard k < Self.maxChunkSizeDigits, size <= (Self.maxLength - digit) >> 4 else { throw .chunkSizeOutOfRange }
       size = size * 16 + digit
       k += 1
@@ -341,7 +341,7 @@ struct ResponseParser: Sendable {
     while k < line.count && Self.isOWS(line[k]) { k += 1 }
     if k < line.count {
       // Extensions: `;` after optional whitespace, then anything without control characters (HTAB aside).
-      guard line[k] == Self.semicolon else { throw .invalidChunkSize }
+      guard line[k] == HTTPBytes.semicolon else { throw .invalidChunkSize }
       for j in k + 1..<line.count where !Self.isFieldByte(line[j]) { throw .invalidChunkExtension }
     } else if k != digitsEnd {
       throw .invalidChunkSize
@@ -391,14 +391,6 @@ struct ResponseParser: Sendable {
 
   // MARK: - Helpers
 
-  private static let cr: UInt8 = 0x0D
-  private static let lf: UInt8 = 0x0A
-  private static let sp: UInt8 = 0x20
-  private static let htab: UInt8 = 0x09
-  private static let colon: UInt8 = 0x3A
-  private static let semicolon: UInt8 = 0x3B
-  private static let comma: UInt8 = 0x2C
-
   /// Calls `body` with each element of a comma-separated list, without surrounding spaces and tabs (may be empty).
   private static func forEachElement<E: Error>(
     of list: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws(E) -> Void
@@ -406,7 +398,7 @@ struct ResponseParser: Sendable {
     var start = 0
     while start <= list.count {
       var end = start
-      while end < list.count && list[end] != comma { end += 1 }
+      while end < list.count && list[end] != HTTPBytes.comma { end += 1 }
       let next = end + 1
       while start < end && isOWS(list[start]) { start += 1 }
       while end > start && isOWS(list[end - 1]) { end -= 1 }
@@ -432,42 +424,19 @@ struct ResponseParser: Sendable {
   private static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
     guard bytes.count == lower.utf8CodeUnitCount else { return false }
     return lower.withUTF8Buffer { expected in
-      for k in 0..<expected.count where lowercased(bytes[k]) != expected[k] { return false }
+      for k in 0..<expected.count where HTTPBytes.lowercased(bytes[k]) != expected[k] { return false }
       return true
     }
-  }
-
-  /// RFC 9110 tchar: "!#$%&'*+-.^_`|~", digits and letters.
-  @inline(__always)
-  private static func isTchar(_ b: UInt8) -> Bool {
-    if b < 64 { return (0x03FF_6CFA_0000_0000 as UInt64) >> UInt64(b) & 1 == 1 }
-    if b < 128 { return (0x57FF_FFFF_C7FF_FFFE as UInt64) >> UInt64(b &- 64) & 1 == 1 }
-    return false
   }
 
   /// HTAB, SP, visible ASCII and obs-text (no other control character, no DEL).
   @inline(__always)
   private static func isFieldByte(_ b: UInt8) -> Bool {
-    b >= 0x20 ? b != 0x7F : b == htab
+    b >= 0x20 ? b != 0x7F : b == HTTPBytes.htab
   }
 
   @inline(__always)
   private static func isOWS(_ b: UInt8) -> Bool {
-    b == sp || b == htab
-  }
-
-  @inline(__always)
-  private static func lowercased(_ b: UInt8) -> UInt8 {
-    b &- 0x41 < 26 ? b | 0x20 : b
-  }
-
-  @inline(__always)
-  private static func hexValue(_ b: UInt8) -> Int? {
-    switch b {
-    case 0x30...0x39: return Int(b &- 0x30)
-    case 0x41...0x46: return Int(b &- 0x37)
-    case 0x61...0x66: return Int(b &- 0x57)
-    default: return nil
-    }
+    b == HTTPBytes.sp || b == HTTPBytes.htab
   }
 }
