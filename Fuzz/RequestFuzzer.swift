@@ -488,9 +488,9 @@ func fuzzHeaderRewrite(_ choices: inout Choices) {
   let requestID = RequestID.pick(choices.chance(50) ? "app-\(choices.byte())" : nil)
 
   // Request side: the wire form, cut back into lines.
-  let wire = rewrite.upstreamRequest(
+  let wire = rewrite.upstreamHead(
     method: "GET", target: "/fuzz", host: "api.example", appHeaders: headers, authorization: Secret(ourAuthorization),
-    requestID: requestID, body: [])
+    requestID: requestID, bodyLength: 0)
   require(wire.suffix(4).elementsEqual([0x0D, 0x0A, 0x0D, 0x0A]), "the head ends with an empty line, and nothing follows a bodiless GET")
   var lines = crlfLines(wire.dropLast(4))
   require(lines.first == "GET /fuzz HTTP/1.1", "the request line comes first: \(lines.first ?? "")")

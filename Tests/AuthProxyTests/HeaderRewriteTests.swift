@@ -8,12 +8,12 @@ private let ourAuthorization = Secret("Bearer proxy-token")
 private let ourRequestID = "req-42"
 private let ourUserAgent = "authproxy/test"
 
-/// The wire form of an upstream request.
+/// The wire form of an upstream request (the head, then the body).
 private func upstreamRequest(_ appHeaders: [(String, String)], method: String = "GET", body: [UInt8] = []) -> String {
-  String(
-    decoding: HeaderRewrite(userAgent: ourUserAgent).upstreamRequest(
-      method: method, target: "/base/v1/orders?page=2", host: "api.example:8443", appHeaders: appHeaders.map { (name: $0.0, value: $0.1) },
-      authorization: ourAuthorization, requestID: ourRequestID, body: body), as: UTF8.self)
+  let head = HeaderRewrite(userAgent: ourUserAgent).upstreamHead(
+    method: method, target: "/base/v1/orders?page=2", host: "api.example:8443", appHeaders: appHeaders.map { (name: $0.0, value: $0.1) },
+    authorization: ourAuthorization, requestID: ourRequestID, bodyLength: body.count)
+  return String(decoding: head + body, as: UTF8.self)
 }
 
 /// The header lines of an upstream request, after the request line and Host.

@@ -87,7 +87,9 @@ public final class TLSClientSocket: PolledSocket {
   private var fd: Int32 = -1
   private var ssl: OpaquePointer?
   private var readPaused = false
-  private var output: [UInt8] = []
+  /// Buffers waiting for the socket, in order (a request head and its body stay two buffers:
+  /// no copy of a large body); `written` bytes of the first have gone.
+  private var output: [[UInt8]] = []
   private var written = 0
   private var connectTimer: Timer?
 
@@ -178,36 +180,33 @@ public final class TLSClientSocket: PolledSocket {
 
   /// Queues bytes and writes what the socket takes now.
   public func send(_ bytes: [UInt8]) {
-    guard state != .closed else { return }
-    if written == output.count {
-      output = bytes
-      written = 0
-    } else {
-      output.append(contentsOf: bytes)
-    }
+    guard state != .closed, !bytes.isEmpty else { return }
+    output.append(bytes)
     if state == .open { flush() }
   }
 
   /// Bytes queued and not yet taken by the socket.
-  public var pendingOutput: Int { output.count - written }
+  public var pendingOutput: Int { output.reduce(0) { $0 + $1.count } - written }
 
   private func flush() {
     guard let ssl else { return }
-    while written < output.count {
-      let rc = output.withUnsafeBytes { raw in
-        SSL_write(ssl, raw.baseAddress! + written, Int32(min(raw.count - written, Int(Int32.max))))
+    while let first = output.first {
+      while written < first.count {
+        let rc = first.withUnsafeBytes { raw in
+          SSL_write(ssl, raw.baseAddress! + written, Int32(min(raw.count - written, Int(Int32.max))))
+        }
+        switch ap_tls_result(ssl, rc) {
+        case Int32(AP_TLS_OK): written += Int(rc)
+        case Int32(AP_TLS_WANT_WRITE):
+          if let writeEvent { event_add(writeEvent, nil) }
+          return
+        case Int32(AP_TLS_WANT_READ): return  // renegotiation: the read event carries on
+        default: return fail(.send)
+        }
       }
-      switch ap_tls_result(ssl, rc) {
-      case Int32(AP_TLS_OK): written += Int(rc)
-      case Int32(AP_TLS_WANT_WRITE):
-        if let writeEvent { event_add(writeEvent, nil) }
-        return
-      case Int32(AP_TLS_WANT_READ): return  // renegotiation: the read event carries on
-      default: return fail(.send)
-      }
+      output.removeFirst()
+      written = 0
     }
-    output.removeAll(keepingCapacity: true)
-    written = 0
   }
 
   /// Stops delivering bytes until `resumeReading` (the reader is full).
@@ -237,6 +236,8 @@ public final class TLSClientSocket: PolledSocket {
       switch ap_tls_result(ssl, rc) {
       case Int32(AP_TLS_OK):
         onBytes?(UnsafeRawBufferPointer(rebasing: scratch.buffer[0..<Int(rc)]))
+        // The callback may have closed the connection, which frees `ssl`: look again first.
+        guard state == .open, self.ssl == ssl else { return }
         // Level-triggered: bytes still in the socket raise the event again.
         if Int(rc) < scratch.buffer.count && SSL_has_pending(ssl) == 0 { return }
       case Int32(AP_TLS_WANT_READ): return

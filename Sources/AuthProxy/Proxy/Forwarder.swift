@@ -66,10 +66,11 @@ final class Forwarder {
     // have been closed by the upstream just as we sent on it.
     let freshConnection = freshConnection || !Forwarder.isRetrySafe(exchange)
     let transfer = UpstreamTransfer(
-      request: rewrite.upstreamRequest(
+      head: rewrite.upstreamHead(
         method: exchange.method, target: config.upstream.basePath + exchange.target, host: config.upstream.authority,
-        appHeaders: exchange.appHeaders, authorization: token.authorization, requestID: exchange.requestID, body: exchange.body),
-      isHEAD: exchange.method == "HEAD", freshConnection: freshConnection, stallTimeout: config.timeout)
+        appHeaders: exchange.appHeaders, authorization: token.authorization, requestID: exchange.requestID,
+        bodyLength: exchange.body.count),
+      body: exchange.body, isHEAD: exchange.method == "HEAD", freshConnection: freshConnection, stallTimeout: config.timeout)
     exchange.transfer = transfer
     let attemptStarted = monotonicSeconds()
     var attemptStatus: Int?

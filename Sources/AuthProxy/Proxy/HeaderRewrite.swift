@@ -15,15 +15,16 @@ public struct HeaderRewrite: Sendable {
     "proxy-authenticate", "x-request-id",
   ]
 
-  /// The upstream request, ready for the wire: request line, `Host`, the app's headers less
-  /// the dropped ones (in order, byte for byte), ours, the framing, and the body.
-  public func upstreamRequest(
+  /// The upstream request's head, ready for the wire: request line, `Host`, the app's headers
+  /// less the dropped ones (in order, byte for byte), ours, and the framing of a body of
+  /// `bodyLength` bytes (which goes out after it).
+  public func upstreamHead(
     method: String, target: String, host: String, appHeaders: [(name: String, value: String)], authorization: Secret,
-    requestID: String, body: [UInt8]
+    requestID: String, bodyLength: Int
   ) -> [UInt8] {
     let named = connectionNamed(appHeaders)
     var out: [UInt8] = []
-    out.reserveCapacity(256 + body.count + appHeaders.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 })
+    out.reserveCapacity(256 + appHeaders.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 })
     func line(_ name: String, _ value: String) {
       out.append(contentsOf: name.utf8)
       out.append(0x3A)
@@ -48,10 +49,9 @@ public struct HeaderRewrite: Sendable {
     line("Authorization", authorization.reveal)
     line("X-Request-ID", requestID)
     line("User-Agent", userAgent)
-    if !body.isEmpty || ["POST", "PUT", "PATCH"].contains(method) { line("Content-Length", String(body.count)) }
+    if bodyLength > 0 || ["POST", "PUT", "PATCH"].contains(method) { line("Content-Length", String(bodyLength)) }
     out.append(0x0D)
     out.append(0x0A)
-    out.append(contentsOf: body)
     return out
   }
 

@@ -2,8 +2,9 @@
 /// response comes back through `onHead` / `onData` as it arrives, and `onComplete` ends it.
 /// The same shape as the control plane's `CurlTransfer`, so the `Forwarder` drives either.
 public final class UpstreamTransfer {
-  /// The request head and body, ready for the wire.
-  let request: [UInt8]
+  /// The request head, ready for the wire, and its body (sent after it, not copied into it).
+  let head: [UInt8]
+  let body: [UInt8]
   /// A new connection only: for requests that must never be sent twice, or a retry after a
   /// pooled connection failed.
   public let freshConnection: Bool
@@ -32,8 +33,9 @@ public final class UpstreamTransfer {
   private var stallTimer: Timer?
   private var finished = false
 
-  public init(request: [UInt8], isHEAD: Bool, freshConnection: Bool, stallTimeout: Double) {
-    self.request = request
+  public init(head: [UInt8], body: [UInt8], isHEAD: Bool, freshConnection: Bool, stallTimeout: Double) {
+    self.head = head
+    self.body = body
     self.freshConnection = freshConnection
     self.stallTimeout = stallTimeout
     parser = ResponseParser(isHEAD: isHEAD)
@@ -59,7 +61,8 @@ public final class UpstreamTransfer {
     sends += 1
     socket.used = true
     lastActivity = monotonicSeconds()
-    socket.send(request)
+    socket.send(head)
+    socket.send(body)
   }
 
   private func checkStall() {
