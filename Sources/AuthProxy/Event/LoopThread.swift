@@ -1,11 +1,14 @@
 import CShims
 import Glibc
+import Synchronization
 
 /// A POSIX thread that runs one closure; the home of each `EventLoop`.
 public final class LoopThread: @unchecked Sendable {
   // @unchecked: `thread` is written once in init, before any other thread can see self,
-  // and read only by join().
+  // and read only by join() and detach().
   private var thread = pthread_t()
+  /// Joined or detached already: a second pthread_join is undefined behaviour.
+  private let released = Atomic<Bool>(false)
 
   /// Starts `body` on a new thread named `name` (shown by top/gdb, at most 15 bytes).
   public init(name: String, _ body: @escaping @Sendable () -> Void) {
@@ -38,11 +41,13 @@ public final class LoopThread: @unchecked Sendable {
 
   /// Lets the thread go: its resources are freed when it ends, and nobody joins it.
   public func detach() {
+    guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
     pthread_detach(thread)
   }
 
-  /// Waits for the thread's closure to return.
+  /// Waits for the thread's closure to return; later calls return at once.
   public func join() {
+    guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
     pthread_join(thread, nil)
   }
 }
