@@ -9,10 +9,16 @@ public struct SocketAddress: Sendable {
   let family: Int32
 
   /// The addresses of `host`:`port` (blocking getaddrinfo: callers cache the answer).
+  /// `localhost` and `*.localhost` are the loopback addresses without asking anyone (RFC 6761,
+  /// as curl does): a container may have no /etc/hosts entry for it. No AI_ADDRCONFIG: in a
+  /// network namespace with only `lo` it would hide the loopback addresses too.
   public static func resolve(host: String, port: Int) -> [SocketAddress] {
+    let lower = host.lowercased()
+    if lower == "localhost" || lower.hasSuffix(".localhost") {
+      return resolve(host: "127.0.0.1", port: port) + resolve(host: "::1", port: port)
+    }
     var hints = addrinfo()
     hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-    hints.ai_flags = AI_ADDRCONFIG
     var list: UnsafeMutablePointer<addrinfo>?
     guard getaddrinfo(host, String(port), &hints, &list) == 0 else { return [] }
     defer { freeaddrinfo(list) }

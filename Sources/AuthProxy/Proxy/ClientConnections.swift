@@ -70,7 +70,8 @@ final class ClientConnection {
   private var drained: (() -> Void)?
   private var closing = false
   private var inProcess = false
-  private var sentContinue = false
+  /// The current request's head was checked for `Expect: 100-continue` (once per request).
+  private var continueChecked = false
   private var headStartedAt: Double?
   private var bodyStartedAt: Double?
   private var lastActivity = monotonicSeconds()
@@ -123,9 +124,9 @@ final class ClientConnection {
       }
       guard framer.requestsCompleted != completedBefore else {
         // Not whole yet: everything was taken.
-        if framer.isReadingBody && !sentContinue && expectsContinue() {
-          sentContinue = true
-          queue(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+        if framer.isReadingBody && !continueChecked {
+          continueChecked = true
+          if expectsContinue() { queue(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)) }
         }
         break
       }
@@ -138,7 +139,7 @@ final class ClientConnection {
       // A large body's buffer is not kept for the rest of the connection's life.
       if input.isEmpty && input.capacity > ClientConnection.maxReadAhead { input = [] }
       scanned = 0
-      sentContinue = false
+      continueChecked = false
       let request = ClientRequest(head, connection: self)
       current = request
       server.onRequest?(request)
