@@ -300,14 +300,7 @@ final class SandboxRouter {
 
   /// An IMF-fixdate (RFC 9110 §5.6.7), as a `Retry-After` date.
   static func httpDate(_ date: Date) -> String {
-    var seconds = time_t(date.timeIntervalSince1970.rounded(.up))
-    var parts = tm()
-    gmtime_r(&seconds, &parts)
-    let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-    func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-    return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(1900 + parts.tm_year) "
-      + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+    HTTPDate.format(time_t(date.timeIntervalSince1970.rounded(.up)))
   }
 
   // MARK: replies

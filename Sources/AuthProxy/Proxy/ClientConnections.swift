@@ -22,8 +22,6 @@ final class ClientConnections {
     }
   }
 
-  var count: Int { open.count }
-
   /// Bytes queued to clients and not yet written, over every connection.
   var pendingOutput: Int { open.values.reduce(0) { $0 + $1.pendingOutput } }
 

@@ -192,21 +192,3 @@ enum ResponseHeadWriter {
     }
   }
 }
-
-/// The `Date` header value (IMF-fixdate), for replies that have none (the proxy's own answers:
-/// upstream replies bring theirs).
-enum HTTPDate {
-  private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-  private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-
-  static func now() -> String { format(time(nil)) }
-
-  static func format(_ seconds: time_t) -> String {
-    var whole = seconds
-    var t = tm()
-    gmtime_r(&whole, &t)
-    func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-    return "\(days[Int(t.tm_wday)]), \(two(t.tm_mday)) \(months[Int(t.tm_mon)]) \(t.tm_year + 1900) "
-      + "\(two(t.tm_hour)):\(two(t.tm_min)):\(two(t.tm_sec)) GMT"
-  }
-}

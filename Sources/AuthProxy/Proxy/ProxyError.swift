@@ -46,23 +46,8 @@ public struct ProxyError: Error, Sendable, Equatable {
   public func rawResponse(requestID: String) -> [UInt8] {
     let body = body(requestID: requestID)
     let head =
-      "HTTP/1.1 \(status) \(ProxyError.reason(status))\r\nContent-Type: application/json\r\nX-Request-ID: \(requestID)\r\n"
+      "HTTP/1.1 \(status) \(ResponseHeadWriter.reason(status))\r\nContent-Type: application/json\r\nX-Request-ID: \(requestID)\r\n"
       + "Content-Length: \(body.count)\r\nConnection: close\r\n\r\n"
     return Array(head.utf8) + body
-  }
-
-  static func reason(_ status: Int) -> String {
-    switch status {
-    case 400: "Bad Request"
-    case 403: "Forbidden"
-    case 408: "Request Timeout"
-    case 413: "Content Too Large"
-    case 414: "URI Too Long"
-    case 431: "Request Header Fields Too Large"
-    case 502: "Bad Gateway"
-    case 503: "Service Unavailable"
-    case 504: "Gateway Timeout"
-    default: "Error"
-    }
   }
 }
