@@ -4,16 +4,6 @@ import SandboxAPI
 import Synchronization
 import Testing
 
-/// The access-log line of the request with this X-Request-ID, once the worker flushed it.
-private func accessLine(_ proxy: ProxyHarness, _ requestID: String) -> [String: Any]? {
-  var found: [String: Any]?
-  _ = eventually { () -> Bool in
-    found = proxy.accessLog().first { $0["request_id"] as? String == requestID }
-    return found != nil
-  }
-  return found
-}
-
 /// A request through the proxy with a fresh, known X-Request-ID; returns the response, its
 /// access-log line and the seconds it took.
 private func send(

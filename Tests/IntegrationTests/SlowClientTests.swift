@@ -354,13 +354,7 @@ final class PacedConnection {
       // Before connect, so that the window is small from the start (no autotuning).
       setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-    let rc = withUnsafePointer(to: &addr) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
+    let rc = connectIPv4(fd, port: port)
     guard rc == 0 else {
       Glibc.close(fd)
       throw HTTPClientError(description: "connect to \(port) failed: errno \(errno)")

@@ -120,13 +120,7 @@ final class FaultServer: @unchecked Sendable {
 
   private func relay(_ client: Int32, to target: Int) {
     let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(target).bigEndian)
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-    let connected = withUnsafePointer(to: &addr) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
+    let connected = connectIPv4(upstream, port: target)
     let registered = lock.withLock { () -> Bool in
       guard running else { return false }
       sockets.append(upstream)
@@ -187,16 +181,6 @@ private func sendAndReadUntilClosed(port: Int, _ bytes: [UInt8], timeout: Int = 
   try connection.send(bytes)
   let (received, closed) = connection.readUntilClosed()
   return RawExchange(bytes: received, closedByPeer: closed)
-}
-
-/// The access-log line of the request with this X-Request-ID, once the worker flushed it.
-private func accessLine(_ proxy: ProxyHarness, _ requestID: String) -> [String: Any]? {
-  var found: [String: Any]?
-  _ = eventually { () -> Bool in
-    found = proxy.accessLog().first { $0["request_id"] as? String == requestID }
-    return found != nil
-  }
-  return found
 }
 
 /// A GET through the proxy with a known X-Request-ID: the response, its access-log line and

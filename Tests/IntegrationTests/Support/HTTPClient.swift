@@ -18,6 +18,17 @@ struct HTTPClientError: Error, CustomStringConvertible {
   let description: String
 }
 
+/// connect(2) of `fd` to an IPv4 `host`:`port`; connect's return value.
+func connectIPv4(_ fd: Int32, host: String = "127.0.0.1", port: Int) -> Int32 {
+  var addr = sockaddr_in()
+  addr.sin_family = sa_family_t(AF_INET)
+  addr.sin_port = in_port_t(UInt16(port).bigEndian)
+  inet_pton(AF_INET, host, &addr.sin_addr)
+  return withUnsafePointer(to: &addr) {
+    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+  }
+}
+
 /// A plain HTTP/1.1 client on a blocking socket: exactly the bytes a test writes go out.
 final class RawConnection {
   private let fd: Int32
@@ -25,16 +36,10 @@ final class RawConnection {
 
   init(port: Int, host: String = "127.0.0.1", timeoutSeconds: Int = 30) throws {
     fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    inet_pton(AF_INET, host, &addr.sin_addr)
     var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    let rc = withUnsafePointer(to: &addr) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
+    let rc = connectIPv4(fd, host: host, port: port)
     guard rc == 0 else {
       close(fd)
       throw HTTPClientError(description: "connect to \(port) failed: errno \(errno)")

@@ -82,3 +82,13 @@ final class ProxyHarness {
     return accessLog()
   }
 }
+
+/// The access-log line of the request with this X-Request-ID, once the worker flushed it.
+func accessLine(_ proxy: ProxyHarness, _ requestID: String) -> [String: Any]? {
+  var found: [String: Any]?
+  _ = eventually { () -> Bool in
+    found = proxy.accessLog().first { $0["request_id"] as? String == requestID }
+    return found != nil
+  }
+  return found
+}
