@@ -49,11 +49,17 @@ private func acceptTrampoline(
   Unmanaged<Acceptor>.fromOpaque(ctx).takeUnretainedValue().accepted(fd, address, length)
 }
 
-/// Runs actions once the callbacks of the current loop pass are done, without a system call:
+/// Work an object wants done once the current loop pass has run its callbacks.
+public protocol EndOfPassTask: AnyObject {
+  func runAtEndOfPass()
+}
+
+/// Runs tasks once the callbacks of the current loop pass are done, without a system call:
 /// a worker queues its clients' output during a pass and writes each connection once.
 public final class EndOfPass {
   private var event: OpaquePointer?
-  private var pending: [() -> Void] = []
+  /// Held strongly until run (no closure per schedule: this runs for every reply).
+  private var pending: [any EndOfPassTask] = []
 
   public init(loop: EventLoop) {
     // Context: unretained self; the event is freed in deinit.
@@ -67,16 +73,17 @@ public final class EndOfPass {
     }
   }
 
-  public func schedule(_ action: @escaping () -> Void) {
-    pending.append(action)
+  public func schedule(_ task: any EndOfPassTask) {
+    pending.append(task)
     if pending.count == 1, let event { event_active(event, 0, 0) }
   }
 
   fileprivate func run() {
+    var batch: [any EndOfPassTask] = []
     while !pending.isEmpty {
-      let batch = pending
-      pending.removeAll(keepingCapacity: true)
-      for action in batch { action() }
+      swap(&batch, &pending)
+      for task in batch { task.runAtEndOfPass() }
+      batch.removeAll(keepingCapacity: true)
     }
   }
 }

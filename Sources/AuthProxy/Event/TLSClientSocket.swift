@@ -67,6 +67,19 @@ public final class ReadScratch {
   deinit { buffer.deallocate() }
 }
 
+/// What a `TLSClientSocket` tells its user (an upstream attempt). One object for the life of
+/// the attempt instead of a closure per callback: an attempt per request must not allocate them.
+public protocol TLSClientSocketDelegate: AnyObject {
+  /// The handshake completed and the peer checked out.
+  func socketOpened(_ socket: TLSClientSocket)
+  /// Decrypted bytes; the callee copies what it keeps.
+  func socket(_ socket: TLSClientSocket, received bytes: UnsafeRawBufferPointer)
+  /// The connection is gone: nil for a clean end (EOF or close_notify), else why.
+  func socket(_ socket: TLSClientSocket, closed failure: TLSSocketFailure?)
+  /// The user's timer (`armTimer`) ran out.
+  func socketTimerFired(_ socket: TLSClientSocket)
+}
+
 /// One non-blocking TLS connection, driven by an `EventLoop`. Its read event stays registered
 /// for the life of the connection (an idle pooled connection learns at once that the peer
 /// closed it), writes go straight to the socket and only arm a write event when it is full:
@@ -78,12 +91,10 @@ public final class TLSClientSocket: PolledSocket {
   /// Set once the connection carried a request: the upstream may close such a connection at any time.
   public var used = false
 
-  /// The handshake completed and the peer checked out.
-  public var onOpen: (() -> Void)?
-  /// Decrypted bytes; the callee copies what it keeps.
-  public var onBytes: ((UnsafeRawBufferPointer) -> Void)?
-  /// The connection is gone: nil for a clean end (EOF or close_notify), else why.
-  public var onClosed: ((TLSSocketFailure?) -> Void)?
+  /// The attempt using the connection: held strongly until it sets nil (it ends) or the
+  /// connection closes. Without one (idle in a pool), an open connection that receives
+  /// anything closes: nothing may come unasked.
+  public var delegate: (any TLSClientSocketDelegate)?
 
   private let loop: EventLoop
   private let context: TLSClientContext
@@ -98,6 +109,8 @@ public final class TLSClientSocket: PolledSocket {
   private var output: [[UInt8]] = []
   private var written = 0
   private var connectTimer: Timer?
+  /// The delegate's timer, made once per connection and re-armed by each attempt.
+  private var userTimer: Timer?
 
   /// Starts connecting (address after address, until one takes) and the handshake; both
   /// together are bounded by `timeout`.
@@ -117,6 +130,16 @@ public final class TLSClientSocket: PolledSocket {
   }
 
   deinit { release() }
+
+  /// Arms the delegate's timer (`socketTimerFired`), replacing any earlier deadline.
+  public func armTimer(after seconds: Double) {
+    if userTimer == nil {
+      userTimer = Timer(loop: loop) { [unowned self] in withExtendedLifetime(self) { self.delegate?.socketTimerFired(self) } }
+    }
+    userTimer?.schedule(after: seconds)
+  }
+
+  public func cancelTimer() { userTimer?.cancel() }
 
   private func connectNext() {
     guard state == .connecting else { return }
@@ -175,7 +198,7 @@ public final class TLSClientSocket: PolledSocket {
       state = .open
       connectTimer?.cancel()
       connectTimer = nil
-      onOpen?()
+      delegate?.socketOpened(self)
       if !output.isEmpty { flush() }
     case Int32(AP_TLS_WANT_READ): break
     case Int32(AP_TLS_WANT_WRITE): if let writeEvent { event_add(writeEvent, nil) }
@@ -215,6 +238,13 @@ public final class TLSClientSocket: PolledSocket {
     }
   }
 
+  /// Frees OpenSSL's record buffers while the connection is idle (it allocates them again on
+  /// the next read or write); a no-op with data pending.
+  public func releaseBuffers() {
+    guard let ssl, state == .open else { return }
+    _ = SSL_free_buffers(ssl)
+  }
+
   /// Stops delivering bytes until `resumeReading` (the reader is full).
   public func pauseReading() {
     guard !readPaused, state == .open else { return }
@@ -241,7 +271,8 @@ public final class TLSClientSocket: PolledSocket {
       let rc = SSL_read(ssl, scratch.buffer.baseAddress, Int32(scratch.buffer.count))
       switch ap_tls_result(ssl, rc) {
       case Int32(AP_TLS_OK):
-        onBytes?(UnsafeRawBufferPointer(rebasing: scratch.buffer[0..<Int(rc)]))
+        guard let delegate else { return close(.receive) }
+        delegate.socket(self, received: UnsafeRawBufferPointer(rebasing: scratch.buffer[0..<Int(rc)]))
         // The callback may have closed the connection, which frees `ssl`: look again first.
         guard state == .open, self.ssl == ssl else { return }
         // Level-triggered: bytes still in the socket raise the event again.
@@ -267,27 +298,27 @@ public final class TLSClientSocket: PolledSocket {
 
   private func fail(_ failure: TLSSocketFailure) { close(failure) }
 
-  /// Closes the connection; `onClosed` runs once, with `failure`.
+  /// Closes the connection; the delegate hears it once, with `failure`, and is let go.
   public func close(_ failure: TLSSocketFailure? = nil) {
     guard state != .closed else { return }
     state = .closed
     release()
-    let callback = onClosed
-    onClosed = nil
-    onBytes = nil
-    onOpen = nil
-    callback?(failure)
+    let delegate = self.delegate
+    self.delegate = nil
+    delegate?.socket(self, closed: failure)
   }
 
   /// Closes without calling back (the owner is done with it).
   public func discard() {
-    onClosed = nil
+    delegate = nil
     close(nil)
   }
 
   private func release() {
     connectTimer?.cancel()
     connectTimer = nil
+    userTimer?.cancel()
+    userTimer = nil
     if let ssl, state == .closed {
       // Best effort close_notify: the socket is non-blocking, a full buffer just skips it.
       _ = SSL_shutdown(ssl)

@@ -23,23 +23,40 @@ public enum JSONText {
     out.append(0x22)
     var value = value
     value.withUTF8 { bytes in
+      // Runs of bytes that need no escape are copied whole (most values are one run).
+      var runStart = 0
       var i = 0
       while i < bytes.count {
         let b = bytes[i]
+        let escape: (UInt8, UInt32)?  // (short escape letter or 0, code point for \u)
+        var length = 1
         switch b {
-        case 0x22: out.append(0x5C); out.append(0x22)
-        case 0x5C: out.append(0x5C); out.append(0x5C)
-        case 0x0A: out.append(0x5C); out.append(0x6E)
-        case 0x0D: out.append(0x5C); out.append(0x72)
-        case 0x09: out.append(0x5C); out.append(0x74)
-        case 0..<0x20, 0x7F: appendUnicodeEscape(UInt32(b), to: &out)
+        case 0x22: escape = (0x22, 0)
+        case 0x5C: escape = (0x5C, 0)
+        case 0x0A: escape = (0x6E, 0)
+        case 0x0D: escape = (0x72, 0)
+        case 0x09: escape = (0x74, 0)
+        case 0..<0x20, 0x7F: escape = (0, UInt32(b))
         case 0xE2 where i + 2 < bytes.count && bytes[i + 1] == 0x80 && (bytes[i + 2] == 0xA8 || bytes[i + 2] == 0xA9):
-          appendUnicodeEscape(bytes[i + 2] == 0xA8 ? 0x2028 : 0x2029, to: &out)
-          i += 2
-        default: out.append(b)
+          escape = (0, bytes[i + 2] == 0xA8 ? 0x2028 : 0x2029)
+          length = 3
+        default: escape = nil
         }
-        i += 1
+        guard let (letter, codePoint) = escape else {
+          i += 1
+          continue
+        }
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i]))
+        if letter != 0 {
+          out.append(0x5C)
+          out.append(letter)
+        } else {
+          appendUnicodeEscape(codePoint, to: &out)
+        }
+        i += length
+        runStart = i
       }
+      out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count]))
     }
     out.append(0x22)
   }
@@ -54,12 +71,15 @@ public enum JSONText {
   public static func appendInt(_ value: Int, to out: inout [UInt8]) {
     if value < 0 { out.append(0x2D) }
     var magnitude = value.magnitude
-    let start = out.count
+    // Most significant digit first: reversing `out[start...]` afterwards would copy the whole
+    // buffer (a slice mutated through a range subscript is not done in place).
+    var divisor: UInt = 1
+    while magnitude / divisor >= 10 { divisor *= 10 }
     repeat {
-      out.append(0x30 + UInt8(magnitude % 10))
-      magnitude /= 10
-    } while magnitude > 0
-    out[start...].reverse()
+      out.append(0x30 + UInt8(magnitude / divisor))
+      magnitude %= divisor
+      divisor /= 10
+    } while divisor > 0
   }
 
   /// Appends `value` rounded to three decimals, as Swift prints such a Double ("12.0", "0.25",

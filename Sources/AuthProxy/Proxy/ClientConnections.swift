@@ -9,6 +9,9 @@ final class ClientConnections {
   let endOfPass: EndOfPass
   /// Called with each complete request.
   var onRequest: ((ClientRequest) -> Void)?
+  /// Called when the client of a request whose reply is not complete went away (closed, or
+  /// stopped reading its reply).
+  var onClientGone: ((ClientRequest) -> Void)?
   /// Told of every request refused by the framing check or a timeout: the error, its request
   /// id, the client.
   var onReject: ((ProxyError, String, String) -> Void)?
@@ -51,8 +54,13 @@ final class ClientConnections {
   }
 }
 
+/// Told when everything queued to a client was written (a paused upstream may go on).
+protocol OutputDrainObserver: AnyObject {
+  func outputDrained()
+}
+
 /// One client connection of the proxy listener.
-final class ClientConnection {
+final class ClientConnection: EndOfPassTask {
   private let socket: ClientSocket
   private unowned let server: ClientConnections
   private var framer: RequestFramer
@@ -61,11 +69,12 @@ final class ClientConnection {
   private var scanned = 0
   /// The request being answered; the next one waits in `input`.
   private(set) var current: ClientRequest?
-  /// The exchange of `current`, told when the client goes away.
-  var onClose: (() -> Void)?
   private var queued: [UInt8] = []
+  /// Work for the end of this loop pass: write `queued`, cut the next pipelined request.
   private var flushScheduled = false
-  private var drained: (() -> Void)?
+  private var processScheduled = false
+  private var endOfPassScheduled = false
+  private var drainObserver: (any OutputDrainObserver)?
   private var closing = false
   private var inProcess = false
   /// The current request's head was checked for `Expect: 100-continue` (once per request).
@@ -83,9 +92,9 @@ final class ClientConnection {
     socket.onBytes = { [unowned self] bytes in withExtendedLifetime(self) { self.received(bytes) } }
     socket.onClosed = { [unowned self] in withExtendedLifetime(self) { self.gone() } }
     socket.onDrained = { [unowned self] in
-      let callback = self.drained
-      self.drained = nil
-      callback?()
+      let observer = self.drainObserver
+      self.drainObserver = nil
+      observer?.outputDrained()
     }
   }
 
@@ -152,31 +161,46 @@ final class ClientConnection {
   }
 
   /// Queues bytes for the socket; they are written once, at the end of the loop pass.
-  func queue(_ bytes: [UInt8], onDrained: (() -> Void)? = nil) {
-    bytes.withUnsafeBytes { queue($0, onDrained: onDrained) }
+  func queue(_ bytes: [UInt8], drainObserver: (any OutputDrainObserver)? = nil) {
+    bytes.withUnsafeBytes { queue($0, drainObserver: drainObserver) }
   }
 
   /// Queues a copy of `bytes` (body bytes straight from the upstream's receive buffer).
-  func queue(_ bytes: UnsafeRawBufferPointer, onDrained: (() -> Void)? = nil) {
+  func queue(_ bytes: UnsafeRawBufferPointer, drainObserver: (any OutputDrainObserver)? = nil) {
     guard !socket.isClosed else { return }
-    if onDrained != nil { drained = onDrained }
+    if let drainObserver { self.drainObserver = drainObserver }
     queued.append(contentsOf: bytes)
     if !flushScheduled {
       flushScheduled = true
-      server.endOfPass.schedule { [weak self] in self?.flush() }
+      scheduleEndOfPass()
+    }
+  }
+
+  private func scheduleEndOfPass() {
+    guard !endOfPassScheduled else { return }
+    endOfPassScheduled = true
+    server.endOfPass.schedule(self)
+  }
+
+  func runAtEndOfPass() {
+    endOfPassScheduled = false
+    if flushScheduled { flush() }
+    if processScheduled {
+      processScheduled = false
+      process()
     }
   }
 
   private func flush() {
     flushScheduled = false
-    guard !queued.isEmpty else { return }
+    guard !queued.isEmpty, !socket.isClosed else { return }
     queued.withUnsafeBytes { socket.write($0) }
     queued.removeAll(keepingCapacity: queued.capacity <= 256 * 1024)
     // All of it went at once: the socket will not call back, so whoever waits for the
     // output to drain (a paused upstream) hears it now.
-    if socket.pendingOutput == 0, let callback = drained {
-      drained = nil
-      callback()
+    if socket.pendingOutput == 0, let observer = drainObserver {
+      drainObserver = nil
+      observer.outputDrained()
     }
     if closing && current == nil { socket.closeAfterFlush() }
   }
@@ -188,8 +212,7 @@ final class ClientConnection {
   func finished(_ request: ClientRequest) {
     guard current === request else { return }
     current = nil
-    onClose = nil
-    drained = nil
+    drainObserver = nil
     lastActivity = monotonicSeconds()
     if closing {
       if !flushScheduled { socket.closeAfterFlush() }
@@ -199,7 +222,8 @@ final class ClientConnection {
       socket.resumeReading()
     } else {
       // A pipelined request: after this pass, not from inside the reply's callbacks.
-      server.endOfPass.schedule { [weak self] in self?.process() }
+      processScheduled = true
+      scheduleEndOfPass()
     }
   }
 
@@ -207,7 +231,6 @@ final class ClientConnection {
   func abort() {
     current?.detach()
     current = nil
-    onClose = nil
     socket.close()
     server.closed(self)
   }
@@ -226,12 +249,10 @@ final class ClientConnection {
   /// The client closed the connection (or it failed).
   private func gone() {
     let request = current
-    let callback = onClose
     current = nil
-    onClose = nil
     request?.detach()
     server.closed(self)
-    callback?()
+    if let request { server.onClientGone?(request) }
   }
 
   func expire(now: Double, headerTimeout: Double, bodyTimeout: Double, idleTimeout: Double) {
@@ -248,13 +269,12 @@ final class ClientConnection {
       server.closed(self)
     } else if socket.pendingOutput > 0 && now - socket.lastWriteProgress > idleTimeout {
       // The client stopped reading its reply.
-      let callback = onClose
-      current?.detach()
+      let request = current
+      request?.detach()
       current = nil
-      onClose = nil
       socket.close()
       server.closed(self)
-      callback?()
+      if let request { server.onClientGone?(request) }
     }
   }
 }

@@ -63,16 +63,16 @@ final class ClientRequest {
     connection.queue(head(status: status, headers: headers, framing: chunked ? ("Transfer-Encoding", "chunked") : nil))
   }
 
-  /// Queues body bytes. `onDrained` runs once everything queued so far was written, if it could
-  /// not be written at once.
-  func send(_ bytes: UnsafeRawBufferPointer, onDrained: (() -> Void)? = nil) {
+  /// Queues body bytes. `drainObserver` hears once everything queued so far was written, if it
+  /// could not be written at once.
+  func send(_ bytes: UnsafeRawBufferPointer, drainObserver: (any OutputDrainObserver)? = nil) {
     guard !isFinished, !bodyless, bytes.count > 0, let connection else { return }
     if chunked {
       connection.queue(Array(String(bytes.count, radix: 16).utf8) + [0x0D, 0x0A])
       connection.queue(bytes)
-      connection.queue([0x0D, 0x0A], onDrained: onDrained)
+      connection.queue([0x0D, 0x0A], drainObserver: drainObserver)
     } else {
-      connection.queue(bytes, onDrained: onDrained)
+      connection.queue(bytes, drainObserver: drainObserver)
     }
   }
 

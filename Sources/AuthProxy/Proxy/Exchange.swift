@@ -28,6 +28,15 @@ final class Exchange {
   /// The oldest token generation this request may still be sent with.
   var minimumGeneration: UInt64 = 0
   var transfer: UpstreamTransfer?
+  /// The attempt under way: who drives it, with which token, since when, what it answered.
+  struct Attempt {
+    let forwarder: Forwarder
+    let token: TokenSnapshot
+    let started: Double  // monotonic
+    var status: Int?
+    let freshConnection: Bool
+  }
+  var attempt: Attempt?
   /// Bounds the wait for a token, or for the upstream's answer.
   var timer: Timer?
 

@@ -72,84 +72,89 @@ final class Forwarder {
         bodyLength: exchange.body.count),
       body: exchange.body, isHEAD: exchange.method == "HEAD", freshConnection: freshConnection, stallTimeout: config.timeout)
     exchange.transfer = transfer
-    let attemptStarted = monotonicSeconds()
-    var attemptStatus: Int?
-
-    transfer.onHead = { [unowned self, unowned exchange, unowned transfer] status, headers in
-      exchange.timer?.cancel()
-      exchange.upstreamStatus = status
-      attemptStatus = status
-      if status == 401 && !exchange.reauth && self.onTokenRejected != nil {
-        // The API refused the request before acting on it: drop this answer, replay once.
-        exchange.awaitingReauth = true
-        transfer.onData = { _ in true }
-        return
-      }
-      if Forwarder.retryableStatuses.contains(status), let delay = self.retryDelay(headers), self.mayRetry(exchange) {
-        exchange.retryAfter = delay
-        transfer.onData = { _ in true }
-        return
-      }
-      exchange.headSent = true
-      exchange.request.startStream(status: status, headers: self.rewrite.responseHeaders(from: headers, requestID: exchange.requestID))
-    }
-    transfer.onData = { [unowned exchange] bytes in
-      exchange.bytesOut += bytes.count
-      if exchange.upstreamStatus == 403 && exchange.refusalBody.count < 2048 {
-        exchange.refusalBody.append(contentsOf: bytes.prefix(2048 - exchange.refusalBody.count))
-      }
-      // A strong capture (no weak reference per request): the connection drops this callback
-      // when the reply ends or the connection closes.
-      exchange.request.send(bytes) { [exchange] in
-        guard exchange.paused, !exchange.finished else { return }
-        exchange.paused = false
-        exchange.transfer?.resume()
-      }
-      // Past the watermark, stop reading the upstream until the app's socket drains.
-      if exchange.request.pendingOutput > Forwarder.highWatermark {
-        exchange.paused = true
-        return false
-      }
-      return true
-    }
-    transfer.onComplete = { [unowned self, unowned exchange] result in
-      exchange.timer?.cancel()
-      exchange.transfer = nil
-      exchange.upstreamMs = (monotonicSeconds() - attemptStarted) * 1000
-      self.metrics.recordUpstream(seconds: monotonicSeconds() - attemptStarted, status: attemptStatus)
-      if let status = attemptStatus, status == 401 || status == 403 { self.onAuthFailure?(exchange, status) }
-      if exchange.awaitingReauth {
-        self.metrics.reauths.add(1)
-        exchange.awaitingReauth = false
-        exchange.reauth = true
-        exchange.minimumGeneration = token.generation + 1
-        self.onTokenRejected?(exchange, token.generation)
-      } else if let delay = exchange.retryAfter {
-        exchange.retryAfter = nil
-        exchange.upstreamStatus = nil
-        self.onRetry?(exchange, delay)
-      } else if result.isSuccess {
-        exchange.request.endStream()
-        self.finish(exchange, status: exchange.upstreamStatus ?? 502, error: nil)
-      } else if exchange.headSent {
-        // The app must not take a cut body for a whole one. Log it first: cutting the
-        // connection runs its close callback at once (the worker would log a "client_closed"
-        // and free the exchange under us).
-        let request = exchange.request
-        self.finish(exchange, status: exchange.upstreamStatus ?? 502, error: UpstreamFailure.from(curlCode: result.code).code)
-        request.abort()
-      } else if !freshConnection && result.reusedConnection && [52, 55, 56].contains(result.code)
-        && Forwarder.idempotent.contains(exchange.method)
-      {
-        // A pooled connection the upstream closed just as we sent on it: once more on a new one.
-        self.forward(exchange, token: token, freshConnection: true)
-      } else if Forwarder.retryableCurlCodes.contains(result.code) && self.mayRetry(exchange) {
-        self.onRetry?(exchange, self.config.retryDelay)
-      } else {
-        self.fail(exchange, .upstream(UpstreamFailure.from(curlCode: result.code)))
-      }
-    }
+    exchange.attempt = Exchange.Attempt(
+      forwarder: self, token: token, started: monotonicSeconds(), status: nil, freshConnection: freshConnection)
+    // The exchange hears the attempt (no closures per request) and hands it back here.
+    transfer.delegate = exchange
     pool.start(transfer)
+  }
+
+  /// The attempt's answer has a head: pass it on, or drop it for a replay or a retry.
+  fileprivate func attemptHead(_ exchange: Exchange, _ transfer: UpstreamTransfer, status: Int, headers: [(name: String, value: String)]) {
+    exchange.timer?.cancel()
+    exchange.upstreamStatus = status
+    exchange.attempt?.status = status
+    if status == 401 && !exchange.reauth && onTokenRejected != nil {
+      // The API refused the request before acting on it: drop this answer, replay once.
+      exchange.awaitingReauth = true
+      transfer.discardsBody = true
+      return
+    }
+    if Forwarder.retryableStatuses.contains(status), let delay = retryDelay(headers), mayRetry(exchange) {
+      exchange.retryAfter = delay
+      transfer.discardsBody = true
+      return
+    }
+    exchange.headSent = true
+    exchange.request.startStream(status: status, headers: rewrite.responseHeaders(from: headers, requestID: exchange.requestID))
+  }
+
+  /// Body bytes of the answer: on to the app; false pauses the upstream until its socket drains.
+  fileprivate func attemptData(_ exchange: Exchange, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    exchange.bytesOut += bytes.count
+    if exchange.upstreamStatus == 403 && exchange.refusalBody.count < 2048 {
+      exchange.refusalBody.append(contentsOf: bytes.prefix(2048 - exchange.refusalBody.count))
+    }
+    // The connection tells the exchange when the output drained, if it could not be written
+    // at once; it lets go of the exchange when the reply ends or the connection closes.
+    exchange.request.send(bytes, drainObserver: exchange)
+    // Past the watermark, stop reading the upstream until the app's socket drains.
+    if exchange.request.pendingOutput > Forwarder.highWatermark {
+      exchange.paused = true
+      return false
+    }
+    return true
+  }
+
+  fileprivate func attemptCompleted(_ exchange: Exchange, _ result: UpstreamResult) {
+    guard let attempt = exchange.attempt else { return }
+    exchange.attempt = nil
+    exchange.timer?.cancel()
+    exchange.transfer = nil
+    let seconds = monotonicSeconds() - attempt.started
+    exchange.upstreamMs = seconds * 1000
+    metrics.recordUpstream(seconds: seconds, status: attempt.status)
+    if let status = attempt.status, status == 401 || status == 403 { onAuthFailure?(exchange, status) }
+    if exchange.awaitingReauth {
+      metrics.reauths.add(1)
+      exchange.awaitingReauth = false
+      exchange.reauth = true
+      exchange.minimumGeneration = attempt.token.generation + 1
+      onTokenRejected?(exchange, attempt.token.generation)
+    } else if let delay = exchange.retryAfter {
+      exchange.retryAfter = nil
+      exchange.upstreamStatus = nil
+      onRetry?(exchange, delay)
+    } else if result.isSuccess {
+      exchange.request.endStream()
+      finish(exchange, status: exchange.upstreamStatus ?? 502, error: nil)
+    } else if exchange.headSent {
+      // The app must not take a cut body for a whole one. Log it first: cutting the
+      // connection runs its close callback at once (the worker would log a "client_closed"
+      // and free the exchange under us).
+      let request = exchange.request
+      finish(exchange, status: exchange.upstreamStatus ?? 502, error: UpstreamFailure.from(curlCode: result.code).code)
+      request.abort()
+    } else if !attempt.freshConnection && result.reusedConnection && [52, 55, 56].contains(result.code)
+      && Forwarder.idempotent.contains(exchange.method)
+    {
+      // A pooled connection the upstream closed just as we sent on it: once more on a new one.
+      forward(exchange, token: attempt.token, freshConnection: true)
+    } else if Forwarder.retryableCurlCodes.contains(result.code) && mayRetry(exchange) {
+      onRetry?(exchange, config.retryDelay)
+    } else {
+      fail(exchange, .upstream(UpstreamFailure.from(curlCode: result.code)))
+    }
   }
 
   /// The app went away: stop the upstream work and free the request.
@@ -180,5 +185,27 @@ final class Forwarder {
     exchange.timer?.cancel()
     exchange.timer = nil
     onFinish?(exchange, status, error)
+  }
+}
+
+/// The exchange is its attempt's delegate and its connection's drain observer: objects it
+/// already is, so a request allocates no callbacks for them.
+extension Exchange: UpstreamTransferDelegate, OutputDrainObserver {
+  func transferHead(_ transfer: UpstreamTransfer, status: Int, headers: [(name: String, value: String)]) {
+    attempt?.forwarder.attemptHead(self, transfer, status: status, headers: headers)
+  }
+
+  func transferData(_ transfer: UpstreamTransfer, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    attempt?.forwarder.attemptData(self, bytes) ?? true
+  }
+
+  func transferCompleted(_ transfer: UpstreamTransfer, _ result: UpstreamResult) {
+    attempt?.forwarder.attemptCompleted(self, result)
+  }
+
+  func outputDrained() {
+    guard paused, !finished else { return }
+    paused = false
+    transfer?.resume()
   }
 }

@@ -58,9 +58,13 @@ public struct HeaderRewrite: Sendable {
   /// Response headers for the app: the upstream's, less hop-by-hop ones, plus our request id.
   public func responseHeaders(from upstream: [(name: String, value: String)], requestID: String) -> [(name: String, value: String)] {
     let named = connectionNamed(upstream)
-    var headers = upstream.filter { header in
-      !HeaderRewrite.isNamed(header.name, in: HeaderRewrite.droppedResponseHeaders)
-        && (named.isEmpty || !named.contains(header.name.lowercased()))
+    var headers: [(name: String, value: String)] = []
+    headers.reserveCapacity(upstream.count + 1)
+    for header in upstream
+    where !HeaderRewrite.isNamed(header.name, in: HeaderRewrite.droppedResponseHeaders)
+      && (named.isEmpty || !named.contains(header.name.lowercased()))
+    {
+      headers.append(header)
     }
     headers.append(("X-Request-ID", requestID))
     return headers
@@ -76,10 +80,15 @@ public struct HeaderRewrite: Sendable {
   private func connectionNamed(_ headers: [(name: String, value: String)]) -> Set<String> {
     var names: Set<String> = []
     for (name, value) in headers where name.equalsIgnoringASCIICase("connection") {
-      for token in value.utf8.split(separator: 0x2C) {
-        var token = token[...]
+      // Split by hand: `split` would allocate an array for the usual single "keep-alive".
+      var rest = value.utf8[...]
+      while !rest.isEmpty {
+        let comma = rest.firstIndex(of: 0x2C) ?? rest.endIndex
+        var token = rest[..<comma]
+        rest = comma == rest.endIndex ? rest[rest.endIndex...] : rest[rest.index(after: comma)...]
         while let first = token.first, first == 0x20 || first == 0x09 { token = token.dropFirst() }
         while let last = token.last, last == 0x20 || last == 0x09 { token = token.dropLast() }
+        if token.isEmpty { continue }
         let text = String(decoding: token, as: UTF8.self)
         if text.equalsIgnoringASCIICase("close") || text.equalsIgnoringASCIICase("keep-alive") { continue }
         names.insert(text.lowercased())

@@ -11,12 +11,15 @@ struct RequestHead {
   init?(_ bytes: ArraySlice<UInt8>) {
     var lines = LineReader(bytes: bytes)
     guard let requestLine = lines.next() else { return nil }
-    let parts = requestLine.split(separator: 0x20, maxSplits: 2)
-    guard parts.count == 3 else { return nil }
-    method = String(decoding: parts[0], as: UTF8.self)
-    target = String(decoding: parts[1], as: UTF8.self)
-    isHTTP10 = parts[2].elementsEqual("HTTP/1.0".utf8)
+    // METHOD SP target SP version (single spaces: the framer checked).
+    guard let firstSpace = requestLine.firstIndex(of: 0x20),
+      let secondSpace = requestLine[(firstSpace + 1)...].firstIndex(of: 0x20)
+    else { return nil }
+    method = String(decoding: requestLine[..<firstSpace], as: UTF8.self)
+    target = String(decoding: requestLine[(firstSpace + 1)..<secondSpace], as: UTF8.self)
+    isHTTP10 = requestLine[(secondSpace + 1)...].elementsEqual("HTTP/1.0".utf8)
     headers = []
+    headers.reserveCapacity(16)
     var chunked = false
     while let line = lines.next(), !line.isEmpty {
       guard let colon = line.firstIndex(of: 0x3A) else { return nil }
@@ -24,7 +27,7 @@ struct RequestHead {
       var value = line[(colon + 1)...]
       while let first = value.first, first == 0x20 || first == 0x09 { value = value.dropFirst() }
       while let last = value.last, last == 0x20 || last == 0x09 { value = value.dropLast() }
-      if !chunked && name.utf8.count == 17 && name.lowercased() == "transfer-encoding" { chunked = true }
+      if !chunked && name.equalsIgnoringASCIICase("transfer-encoding") { chunked = true }
       headers.append((name, String(decoding: value, as: UTF8.self)))
     }
     body = chunked ? RequestHead.dechunk(lines.rest) : Array(lines.rest)

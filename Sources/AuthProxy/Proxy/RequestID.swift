@@ -20,7 +20,7 @@ public enum RequestID {
     return generate(using: &random)
   }
 
-  private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
+  private static func hexDigit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? 0x30 + nibble : 0x57 + nibble }
 
   /// A random (version 4) UUID, lower-case.
   public static func generate() -> String {
@@ -31,19 +31,17 @@ public enum RequestID {
   /// A UUID from `source`: a worker passes its `FastRandom`, as the system generator costs a
   /// system call per 8 bytes (and so does glibc 2.36's `arc4random`).
   public static func generate(using source: inout some RandomNumberGenerator) -> String {
-    var random = [UInt8](repeating: 0, count: 16)
-    for i in stride(from: 0, to: 16, by: 8) {
-      let word = source.next()
-      for j in 0..<8 { random[i + j] = UInt8(truncatingIfNeeded: word >> (j * 8)) }
-    }
-    random[6] = (random[6] & 0x0F) | 0x40
-    random[8] = (random[8] & 0x3F) | 0x80
-    var out = [UInt8]()
+    let high = source.next()
+    let low = source.next()
+    var out: [UInt8] = []
     out.reserveCapacity(36)
-    for (i, b) in random.enumerated() {
+    for i in 0..<16 {
+      var byte = UInt8(truncatingIfNeeded: (i < 8 ? high : low) >> ((i % 8) * 8))
+      if i == 6 { byte = (byte & 0x0F) | 0x40 }  // version 4
+      if i == 8 { byte = (byte & 0x3F) | 0x80 }  // variant 10
       if i == 4 || i == 6 || i == 8 || i == 10 { out.append(0x2D) }
-      out.append(hex[Int(b >> 4)])
-      out.append(hex[Int(b & 0x0F)])
+      out.append(hexDigit(byte >> 4))
+      out.append(hexDigit(byte & 0x0F))
     }
     return String(decoding: out, as: UTF8.self)
   }

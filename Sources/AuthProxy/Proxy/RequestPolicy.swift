@@ -1,13 +1,13 @@
 /// First step of the chain: may this request be proxied at all? Answers early with the error.
 public struct RequestPolicy: Sendable {
   public let maxBody: Int
-  private let authPaths: Set<String>
+  private let authPaths: Set<[UInt8]>
   private let allowed: [CIDR]
 
   public init(config: ServeConfig) {
     maxBody = config.maxBody
     allowed = config.allowCIDR
-    authPaths = Set(config.authPaths.map { RequestPolicy.normalize($0) })
+    authPaths = Set(config.authPaths.map { RequestPolicy.normalized($0.utf8) })
   }
 
   /// Anything that reaches the listener acts with the integration's identity: only the
@@ -21,8 +21,7 @@ public struct RequestPolicy: Sendable {
     guard target.utf8.first == 0x2F else { return .badRequest("only origin-form request targets (/path?query) are proxied") }
     if method == "CONNECT" || method == "TRACE" { return .badRequest("method \(method) is not supported") }
     if bodyLength > maxBody { return .tooLarge(limit: maxBody) }
-    let path = String(decoding: target.utf8.prefix { $0 != 0x3F }, as: UTF8.self)
-    if authPaths.contains(RequestPolicy.normalize(path)) {
+    if authPaths.contains(RequestPolicy.normalized(target.utf8.prefix { $0 != 0x3F })) {
       return .forbidden("the API's auth paths are the proxy's own; apps cannot call them")
     }
     return nil
@@ -34,7 +33,12 @@ public struct RequestPolicy: Sendable {
   /// slash, ASCII lower case. Used only to compare with the auth paths, so that `//auth/./LOGIN/` is
   /// refused like `/auth/login`. Idempotent.
   static func normalize(_ path: String) -> String {
-    var bytes = Array(path.utf8)
+    String(decoding: normalized(path.utf8), as: UTF8.self)
+  }
+
+  /// `normalize` on bytes: two arrays whatever the path (this runs for every request).
+  static func normalized(_ path: some Collection<UInt8>) -> [UInt8] {
+    var bytes = Array(path)
     // Percent-decoding until nothing changes; most paths have no "%" at all.
     while bytes.contains(0x25) {
       var decoded: [UInt8] = []
@@ -54,22 +58,24 @@ public struct RequestPolicy: Sendable {
       bytes = decoded
     }
     // Segments by bytes, as a router splits them (a Character split would take "/" and a
-    // combining mark after it for one grapheme, not a separator).
-    var segments: [ArraySlice<UInt8>] = []
-    for raw in bytes.split(separator: 0x2F, omittingEmptySubsequences: true) {
-      let segment = raw.prefix { $0 != 0x3B }
-      if segment.isEmpty || segment.elementsEqual([0x2E]) { continue }
+    // combining mark after it for one grapheme, not a separator). `out` is "/seg/seg…": ".."
+    // takes back its last segment.
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.count + 1)
+    var start = 0
+    while start < bytes.count {
+      let end = bytes[start...].firstIndex(of: 0x2F) ?? bytes.count
+      let segment = bytes[start..<end].prefix { $0 != 0x3B }
+      start = end + 1
+      if segment.isEmpty || segment.elementsEqual(CollectionOfOne(0x2E)) { continue }
       if segment.elementsEqual([0x2E, 0x2E]) {
-        _ = segments.popLast()
+        out.removeSubrange((out.lastIndex(of: 0x2F) ?? 0)...)
         continue
       }
-      segments.append(segment)
+      out.append(0x2F)
+      for b in segment { out.append(b &- 0x41 < 26 ? b | 0x20 : b) }
     }
-    var normalized: [UInt8] = [0x2F]
-    for (n, segment) in segments.enumerated() {
-      if n > 0 { normalized.append(0x2F) }
-      normalized.append(contentsOf: segment.lazy.map { $0 &- 0x41 < 26 ? $0 | 0x20 : $0 })
-    }
-    return String(decoding: normalized, as: UTF8.self)
+    if out.isEmpty { out.append(0x2F) }
+    return out
   }
 }

@@ -27,6 +27,7 @@ final class Worker {
   private var token = TokenState.starting
   /// Requests waiting for a token, oldest first.
   private var waiting: [Exchange] = []
+  /// Exchanges under way, by their `ClientRequest`.
   private var inFlight: [ObjectIdentifier: Exchange] = [:]
   private var draining = false
   private var askedForToken = false
@@ -54,6 +55,9 @@ final class Worker {
     accessLog = AccessLogBuffer(sink: sink, loop: loop)
     mailbox = try MailboxReceiver(loop: loop) { [unowned self] message in self.received(message) }
     connections.onRequest = { [unowned self] request in self.handle(request) }
+    connections.onClientGone = { [unowned self] request in
+      if let exchange = self.inFlight[ObjectIdentifier(request)] { self.clientGone(exchange) }
+    }
     forwarder.onFinish = { [unowned self] exchange, status, error in self.finished(exchange, status: status, error: error) }
     forwarder.onTokenRejected = { [unowned self] exchange, generation in self.tokenRejected(exchange, generation: generation) }
     forwarder.onRetry = { [unowned self] exchange, delay in self.retry(exchange, after: delay) }
@@ -91,11 +95,8 @@ final class Worker {
     let now = clock.now()
     let requestID = RequestID.pick(request.header("X-Request-ID"), using: &requestIDs)
     let exchange = Exchange(request: request, requestID: requestID, client: request.clientAddress, now: now)
-    inFlight[ObjectIdentifier(exchange)] = exchange
+    inFlight[ObjectIdentifier(request)] = exchange
     metrics.inFlight.add(1)
-    // The connection drops this callback when the reply ends or the connection closes; the
-    // worker outlives its connections.
-    request.connection?.onClose = { [unowned self, exchange] in self.clientGone(exchange) }
     if let refusal = checkClient(exchange.client)
       ?? policy.check(method: exchange.method, target: exchange.target, bodyLength: exchange.body.count)
     {
@@ -177,7 +178,7 @@ final class Worker {
   }
 
   private func finished(_ exchange: Exchange, status: Int, error: String?) {
-    inFlight[ObjectIdentifier(exchange)] = nil
+    inFlight[ObjectIdentifier(exchange.request)] = nil
     metrics.inFlight.add(-1)
     metrics.recordRequest(method: exchange.method, status: status)
     accessLog.append(exchange.logEntry(status: status, error: error))

@@ -274,6 +274,7 @@ struct ResponseParser: Sendable {
     let name = UnsafeRawBufferPointer(rebasing: line[0..<colon])
     let value = UnsafeRawBufferPointer(rebasing: line[start..<end])
     try interpret(name, value)
+    if headers.isEmpty { headers.reserveCapacity(16) }
     headers.append((name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self)))
   }
 

@@ -12,7 +12,7 @@ public struct UpstreamResult: Sendable {
 /// The data path's own HTTP/1.1 client (libcurl stays for the control plane): connections are
 /// `TLSClientSocket`s, one attempt at a time each, kept for reuse while the upstream allows it
 /// and for at most `maxIdleAge` seconds of idleness. Idle connections keep their read event,
-/// so one the upstream closes leaves the pool at once instead of failing the next request.
+/// so one the upstream closes is closed at once and never given to the next request.
 public final class UpstreamPool {
   let loop: EventLoop
   private let context: TLSClientContext
@@ -44,14 +44,15 @@ public final class UpstreamPool {
   }
 
   /// Connections waiting for a request.
-  public var idleConnections: Int { idle.count }
+  public var idleConnections: Int { idle.count { $0.socket.state == .open } }
 
   /// Starts an attempt: on an idle connection unless `transfer.freshConnection`, else a new one.
   public func start(_ transfer: UpstreamTransfer) {
     let now = monotonicSeconds()
     if !transfer.freshConnection {
       while let entry = idle.popLast() {
-        if now - entry.since > maxIdleAge {
+        // Closed while idle (by the upstream, or by bytes nobody asked for): skipped.
+        if entry.socket.state != .open || now - entry.since > maxIdleAge {
           entry.socket.discard()
           continue
         }
@@ -77,17 +78,21 @@ public final class UpstreamPool {
       socket.discard()
       return
     }
-    let since = monotonicSeconds()
-    socket.onBytes = { [unowned socket] _ in socket.close(.receive) }  // nothing may come unasked
-    socket.onClosed = { [weak self, unowned socket] _ in self?.idle.removeAll { $0.socket === socket } }
-    idle.append((socket, since))
+    // No delegate while idle: the socket closes itself if anything arrives, and start() or
+    // expireIdle() drops it once closed.
+    socket.delegate = nil
+    idle.append((socket, monotonicSeconds()))
   }
 
-  /// Drops idle connections older than `maxIdleAge` (called now and then).
+  /// Drops idle connections older than `maxIdleAge`, and frees the TLS buffers of those idle
+  /// for more than a second (called every second).
   public func expireIdle() {
     let now = monotonicSeconds()
     idle.removeAll { entry in
-      guard now - entry.since > maxIdleAge else { return false }
+      guard entry.socket.state != .open || now - entry.since > maxIdleAge else {
+        if now - entry.since > 1 { entry.socket.releaseBuffers() }
+        return false
+      }
       entry.socket.discard()
       return true
     }

@@ -1,7 +1,18 @@
+/// What an `UpstreamTransfer` tells the one who started it (one object per attempt, not a
+/// closure per callback).
+protocol UpstreamTransferDelegate: AnyObject {
+  /// The final response's status and headers (1xx responses are skipped).
+  func transferHead(_ transfer: UpstreamTransfer, status: Int, headers: [(name: String, value: String)])
+  /// Body bytes, taken whole; return false to pause after them until `resume`.
+  func transferData(_ transfer: UpstreamTransfer, _ bytes: UnsafeRawBufferPointer) -> Bool
+  /// The attempt ended (once; not after `cancel`).
+  func transferCompleted(_ transfer: UpstreamTransfer, _ result: UpstreamResult)
+}
+
 /// One HTTP/1.1 attempt on an `UpstreamPool`: the request goes out whole (head and body), the
-/// response comes back through `onHead` / `onData` as it arrives, and `onComplete` ends it.
-/// The same shape as the control plane's `CurlTransfer`, so the `Forwarder` drives either.
-public final class UpstreamTransfer {
+/// response comes back to the delegate as it arrives (head, body bytes, completion), with
+/// curl's error numbers, as the control plane's `CurlTransfer` reports them.
+public final class UpstreamTransfer: TLSClientSocketDelegate {
   /// The request head, ready for the wire, and its body (sent after it, not copied into it).
   let head: [UInt8]
   let body: [UInt8]
@@ -14,15 +25,14 @@ public final class UpstreamTransfer {
   /// How many times the request was sent (never more than once: no silent resends here).
   public private(set) var sends = 0
 
-  /// The final response's status and headers (1xx responses are skipped).
-  public var onHead: ((Int, [(name: String, value: String)]) -> Void)?
-  /// Body bytes, taken whole; return false to pause after them until `resume`.
-  public var onData: ((UnsafeRawBufferPointer) -> Bool)?
-  public var onComplete: ((UpstreamResult) -> Void)?
+  /// Held strongly until the attempt ends (it holds the attempt too: the cycle ends then).
+  var delegate: (any UpstreamTransferDelegate)?
+  /// The body is read to its end but not handed on (an answer to be replaced by a replay).
+  var discardsBody = false
 
   private var parser: ResponseParser
   private var socket: TLSClientSocket?
-  private weak var pool: UpstreamPool?
+  private var pool: UpstreamPool?
   private var reused = false
   private var paused = false
   /// Bytes received while paused, or left over when a pause stopped the parser.
@@ -30,7 +40,6 @@ public final class UpstreamTransfer {
   private let started = monotonicSeconds()
   private var headReceived = false
   private var lastActivity = monotonicSeconds()
-  private var stallTimer: Timer?
   private var finished = false
 
   public init(head: [UInt8], body: [UInt8], isHEAD: Bool, freshConnection: Bool, stallTimeout: Double) {
@@ -45,16 +54,15 @@ public final class UpstreamTransfer {
     self.socket = socket
     self.pool = pool
     self.reused = reused
-    socket.onBytes = { [unowned self] bytes in self.received(bytes) }
-    socket.onClosed = { [unowned self] failure in self.closed(failure) }
-    stallTimer = Timer(loop: pool.loop) { [unowned self] in self.checkStall() }
-    stallTimer?.schedule(after: stallTimeout)
-    if socket.state == .open {
-      send()
-    } else {
-      socket.onOpen = { [unowned self] in self.send() }
-    }
+    socket.delegate = self
+    socket.armTimer(after: stallTimeout)
+    if socket.state == .open { send() }
   }
+
+  public func socketOpened(_ socket: TLSClientSocket) { send() }
+  public func socket(_ socket: TLSClientSocket, received bytes: UnsafeRawBufferPointer) { received(bytes) }
+  public func socket(_ socket: TLSClientSocket, closed failure: TLSSocketFailure?) { closed(failure) }
+  public func socketTimerFired(_ socket: TLSClientSocket) { checkStall() }
 
   private func send() {
     guard let socket else { return }
@@ -69,7 +77,7 @@ public final class UpstreamTransfer {
     let now = monotonicSeconds()
     guard headReceived else {
       // The whole wait for the head counts, however the upstream trickles it.
-      if now - started >= stallTimeout { drop(code: 28) } else { stallTimer?.schedule(after: stallTimeout - (now - started)) }
+      if now - started >= stallTimeout { drop(code: 28) } else { socket?.armTimer(after: stallTimeout - (now - started)) }
       return
     }
     // While paused the app is the slow one: the upstream is not stalling.
@@ -78,7 +86,7 @@ public final class UpstreamTransfer {
     if idleFor >= stallTimeout {
       drop(code: 28)
     } else {
-      stallTimer?.schedule(after: stallTimeout - idleFor)
+      socket?.armTimer(after: stallTimeout - idleFor)
     }
   }
 
@@ -101,11 +109,11 @@ public final class UpstreamTransfer {
         switch event {
         case .head(let status, let headers):
           self.headReceived = true
-          self.onHead?(status, headers)
+          self.delegate?.transferHead(self, status: status, headers: headers)
           return !self.finished
         case .body(let slice):
           guard !self.finished else { return false }
-          if self.onData?(slice) ?? true { return true }
+          if self.deliver(slice) { return true }
           self.paused = true
           return false
         case .end(let canReuse):
@@ -127,7 +135,12 @@ public final class UpstreamTransfer {
     }
   }
 
-  /// Continues after `onData` refused bytes.
+  private func deliver(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    guard !discardsBody, let delegate else { return true }
+    return delegate.transferData(self, bytes)
+  }
+
+  /// Continues after the delegate refused bytes.
   public func resume() {
     guard paused, !finished else { return }
     paused = false
@@ -161,7 +174,7 @@ public final class UpstreamTransfer {
   private func endOfStream() {
     var completed = false
     let whole = parser.finishAtEOF { event in
-      if case .body(let slice) = event { return self.onData?(slice) ?? true }
+      if case .body(let slice) = event { return self.deliver(slice) }
       if case .end = event { completed = true }
       return true
     }
@@ -188,26 +201,23 @@ public final class UpstreamTransfer {
   public func cancel() {
     guard !finished else { return }
     finished = true
-    stallTimer?.cancel()
     socket?.discard()
     socket = nil
-    onHead = nil
-    onData = nil
-    onComplete = nil
+    pool = nil
+    delegate = nil
   }
 
   private func complete(code: Int32, reusable: Bool) {
     guard !finished else { return }
     finished = true
-    stallTimer?.cancel()
     if let socket {
       self.socket = nil
+      socket.cancelTimer()
       if code == 0 && reusable, let pool { pool.release(socket) } else { socket.discard() }
     }
-    let callback = onComplete
-    onComplete = nil
-    onHead = nil
-    onData = nil
-    callback?(UpstreamResult(code: code, reusedConnection: reused))
+    pool = nil
+    let delegate = self.delegate
+    self.delegate = nil
+    delegate?.transferCompleted(self, UpstreamResult(code: code, reusedConnection: reused))
   }
 }
