@@ -84,6 +84,24 @@ private let tenOClock = 1_795_946_400.0
 
   // MARK: Formatting
 
+  /// The access log formats every line with one cache per worker: whatever came before, a
+  /// line reads as if formatted alone (second boundaries, millisecond carry, going back).
+  @Test func aSharedSecondCacheFormatsLikeAFreshOne() {
+    let times = [
+      tenOClock + 0.25, tenOClock + 0.9994, tenOClock + 0.9996, tenOClock + 1.5, tenOClock + 59.9999, tenOClock - 0.0004,
+      tenOClock - 86_400.5, tenOClock + 1.5, 0, -0.25,
+    ]
+    var cache = RFC3339.SecondCache()
+    for time in times {
+      var shared: [UInt8] = []
+      RFC3339.append(time, to: &shared, cache: &cache)
+      #expect(String(decoding: shared, as: UTF8.self) == RFC3339.format(time), "\(time)")
+    }
+    var shared: [UInt8] = []
+    RFC3339.append(tenOClock + 0.5, to: &shared, cache: &cache)
+    #expect(String(decoding: shared, as: UTF8.self) == "2026-11-29T10:00:00.500Z")
+  }
+
   @Test func formatsWithMilliseconds() {
     #expect(RFC3339.format(tenOClock + 0.25) == "2026-11-29T10:00:00.250Z")
     #expect(RFC3339.format(tenOClock) == "2026-11-29T10:00:00.000Z")

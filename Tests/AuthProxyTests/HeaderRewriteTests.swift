@@ -136,3 +136,23 @@ private func linesNamed(_ name: String, in lines: [String]) -> [String] {
     #expect(lines == ["Set-Cookie: a=1", "Set-Cookie: b=2", "Cache-Control: no-store", "X-Request-ID: req-42"])
   }
 }
+
+@Suite struct ResponseFieldPassThroughTests {
+  /// The proxy forwards the upstream's field lines as received (no decoding and re-encoding):
+  /// obs-text bytes that are not UTF-8 reach the app unchanged, dropped lines leave no trace.
+  @Test func keptLinesAreTheUpstreamBytes() {
+    var fields = ResponseFields()
+    fields.append(name: "X-Latin".utf8, value: [0x63, 0x61, 0x66, 0xE9])
+    fields.append(name: "Connection".utf8, value: "keep-alive, X-Hop".utf8)
+    fields.append(name: "x-hop".utf8, value: "1".utf8)
+    fields.append(name: "X-Request-ID".utf8, value: "upstream-id".utf8)
+    fields.append(name: "Content-Type".utf8, value: "application/json".utf8)
+    let out = HeaderRewrite(userAgent: ourUserAgent).responseFields(from: fields, requestID: ourRequestID)
+    let latin: [UInt8] = Array("X-Latin: caf".utf8) + [0xE9, 0x0D, 0x0A]
+    let expected = latin + Array("Content-Type: application/json\r\nX-Request-ID: req-42\r\n".utf8)
+    #expect(out.bytes == expected)
+    #expect(out.count == 3)
+    #expect(out.value(named: Array("content-type".utf8)) == "application/json")
+    #expect(out.firstIndex(named: Array("x-hop".utf8)) == nil && out.firstIndex(named: FieldName.connection) == nil)
+  }
+}

@@ -177,6 +177,32 @@ import Testing
     #expect((try? request(port: run.port, target: "/api/v1/echo").status) == 200, "the proxy still serves")
   }
 
+  @Test func aClientThatLeavesBeforeItsAnswerLeavesTheUpstreamConnectionPooled() throws {
+    let proxy = try ProxyHarness(workers: 1)
+    defer { proxy.stop() }
+    func metric(_ name: String) -> Double? {
+      let text = (try? proxy.admin("/metrics").text) ?? ""
+      return text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+    }
+    #expect(try proxy.get("/api/v1/echo").status == 200)
+    #expect(eventually(timeout: 10) { metric("authproxy_upstream_idle_connections") == 1 })
+    #expect(metric("authproxy_upstream_connections_total") == 1)
+    let connection = try RawConnection(port: proxy.port, timeoutSeconds: 15)
+    try connection.send(requestBytes(method: "GET", target: "/api/v1/slow?ms=300"))
+    #expect(eventually(timeout: 10) { metric("authproxy_in_flight_requests") == 1 }, "sent on the pooled connection")
+    #expect(metric("authproxy_upstream_idle_connections") == 0)
+    connection.shutdown()
+    // The proxy reads the answer when it comes, throws it away and pools the connection
+    // again, instead of a new TLS handshake for the next request.
+    #expect(
+      eventually(timeout: 10) {
+        proxy.accessLog().contains { $0["error"] as? String == "client_closed" }
+          && metric("authproxy_upstream_idle_connections") == 1
+      })
+    #expect(try proxy.get("/api/v1/echo").status == 200)
+    #expect(metric("authproxy_upstream_connections_total") == 1, "the next request went on the same connection")
+  }
+
   // MARK: Idle connections
 
   @Test func aConnectionThatSendsNothingIsClosedAfterTheTimeout() throws {

@@ -90,44 +90,71 @@ public enum RFC3339 {
     return String(decoding: out, as: UTF8.self)
   }
 
-  /// Appends the `format` text of `seconds` as UTF-8 (the access log's hot path).
+  /// Appends the `format` text of `seconds` as UTF-8.
   public static func append(_ seconds: Double, milliseconds: Bool = true, to out: inout [UInt8]) {
+    var cache = SecondCache()
+    append(seconds, milliseconds: milliseconds, to: &out, cache: &cache)
+  }
+
+  /// The text of the last whole second formatted: the access log (one cache per worker)
+  /// formats the date and time once per second instead of once per line.
+  public struct SecondCache {
+    fileprivate var second = time_t.min
+    fileprivate var text: [UInt8] = []
+    public init() {}
+  }
+
+  /// `append`, reusing `cache` when `seconds` falls in the second it holds.
+  public static func append(_ seconds: Double, milliseconds: Bool = true, to out: inout [UInt8], cache: inout SecondCache) {
     // Round to the nearest millisecond, carrying into the seconds.
     let totalMillis = Int64((seconds * 1000).rounded())
-    var whole = time_t(totalMillis.quotientAndRemainder(dividingBy: 1000).quotient - (totalMillis % 1000 < 0 ? 1 : 0))
+    let whole = time_t(totalMillis.quotientAndRemainder(dividingBy: 1000).quotient - (totalMillis % 1000 < 0 ? 1 : 0))
     let millis = Int((totalMillis % 1000 + 1000) % 1000)
-    var t = tm()
-    gmtime_r(&whole, &t)
-    func pad(_ v: Int, _ width: Int) {
-      var divisor = 1
-      for _ in 1..<width { divisor *= 10 }
-      if v >= divisor * 10 {
-        JSONText.appendInt(v, to: &out)
-        return
-      }
-      var v = max(0, v)
-      while divisor > 0 {
-        out.append(0x30 + UInt8(v / divisor))
-        v %= divisor
-        divisor /= 10
-      }
+    if cache.second != whole {
+      cache.second = whole
+      cache.text.removeAll(keepingCapacity: true)
+      appendWholeSecond(whole, to: &cache.text)
     }
-    pad(Int(t.tm_year) + 1900, 4)
-    out.append(0x2D)
-    pad(Int(t.tm_mon) + 1, 2)
-    out.append(0x2D)
-    pad(Int(t.tm_mday), 2)
-    out.append(0x54)
-    pad(Int(t.tm_hour), 2)
-    out.append(0x3A)
-    pad(Int(t.tm_min), 2)
-    out.append(0x3A)
-    pad(Int(t.tm_sec), 2)
+    out.append(contentsOf: cache.text)
     if milliseconds {
       out.append(0x2E)
-      pad(millis, 3)
+      pad(millis, 3, to: &out)
     }
     out.append(0x5A)
+  }
+
+  /// "YYYY-MM-DDTHH:MM:SS" of `whole` (UTC).
+  private static func appendWholeSecond(_ whole: time_t, to out: inout [UInt8]) {
+    var whole = whole
+    var t = tm()
+    gmtime_r(&whole, &t)
+    pad(Int(t.tm_year) + 1900, 4, to: &out)
+    out.append(0x2D)
+    pad(Int(t.tm_mon) + 1, 2, to: &out)
+    out.append(0x2D)
+    pad(Int(t.tm_mday), 2, to: &out)
+    out.append(0x54)
+    pad(Int(t.tm_hour), 2, to: &out)
+    out.append(0x3A)
+    pad(Int(t.tm_min), 2, to: &out)
+    out.append(0x3A)
+    pad(Int(t.tm_sec), 2, to: &out)
+  }
+
+  /// `v` in at least `width` digits, zero-padded.
+  private static func pad(_ v: Int, _ width: Int, to out: inout [UInt8]) {
+    var divisor = 1
+    for _ in 1..<width { divisor *= 10 }
+    if v >= divisor * 10 {
+      JSONText.appendInt(v, to: &out)
+      return
+    }
+    var v = max(0, v)
+    while divisor > 0 {
+      out.append(0x30 + UInt8(v / divisor))
+      v %= divisor
+      divisor /= 10
+    }
   }
 }
 

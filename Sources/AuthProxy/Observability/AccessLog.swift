@@ -29,6 +29,12 @@ public struct AccessLogEntry: Sendable {
   /// Appends the JSON line (without its newline) straight into a byte buffer: no intermediate
   /// strings, as this runs once per request on the worker's loop.
   public func append(to out: inout [UInt8]) {
+    var timestamps = RFC3339.SecondCache()
+    append(to: &out, timestamps: &timestamps)
+  }
+
+  /// `append(to:)` with the worker's timestamp cache.
+  public func append(to out: inout [UInt8], timestamps: inout RFC3339.SecondCache) {
     func key(_ name: StaticString, first: Bool = false) {
       if !first { out.append(0x2C) }
       out.append(0x22)
@@ -41,7 +47,7 @@ public struct AccessLogEntry: Sendable {
     out.append(0x7B)
     key("ts", first: true)
     out.append(0x22)
-    RFC3339.append(ts, to: &out)
+    RFC3339.append(ts, to: &out, cache: &timestamps)
     out.append(0x22)
     key("request_id")
     JSONText.appendQuoted(requestID, to: &out)
@@ -191,6 +197,7 @@ public final class AccessLogSink: Sendable {
 final class AccessLogBuffer {
   private let sink: AccessLogSink
   private var buffer: [UInt8] = []
+  private var timestamps = RFC3339.SecondCache()
   private var timer: Timer?
   private static let flushSize = 64 * 1024
 
@@ -205,7 +212,7 @@ final class AccessLogBuffer {
   }
 
   func append(_ entry: AccessLogEntry) {
-    entry.append(to: &buffer)
+    entry.append(to: &buffer, timestamps: &timestamps)
     buffer.append(0x0A)
     if buffer.count >= AccessLogBuffer.flushSize { flush() }
   }

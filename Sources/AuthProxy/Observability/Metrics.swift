@@ -25,6 +25,9 @@ public final class WorkerMetrics: Sendable {
   let upstream401 = Counter()
   let upstream403 = Counter()
   let rejected = Counter()
+  /// Upstream connections opened (each a TLS handshake), and those idle in the pool now.
+  let upstreamConnections = Counter()
+  let upstreamIdle = Counter()
 
   public init() {
     requests = (0..<(Self.methods.count * Self.statusClasses.count)).map { _ in Counter() }
@@ -122,6 +125,10 @@ struct MetricsExposition {
     }
     gauge("authproxy_in_flight_requests", "Requests being answered now.", Double(workers.reduce(0) { $0 + $1.inFlight.current }))
     counter("authproxy_retries_total", "Upstream attempts that were retries.") { $0.retries.current }
+    counter("authproxy_upstream_connections_total", "Upstream connections opened (TLS handshakes).") { $0.upstreamConnections.current }
+    gauge(
+      "authproxy_upstream_idle_connections", "Upstream connections kept open for the next request.",
+      Double(workers.reduce(0) { $0 + $1.upstreamIdle.current }))
     counter("authproxy_reauth_total", "Requests replayed after a 401 renewed the token.") { $0.reauths.current }
     counter("authproxy_rejected_requests_total", "Requests refused before parsing (framing, header timeout).") { $0.rejected.current }
     out.family("authproxy_upstream_auth_failures_total", "counter", "Upstream 401 and 403 answers.")

@@ -46,8 +46,9 @@ final class ClientRequest {
   func respond(status: Int, headers: [(name: String, value: String)], body: [UInt8]) {
     guard !isFinished, let connection else { return }
     isFinished = true
-    let hasLength = headers.hasHeader("content-length")
-    var out = head(status: status, headers: headers, framing: hasLength ? nil : ("Content-Length", String(body.count)))
+    let fields = ResponseFields(headers)
+    let hasLength = fields.firstIndex(named: FieldName.contentLength) != nil
+    var out = head(status: status, fields: fields, framing: hasLength ? nil : ("Content-Length", String(body.count)))
     if method != "HEAD" && ResponseHeadWriter.allowsBody(status) { out.append(contentsOf: body) }
     connection.queue(out)
     connection.finished(self)
@@ -55,12 +56,12 @@ final class ClientRequest {
 
   /// Starts a streamed reply: with a Content-Length header the body goes as is; without one,
   /// chunked (HTTP/1.1) or until the connection closes (HTTP/1.0).
-  func startStream(status: Int, headers: [(name: String, value: String)]) {
+  func startStream(status: Int, fields: ResponseFields) {
     guard !isFinished, let connection else { return }
     bodyless = method == "HEAD" || !ResponseHeadWriter.allowsBody(status)
-    let hasLength = headers.hasHeader("content-length")
+    let hasLength = fields.firstIndex(named: FieldName.contentLength) != nil
     chunked = !bodyless && !hasLength && !isHTTP10
-    connection.queue(head(status: status, headers: headers, framing: chunked ? ("Transfer-Encoding", "chunked") : nil))
+    connection.queue(head(status: status, fields: fields, framing: chunked ? ("Transfer-Encoding", "chunked") : nil))
   }
 
   /// Queues body bytes. `drainObserver` hears once everything queued so far was written, if it
@@ -95,12 +96,12 @@ final class ClientRequest {
     connection?.abort()
   }
 
-  private func head(status: Int, headers: [(name: String, value: String)], framing: (String, String)?) -> [UInt8] {
+  private func head(status: Int, fields: ResponseFields, framing: (String, String)?) -> [UInt8] {
     // An HTTP/1.0 stream without a length ends with the connection.
-    let closing = !keepAlive || (isHTTP10 && framing == nil && !bodyless && !headers.hasHeader("content-length"))
+    let closing = !keepAlive || (isHTTP10 && framing == nil && !bodyless && fields.firstIndex(named: FieldName.contentLength) == nil)
     if closing { connection?.closeAfterReply() }
     return ResponseHeadWriter.write(
-      version: isHTTP10 ? "HTTP/1.0" : "HTTP/1.1", status: status, headers: headers, framing: framing,
+      version: isHTTP10 ? "HTTP/1.0" : "HTTP/1.1", status: status, fields: fields, framing: framing,
       connection: closing ? "close" : (isHTTP10 ? "keep-alive" : nil))
   }
 }
@@ -109,11 +110,13 @@ final class ClientRequest {
 enum ResponseHeadWriter {
   static func allowsBody(_ status: Int) -> Bool { status >= 200 && status != 204 && status != 304 }
 
+  /// The head: status line, `fields`' lines as they are, `Date` unless there is one, the
+  /// framing field and `Connection`.
   static func write(
-    version: String, status: Int, headers: [(name: String, value: String)], framing: (String, String)?, connection: String?
+    version: String, status: Int, fields: ResponseFields, framing: (String, String)?, connection: String?
   ) -> [UInt8] {
     var out: [UInt8] = []
-    out.reserveCapacity(256)
+    out.reserveCapacity(fields.bytes.count + 128)
     func line(_ name: String, _ value: String) {
       out.append(contentsOf: name.utf8)
       out.append(contentsOf: [0x3A, 0x20])
@@ -126,12 +129,8 @@ enum ResponseHeadWriter {
     out.append(0x20)
     out.append(contentsOf: reason(status).utf8)
     out.append(contentsOf: [0x0D, 0x0A])
-    var hasDate = false
-    for (name, value) in headers {
-      if !hasDate && name.equalsIgnoringASCIICase("date") { hasDate = true }
-      line(name, value)
-    }
-    if !hasDate { line("Date", HTTPDate.now()) }
+    out.append(contentsOf: fields.bytes)
+    if fields.firstIndex(named: FieldName.date) == nil { line("Date", HTTPDate.now()) }
     if let (name, value) = framing, allowsBody(status) { line(name, value) }
     if let connection { line("Connection", connection) }
     out.append(contentsOf: [0x0D, 0x0A])

@@ -4,6 +4,8 @@ final class Forwarder {
   private let pool: UpstreamPool
   private let config: ServeConfig
   private let rewrite: HeaderRewrite
+  /// The upstream's `Host`, worked out once (not per request).
+  private let upstreamAuthority: String
   /// Above this many bytes queued to a client, stop reading the upstream.
   static let highWatermark = 256 * 1024
 
@@ -27,6 +29,7 @@ final class Forwarder {
     self.config = config
     self.metrics = metrics
     rewrite = HeaderRewrite(userAgent: config.userAgent)
+    upstreamAuthority = config.upstream.authority
   }
 
   private static let idempotent: Set<String> = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]
@@ -49,8 +52,8 @@ final class Forwarder {
 
   /// The wait before the next attempt: --retry-delay, or longer when a `Retry-After` (seconds
   /// or an HTTP date) asks for it; nil when it asks for more than --timeout (no retry then).
-  private func retryDelay(_ headers: [(name: String, value: String)]) -> Double? {
-    guard let value = headers.first(where: { $0.name.equalsIgnoringASCIICase("retry-after") })?.value[...].trimmingSpaces(),
+  private func retryDelay(_ headers: ResponseFields) -> Double? {
+    guard let value = headers.value(named: FieldName.retryAfter)?[...].trimmingSpaces(),
       let seconds = RetryAfter.seconds(value, now: SystemClock().now())
     else {
       return config.retryDelay
@@ -67,7 +70,7 @@ final class Forwarder {
     let freshConnection = freshConnection || !Forwarder.isRetrySafe(exchange)
     let transfer = UpstreamTransfer(
       head: rewrite.upstreamHead(
-        method: exchange.method, target: config.upstream.basePath + exchange.target, host: config.upstream.authority,
+        method: exchange.method, target: config.upstream.basePath + exchange.target, host: upstreamAuthority,
         appHeaders: exchange.appHeaders, authorization: token.authorization, requestID: exchange.requestID,
         bodyLength: exchange.body.count),
       body: exchange.body, isHEAD: exchange.method == "HEAD", freshConnection: freshConnection, stallTimeout: config.timeout)
@@ -80,7 +83,7 @@ final class Forwarder {
   }
 
   /// The attempt's answer has a head: pass it on, or drop it for a replay or a retry.
-  fileprivate func attemptHead(_ exchange: Exchange, _ transfer: UpstreamTransfer, status: Int, headers: [(name: String, value: String)]) {
+  fileprivate func attemptHead(_ exchange: Exchange, _ transfer: UpstreamTransfer, status: Int, headers: ResponseFields) {
     exchange.timer?.cancel()
     exchange.upstreamStatus = status
     exchange.attempt?.status = status
@@ -96,7 +99,7 @@ final class Forwarder {
       return
     }
     exchange.headSent = true
-    exchange.request.startStream(status: status, headers: rewrite.responseHeaders(from: headers, requestID: exchange.requestID))
+    exchange.request.startStream(status: status, fields: rewrite.responseFields(from: headers, requestID: exchange.requestID))
   }
 
   /// Body bytes of the answer: on to the app; false pauses the upstream until its socket drains.
@@ -191,7 +194,7 @@ final class Forwarder {
 /// The exchange is its attempt's delegate and its connection's drain observer: objects it
 /// already is, so a request allocates no callbacks for them.
 extension Exchange: UpstreamTransferDelegate, OutputDrainObserver {
-  func transferHead(_ transfer: UpstreamTransfer, status: Int, headers: [(name: String, value: String)]) {
+  func transferHead(_ transfer: UpstreamTransfer, status: Int, headers: ResponseFields) {
     attempt?.forwarder.attemptHead(self, transfer, status: status, headers: headers)
   }
 

@@ -60,8 +60,3 @@ extension String {
     return (fast ?? nil) ?? zip(utf8, lowercase.utf8).allSatisfy(matches)
   }
 }
-
-extension Array where Element == (name: String, value: String) {
-  /// Is there a header of this (lower-case) name?
-  func hasHeader(_ lowercaseName: String) -> Bool { contains { $0.name.equalsIgnoringASCIICase(lowercaseName) } }
-}

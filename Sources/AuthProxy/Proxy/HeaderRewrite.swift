@@ -14,6 +14,7 @@ public struct HeaderRewrite: Sendable {
     "connection", "keep-alive", "close", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection",
     "proxy-authenticate", "x-request-id",
   ]
+  private static let droppedResponseNames = droppedResponseHeaders.map { Array($0.utf8) }
 
   /// The upstream request's head, ready for the wire: request line, `Host`, the app's headers
   /// less the dropped ones (in order, byte for byte), ours, and the framing of a body of
@@ -57,17 +58,20 @@ public struct HeaderRewrite: Sendable {
 
   /// Response headers for the app: the upstream's, less hop-by-hop ones, plus our request id.
   public func responseHeaders(from upstream: [(name: String, value: String)], requestID: String) -> [(name: String, value: String)] {
+    Array(responseFields(from: ResponseFields(upstream), requestID: requestID))
+  }
+
+  /// `responseHeaders` on the parser's fields: the lines kept are copied as received.
+  func responseFields(from upstream: ResponseFields, requestID: String) -> ResponseFields {
     let named = connectionNamed(upstream)
-    var headers: [(name: String, value: String)] = []
-    headers.reserveCapacity(upstream.count + 1)
-    for header in upstream
-    where !HeaderRewrite.isNamed(header.name, in: HeaderRewrite.droppedResponseHeaders)
-      && (named.isEmpty || !named.contains(header.name.lowercased()))
-    {
-      headers.append(header)
+    var fields = ResponseFields()
+    for i in upstream.indices {
+      if HeaderRewrite.droppedResponseNames.contains(where: { upstream.name(at: i, is: $0) }) { continue }
+      if !named.isEmpty && named.contains(upstream[i].name.lowercased()) { continue }
+      fields.append(upstream, at: i)
     }
-    headers.append(("X-Request-ID", requestID))
-    return headers
+    fields.append(name: "X-Request-ID".utf8, value: requestID.utf8)
+    return fields
   }
 
   private static func isNamed(_ name: String, in lowercaseNames: [String]) -> Bool {
@@ -80,20 +84,33 @@ public struct HeaderRewrite: Sendable {
   private func connectionNamed(_ headers: [(name: String, value: String)]) -> Set<String> {
     var names: Set<String> = []
     for (name, value) in headers where name.equalsIgnoringASCIICase("connection") {
-      // Split by hand: `split` would allocate an array for the usual single "keep-alive".
-      var rest = value.utf8[...]
-      while !rest.isEmpty {
-        let comma = rest.firstIndex(of: 0x2C) ?? rest.endIndex
-        var token = rest[..<comma]
-        rest = comma == rest.endIndex ? rest[rest.endIndex...] : rest[rest.index(after: comma)...]
-        while let first = token.first, first == 0x20 || first == 0x09 { token = token.dropFirst() }
-        while let last = token.last, last == 0x20 || last == 0x09 { token = token.dropLast() }
-        if token.isEmpty { continue }
-        let text = String(decoding: token, as: UTF8.self)
-        if text.equalsIgnoringASCIICase("close") || text.equalsIgnoringASCIICase("keep-alive") { continue }
-        names.insert(text.lowercased())
-      }
+      HeaderRewrite.addConnectionTokens(of: value.utf8[...], to: &names)
     }
     return names
+  }
+
+  private func connectionNamed(_ fields: ResponseFields) -> Set<String> {
+    var names: Set<String> = []
+    for i in fields.indices where fields.name(at: i, is: FieldName.connection) {
+      HeaderRewrite.addConnectionTokens(of: fields.value(at: i), to: &names)
+    }
+    return names
+  }
+
+  private static func addConnectionTokens<Bytes: BidirectionalCollection<UInt8>>(of value: Bytes, to names: inout Set<String>)
+  where Bytes.SubSequence == Bytes {
+    // Split by hand: `split` would allocate an array for the usual single "keep-alive".
+    var rest = value
+    while !rest.isEmpty {
+      let comma = rest.firstIndex(of: HTTPBytes.comma) ?? rest.endIndex
+      var token = rest[..<comma]
+      rest = comma == rest.endIndex ? rest[rest.endIndex...] : rest[rest.index(after: comma)...]
+      while let first = token.first, first == HTTPBytes.sp || first == HTTPBytes.htab { token = token.dropFirst() }
+      while let last = token.last, last == HTTPBytes.sp || last == HTTPBytes.htab { token = token.dropLast() }
+      if token.isEmpty { continue }
+      let text = String(decoding: token, as: UTF8.self)
+      if text.equalsIgnoringASCIICase("close") || text.equalsIgnoringASCIICase("keep-alive") { continue }
+      names.insert(text.lowercased())
+    }
   }
 }

@@ -48,7 +48,8 @@ final class Worker {
     self.logger = logger
     loop = try EventLoop()
     pool = try UpstreamPool(
-      loop: loop, tls: config.tls, host: config.upstream.host, port: config.upstream.port, connectTimeout: config.connectTimeout)
+      loop: loop, tls: config.tls, host: config.upstream.host, port: config.upstream.port, connectTimeout: config.connectTimeout,
+      metrics: metrics)
     connections = try ClientConnections(loop: loop, limits: RequestLimits(maxBody: config.maxBody), listenSocket: listenSocket)
     forwarder = Forwarder(pool: pool, config: config, metrics: metrics)
     policy = RequestPolicy(config: config)

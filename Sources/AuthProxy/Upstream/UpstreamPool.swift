@@ -24,12 +24,17 @@ public final class UpstreamPool {
   private let maxIdle: Int
   private var idle: [(socket: TLSClientSocket, since: Double)] = []
   private var addresses: (list: [SocketAddress], at: Double)?
+  /// Where new connections and the idle count are reported (`/metrics`).
+  private let metrics: WorkerMetrics?
+  private var reportedIdle = 0
   /// How long a DNS answer is used before asking again.
   static let dnsTTL = 30.0
 
   public init(
-    loop: EventLoop, tls: UpstreamTLS, host: String, port: Int, connectTimeout: Double, maxIdleAge: Double = 30, maxIdle: Int = 256
+    loop: EventLoop, tls: UpstreamTLS, host: String, port: Int, connectTimeout: Double, maxIdleAge: Double = 30, maxIdle: Int = 256,
+    metrics: WorkerMetrics? = nil
   ) throws(EventError) {
+    self.metrics = metrics
     self.loop = loop
     context = try TLSClientContext(tls)
     self.host = host
@@ -41,14 +46,20 @@ public final class UpstreamPool {
 
   deinit {
     for entry in idle { entry.socket.discard() }
+    metrics?.upstreamIdle.add(-reportedIdle)
   }
 
-  /// Connections waiting for a request.
-  public var idleConnections: Int { idle.count { $0.socket.state == .open } }
+  /// Brings the idle-connections gauge to `idle.count`.
+  private func reportIdle() {
+    guard let metrics, idle.count != reportedIdle else { return }
+    metrics.upstreamIdle.add(idle.count - reportedIdle)
+    reportedIdle = idle.count
+  }
 
   /// Starts an attempt: on an idle connection unless `transfer.freshConnection`, else a new one.
   public func start(_ transfer: UpstreamTransfer) {
     let now = monotonicSeconds()
+    defer { reportIdle() }
     if !transfer.freshConnection {
       while let entry = idle.popLast() {
         // Closed while idle (by the upstream, or by bytes nobody asked for): skipped.
@@ -69,6 +80,7 @@ public final class UpstreamPool {
     }
     let socket = TLSClientSocket(
       loop: loop, context: context, scratch: scratch, host: host, addresses: list, timeout: connectTimeout)
+    metrics?.upstreamConnections.add(1)
     transfer.run(on: socket, pool: self, reused: false)
   }
 
@@ -82,6 +94,7 @@ public final class UpstreamPool {
     // expireIdle() drops it once closed.
     socket.delegate = nil
     idle.append((socket, monotonicSeconds()))
+    reportIdle()
   }
 
   /// Drops idle connections older than `maxIdleAge`, and frees the TLS buffers of those idle
@@ -96,5 +109,6 @@ public final class UpstreamPool {
       entry.socket.discard()
       return true
     }
+    reportIdle()
   }
 }

@@ -2,7 +2,7 @@
 /// closure per callback).
 protocol UpstreamTransferDelegate: AnyObject {
   /// The final response's status and headers (1xx responses are skipped).
-  func transferHead(_ transfer: UpstreamTransfer, status: Int, headers: [(name: String, value: String)])
+  func transferHead(_ transfer: UpstreamTransfer, status: Int, headers: ResponseFields)
   /// Body bytes, taken whole; return false to pause after them until `resume`.
   func transferData(_ transfer: UpstreamTransfer, _ bytes: UnsafeRawBufferPointer) -> Bool
   /// The attempt ended (once; not after `cancel`).
@@ -41,6 +41,11 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
   private var headReceived = false
   private var lastActivity = monotonicSeconds()
   private var finished = false
+  /// Cancelled, but reading the rest of the answer to keep the connection (`cancel`).
+  private var draining = false
+  private var drainedBytes = 0
+  /// Most body bytes read and thrown away to keep a connection whose client left.
+  static let maxDrain = 256 * 1024
 
   public init(head: [UInt8], body: [UInt8], isHEAD: Bool, freshConnection: Bool, stallTimeout: Double) {
     self.head = head
@@ -114,7 +119,7 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
         case .body(let slice):
           guard !self.finished else { return false }
           if self.deliver(slice) { return true }
-          self.paused = true
+          if !self.finished { self.paused = true }
           return false
         case .end(let canReuse):
           ended = true
@@ -135,8 +140,18 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
     }
   }
 
+  /// Hands body bytes on; false to stop after them (paused, or a drain that went on too long).
   private func deliver(_ bytes: UnsafeRawBufferPointer) -> Bool {
-    guard !discardsBody, let delegate else { return true }
+    guard !discardsBody, let delegate else {
+      if draining {
+        drainedBytes += bytes.count
+        if drainedBytes > UpstreamTransfer.maxDrain {
+          drop(code: 23)  // nobody hears the code: the exchange is gone
+          return false
+        }
+      }
+      return true
+    }
     return delegate.transferData(self, bytes)
   }
 
@@ -197,9 +212,19 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
     complete(code: code, reusable: false)
   }
 
-  /// Stops the attempt without calling back (the app went away, or the head timed out).
+  /// Stops the attempt without calling back (the app went away). A request sent whole whose
+  /// answer is still to come is read to its end and thrown away, within `maxDrain` bytes and
+  /// the stall timeout, so that its connection goes back to the pool: clients that give up
+  /// together must not cost as many new TLS connections. Otherwise the connection closes.
   public func cancel() {
-    guard !finished else { return }
+    guard !finished, !draining else { return }
+    delegate = nil
+    if let socket, sends > 0, socket.state == .open, socket.pendingOutput == 0, !eofWhilePaused {
+      draining = true
+      discardsBody = true
+      resume()
+      return
+    }
     finished = true
     socket?.discard()
     socket = nil

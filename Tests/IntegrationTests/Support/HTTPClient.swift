@@ -48,6 +48,9 @@ final class RawConnection {
 
   deinit { close(fd) }
 
+  /// Leaves: both directions shut (the peer reads EOF); the descriptor goes with the object.
+  func shutdown() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+
   func send(_ bytes: [UInt8]) throws {
     var offset = 0
     while offset < bytes.count {
