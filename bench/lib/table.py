@@ -37,6 +37,15 @@ def mib(kb):
     return "-" if kb is None else f"{kb / 1024:.1f}"
 
 
+def instructions_per_request(meta):
+    """{proxy: instructions per request} from the callgrind stage (BENCH_INSTRUCTIONS=1), if it ran."""
+    out = {}
+    for proxy, m in (meta.get("instructions") or {}).items():
+        if m and m.get("requests"):
+            out[proxy] = m["instructions"] / m["requests"]
+    return out
+
+
 def main(results_path, meta_path):
     with open(meta_path) as f:
         meta = json.load(f)
@@ -175,6 +184,12 @@ def main(results_path, meta_path):
     if procs.get("authproxy", {}).get("idle_rss_kb"):
         w(f"authproxy idle RSS after readiness (1 worker): {mib(procs['authproxy']['idle_rss_kb'])} MiB; "
           f"with 2 workers: {mib(procs.get('authproxy-w2', {}).get('idle_rss_kb'))} MiB")
+    per_request = instructions_per_request(meta)
+    if per_request:
+        w("instructions per small request (user space, callgrind, c=32): "
+          + ", ".join(f"{p} {n / 1000:.1f}k" for p, n in per_request.items())
+          + (f"; authproxy/HAProxy {per_request['authproxy'] / per_request['haproxy']:.2f}x"
+             if "authproxy" in per_request and "haproxy" in per_request else ""))
     w("")
 
     # Summary block of ratios.

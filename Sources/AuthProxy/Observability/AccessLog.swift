@@ -35,45 +35,34 @@ public struct AccessLogEntry: Sendable {
 
   /// `append(to:)` with the worker's timestamp cache.
   public func append(to out: inout [UInt8], timestamps: inout RFC3339.SecondCache) {
-    func key(_ name: StaticString, first: Bool = false) {
-      if !first { out.append(0x2C) }
-      out.append(0x22)
-      raw(name)
-      out.append(0x22)
-      out.append(0x3A)
-    }
+    // Each constant stretch (punctuation and the next key) is one copy.
     func raw(_ text: StaticString) { text.withUTF8Buffer { out.append(contentsOf: $0) } }
     func null() { raw("null") }
-    out.append(0x7B)
-    key("ts", first: true)
-    out.append(0x22)
+    raw(#"{"ts":""#)
     RFC3339.append(ts, to: &out, cache: &timestamps)
-    out.append(0x22)
-    key("request_id")
+    raw(#"","request_id":"#)
     JSONText.appendQuoted(requestID, to: &out)
-    key("client")
+    raw(#","client":"#)
     JSONText.appendQuoted(client, to: &out)
-    key("method")
+    raw(#","method":"#)
     JSONText.appendQuoted(method, to: &out)
-    key("path")
+    raw(#","path":"#)
     JSONText.appendQuoted(path, to: &out)
-    key("status")
+    raw(#","status":"#)
     JSONText.appendInt(status, to: &out)
-    key("upstream_status")
+    raw(#","upstream_status":"#)
     if let upstreamStatus { JSONText.appendInt(upstreamStatus, to: &out) } else { null() }
-    key("duration_ms")
+    raw(#","duration_ms":"#)
     JSONText.appendMilliseconds(durationMs, to: &out)
-    key("upstream_ms")
+    raw(#","upstream_ms":"#)
     if let upstreamMs { JSONText.appendMilliseconds(upstreamMs, to: &out) } else { null() }
-    key("bytes_in")
+    raw(#","bytes_in":"#)
     JSONText.appendInt(bytesIn, to: &out)
-    key("bytes_out")
+    raw(#","bytes_out":"#)
     JSONText.appendInt(bytesOut, to: &out)
-    key("attempts")
+    raw(#","attempts":"#)
     JSONText.appendInt(attempts, to: &out)
-    key("reauth")
-    raw(reauth ? "true" : "false")
-    key("error")
+    raw(reauth ? #","reauth":true,"error":"# : #","reauth":false,"error":"#)
     if let error { JSONText.appendQuoted(error, to: &out) } else { null() }
     out.append(0x7D)
   }

@@ -48,20 +48,27 @@ final class ClientRequest {
     isFinished = true
     let fields = ResponseFields(headers)
     let hasLength = fields.firstIndex(named: FieldName.contentLength) != nil
-    var out = head(status: status, fields: fields, framing: hasLength ? nil : ("Content-Length", String(body.count)))
+    var out = head(
+      status: status, fields: fields, keep: { _ in true }, adding: nil, hasLength: hasLength,
+      framing: hasLength ? nil : ("Content-Length", String(body.count)))
     if method != "HEAD" && ResponseHeadWriter.allowsBody(status) { out.append(contentsOf: body) }
     connection.queue(out)
     connection.finished(self)
   }
 
-  /// Starts a streamed reply: with a Content-Length header the body goes as is; without one,
-  /// chunked (HTTP/1.1) or until the connection closes (HTTP/1.0).
-  func startStream(status: Int, fields: ResponseFields) {
+  /// Starts a streamed reply with the fields of `fields` that `keep` accepts (their lines as
+  /// they are: the upstream's, straight from its parser) and one of ours, `adding`. With a
+  /// Content-Length the body goes as is; without one, chunked (HTTP/1.1) or until the
+  /// connection closes (HTTP/1.0).
+  func startStream(status: Int, fields: ResponseFields, keep: (Int) -> Bool, adding: (name: String, value: String)?) {
     guard !isFinished, let connection else { return }
     bodyless = method == "HEAD" || !ResponseHeadWriter.allowsBody(status)
-    let hasLength = fields.firstIndex(named: FieldName.contentLength) != nil
+    let hasLength = fields.indices.contains { fields.name(at: $0, is: FieldName.contentLength) && keep($0) }
     chunked = !bodyless && !hasLength && !isHTTP10
-    connection.queue(head(status: status, fields: fields, framing: chunked ? ("Transfer-Encoding", "chunked") : nil))
+    connection.queue(
+      head(
+        status: status, fields: fields, keep: keep, adding: adding, hasLength: hasLength,
+        framing: chunked ? ("Transfer-Encoding", "chunked") : nil))
   }
 
   /// Queues body bytes. `drainObserver` hears once everything queued so far was written, if it
@@ -96,13 +103,16 @@ final class ClientRequest {
     connection?.abort()
   }
 
-  private func head(status: Int, fields: ResponseFields, framing: (String, String)?) -> [UInt8] {
+  private func head(
+    status: Int, fields: ResponseFields, keep: (Int) -> Bool, adding: (name: String, value: String)?, hasLength: Bool,
+    framing: (String, String)?
+  ) -> [UInt8] {
     // An HTTP/1.0 stream without a length ends with the connection.
-    let closing = !keepAlive || (isHTTP10 && framing == nil && !bodyless && fields.firstIndex(named: FieldName.contentLength) == nil)
+    let closing = !keepAlive || (isHTTP10 && framing == nil && !bodyless && !hasLength)
     if closing { connection?.closeAfterReply() }
     return ResponseHeadWriter.write(
-      version: isHTTP10 ? "HTTP/1.0" : "HTTP/1.1", status: status, fields: fields, framing: framing,
-      connection: closing ? "close" : (isHTTP10 ? "keep-alive" : nil))
+      version: isHTTP10 ? "HTTP/1.0" : "HTTP/1.1", status: status, fields: fields, keep: keep, adding: adding,
+      framing: framing, connection: closing ? "close" : (isHTTP10 ? "keep-alive" : nil))
   }
 }
 
@@ -110,10 +120,11 @@ final class ClientRequest {
 enum ResponseHeadWriter {
   static func allowsBody(_ status: Int) -> Bool { status >= 200 && status != 204 && status != 304 }
 
-  /// The head: status line, `fields`' lines as they are, `Date` unless there is one, the
-  /// framing field and `Connection`.
+  /// The head: status line, the lines of the `fields` that `keep` accepts as they are, the
+  /// `adding` field, `Date` unless there is one, the framing field and `Connection`.
   static func write(
-    version: String, status: Int, fields: ResponseFields, framing: (String, String)?, connection: String?
+    version: String, status: Int, fields: ResponseFields, keep: (Int) -> Bool, adding: (name: String, value: String)?,
+    framing: (String, String)?, connection: String?
   ) -> [UInt8] {
     var out: [UInt8] = []
     out.reserveCapacity(fields.bytes.count + 128)
@@ -129,8 +140,13 @@ enum ResponseHeadWriter {
     out.append(0x20)
     out.append(contentsOf: reason(status).utf8)
     out.append(contentsOf: [0x0D, 0x0A])
-    out.append(contentsOf: fields.bytes)
-    if fields.firstIndex(named: FieldName.date) == nil { line("Date", HTTPDate.now()) }
+    var hasDate = false
+    for i in fields.indices where keep(i) {
+      out.append(contentsOf: fields.line(at: i))
+      if !hasDate && fields.name(at: i, is: FieldName.date) { hasDate = true }
+    }
+    if let adding { line(adding.name, adding.value) }
+    if !hasDate { line("Date", HTTPDate.now()) }
     if let (name, value) = framing, allowsBody(status) { line(name, value) }
     if let connection { line("Connection", connection) }
     out.append(contentsOf: [0x0D, 0x0A])

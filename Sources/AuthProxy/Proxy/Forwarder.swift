@@ -99,7 +99,10 @@ final class Forwarder {
       return
     }
     exchange.headSent = true
-    exchange.request.startStream(status: status, fields: rewrite.responseFields(from: headers, requestID: exchange.requestID))
+    let named = rewrite.connectionNamed(headers)
+    exchange.request.startStream(
+      status: status, fields: headers, keep: { rewrite.keepsResponseField(headers, at: $0, connectionNamed: named) },
+      adding: ("X-Request-ID", exchange.requestID))
   }
 
   /// Body bytes of the answer: on to the app; false pauses the upstream until its socket drains.

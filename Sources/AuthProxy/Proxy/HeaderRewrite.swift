@@ -61,17 +61,23 @@ public struct HeaderRewrite: Sendable {
     Array(responseFields(from: ResponseFields(upstream), requestID: requestID))
   }
 
-  /// `responseHeaders` on the parser's fields: the lines kept are copied as received.
+  /// `responseHeaders` on the parser's fields: the lines kept are copied as received. (The
+  /// data path writes the kept lines straight into the app's head: `keepsResponseField`.)
   func responseFields(from upstream: ResponseFields, requestID: String) -> ResponseFields {
     let named = connectionNamed(upstream)
     var fields = ResponseFields()
-    for i in upstream.indices {
-      if HeaderRewrite.droppedResponseNames.contains(where: { upstream.name(at: i, is: $0) }) { continue }
-      if !named.isEmpty && named.contains(upstream[i].name.lowercased()) { continue }
+    for i in upstream.indices where keepsResponseField(upstream, at: i, connectionNamed: named) {
       fields.append(upstream, at: i)
     }
     fields.append(name: "X-Request-ID".utf8, value: requestID.utf8)
     return fields
+  }
+
+  /// Does the upstream's field at `position` go to the app? Not hop-by-hop ones, not those
+  /// its `Connection` names (`named`: `connectionNamed(fields)`), not its request id.
+  func keepsResponseField(_ fields: ResponseFields, at position: Int, connectionNamed named: Set<String>) -> Bool {
+    if HeaderRewrite.droppedResponseNames.contains(where: { fields.name(at: position, is: $0) }) { return false }
+    return named.isEmpty || !named.contains(fields[position].name.lowercased())
   }
 
   private static func isNamed(_ name: String, in lowercaseNames: [String]) -> Bool {
@@ -89,7 +95,7 @@ public struct HeaderRewrite: Sendable {
     return names
   }
 
-  private func connectionNamed(_ fields: ResponseFields) -> Set<String> {
+  func connectionNamed(_ fields: ResponseFields) -> Set<String> {
     var names: Set<String> = []
     for i in fields.indices where fields.name(at: i, is: FieldName.connection) {
       HeaderRewrite.addConnectionTokens(of: fields.value(at: i), to: &names)

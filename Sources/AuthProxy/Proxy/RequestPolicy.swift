@@ -2,12 +2,15 @@
 public struct RequestPolicy: Sendable {
   public let maxBody: Int
   private let authPaths: Set<[UInt8]>
+  /// Their lengths: most paths are ruled out by length alone (`mayBeAuthPath`).
+  private let authPathLengths: Set<Int>
   private let allowed: [CIDR]
 
   public init(config: ServeConfig) {
     maxBody = config.maxBody
     allowed = config.allowCIDR
     authPaths = Set(config.authPaths.map { RequestPolicy.normalized($0.utf8) })
+    authPathLengths = Set(authPaths.map(\.count))
   }
 
   /// Anything that reaches the listener acts with the integration's identity: only the
@@ -21,10 +24,25 @@ public struct RequestPolicy: Sendable {
     guard target.utf8.first == 0x2F else { return .badRequest("only origin-form request targets (/path?query) are proxied") }
     if method == "CONNECT" || method == "TRACE" { return .badRequest("method \(method) is not supported") }
     if bodyLength > maxBody { return .tooLarge(limit: maxBody) }
-    if authPaths.contains(RequestPolicy.normalized(target.utf8.prefix { $0 != 0x3F })) {
+    let path = target.utf8.prefix { $0 != 0x3F }
+    if mayBeAuthPath(path) && authPaths.contains(RequestPolicy.normalized(path)) {
       return .forbidden("the API's auth paths are the proxy's own; apps cannot call them")
     }
     return nil
+  }
+
+  /// False when `path` cannot normalize to an auth path, decided without normalizing it: a
+  /// path with nothing to decode or resolve (no `%`, no `;`, no empty segment, no segment
+  /// starting with `.`) normalizes to itself (lower-cased, without a trailing `/`), so its
+  /// length alone can rule it out. Anything else takes the whole normalization.
+  private func mayBeAuthPath(_ path: Substring.UTF8View) -> Bool {
+    var previous: UInt8 = 0
+    for b in path {
+      if b == 0x25 || b == 0x3B || (previous == 0x2F && (b == 0x2F || b == 0x2E)) { return true }
+      previous = b
+    }
+    let length = path.count > 1 && previous == 0x2F ? path.count - 1 : path.count
+    return authPathLengths.contains(length)
   }
 
   /// The path as an upstream router might see it: percent-decoded (repeatedly: a chain of routers
