@@ -32,15 +32,21 @@ final class Forwarder {
     upstreamAuthority = config.upstream.authority
   }
 
-  private static let idempotent: Set<String> = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]
-  private static let retryableStatuses: Set<Int> = [429, 502, 503, 504]
+  /// Switches, not sets: these run for every request, and hashing a method costs more.
+  private static func isIdempotent(_ method: String) -> Bool {
+    switch method {
+    case "GET", "HEAD", "OPTIONS", "PUT", "DELETE": true
+    default: false
+    }
+  }
+  private static func isRetryable(status: Int) -> Bool { status == 429 || (502...504).contains(status) }
   /// Failures (curl's numbers) where the upstream did not act on the request: connect, DNS, handshake,
   /// broken or empty connections, timeouts. Never trust or pin failures: they will not heal.
   private static let retryableCurlCodes: Set<Int32> = [6, 7, 16, 18, 28, 35, 52, 55, 56, 92]
 
   /// SPEC §4: only idempotent methods, or requests the app marked with an Idempotency-Key.
   static func isRetrySafe(_ exchange: Exchange) -> Bool {
-    idempotent.contains(exchange.method)
+    isIdempotent(exchange.method)
       || exchange.appHeaders.contains { $0.name.equalsIgnoringASCIICase("idempotency-key") && !$0.value.isEmpty }
   }
 
@@ -93,7 +99,7 @@ final class Forwarder {
       transfer.discardsBody = true
       return
     }
-    if Forwarder.retryableStatuses.contains(status), let delay = retryDelay(headers), mayRetry(exchange) {
+    if Forwarder.isRetryable(status: status), let delay = retryDelay(headers), mayRetry(exchange) {
       exchange.retryAfter = delay
       transfer.discardsBody = true
       return
@@ -152,7 +158,7 @@ final class Forwarder {
       finish(exchange, status: exchange.upstreamStatus ?? 502, error: UpstreamFailure.from(curlCode: result.code).code)
       request.abort()
     } else if !attempt.freshConnection && result.reusedConnection && [52, 55, 56].contains(result.code)
-      && Forwarder.idempotent.contains(exchange.method)
+      && Forwarder.isIdempotent(exchange.method)
     {
       // A pooled connection the upstream closed just as we sent on it: once more on a new one.
       forward(exchange, token: attempt.token, freshConnection: true)

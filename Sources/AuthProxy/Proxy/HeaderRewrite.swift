@@ -14,7 +14,12 @@ public struct HeaderRewrite: Sendable {
     "connection", "keep-alive", "close", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection",
     "proxy-authenticate", "x-request-id",
   ]
-  private static let droppedResponseNames = droppedResponseHeaders.map { Array($0.utf8) }
+  /// The same as bytes, by length: a field name is compared only with those of its length.
+  private static let droppedResponseNamesByLength: [[[UInt8]]] = {
+    var table = [[[UInt8]]](repeating: [], count: 32)
+    for name in droppedResponseHeaders { table[name.utf8.count].append(Array(name.utf8)) }
+    return table
+  }()
 
   /// The upstream request's head, ready for the wire: request line, `Host`, the app's headers
   /// less the dropped ones (in order, byte for byte), ours, and the framing of a body of
@@ -76,7 +81,12 @@ public struct HeaderRewrite: Sendable {
   /// Does the upstream's field at `position` go to the app? Not hop-by-hop ones, not those
   /// its `Connection` names (`named`: `connectionNamed(fields)`), not its request id.
   func keepsResponseField(_ fields: ResponseFields, at position: Int, connectionNamed named: Set<String>) -> Bool {
-    if HeaderRewrite.droppedResponseNames.contains(where: { fields.name(at: position, is: $0) }) { return false }
+    let length = fields.nameLength(at: position)
+    if length < HeaderRewrite.droppedResponseNamesByLength.count,
+      HeaderRewrite.droppedResponseNamesByLength[length].contains(where: { fields.name(at: position, is: $0) })
+    {
+      return false
+    }
     return named.isEmpty || !named.contains(fields[position].name.lowercased())
   }
 

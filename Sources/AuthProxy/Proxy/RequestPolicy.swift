@@ -25,7 +25,9 @@ public struct RequestPolicy: Sendable {
     if method == "CONNECT" || method == "TRACE" { return .badRequest("method \(method) is not supported") }
     if bodyLength > maxBody { return .tooLarge(limit: maxBody) }
     let path = target.utf8.prefix { $0 != 0x3F }
-    if mayBeAuthPath(path) && authPaths.contains(RequestPolicy.normalized(path)) {
+    // The quick look runs over the target's contiguous UTF-8 (native strings have it).
+    let mayBeAuth = target.utf8.withContiguousStorageIfAvailable { mayBeAuthPath($0.prefix { $0 != 0x3F }) } ?? mayBeAuthPath(path)
+    if mayBeAuth && authPaths.contains(RequestPolicy.normalized(path)) {
       return .forbidden("the API's auth paths are the proxy's own; apps cannot call them")
     }
     return nil
@@ -35,7 +37,7 @@ public struct RequestPolicy: Sendable {
   /// path with nothing to decode or resolve (no `%`, no `;`, no empty segment, no segment
   /// starting with `.`) normalizes to itself (lower-cased, without a trailing `/`), so its
   /// length alone can rule it out. Anything else takes the whole normalization.
-  private func mayBeAuthPath(_ path: Substring.UTF8View) -> Bool {
+  private func mayBeAuthPath(_ path: some Collection<UInt8>) -> Bool {
     var previous: UInt8 = 0
     for b in path {
       if b == 0x25 || b == 0x3B || (previous == 0x2F && (b == 0x2F || b == 0x2E)) { return true }

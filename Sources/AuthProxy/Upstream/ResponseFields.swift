@@ -87,6 +87,8 @@ struct ResponseFields: RandomAccessCollection {
     return bytes[span.valueStart..<span.valueEnd]
   }
 
+  func nameLength(at position: Int) -> Int { spans[position].nameEnd - spans[position].start }
+
   /// Is the field's name `lowercase` (lower-case ASCII bytes, as `FieldName`'s), ignoring ASCII case?
   func name(at position: Int, is lowercase: [UInt8]) -> Bool {
     let span = spans[position]
