@@ -31,20 +31,10 @@ public final class Acceptor {
     listener = nil
   }
 
-  /// SO_SNDBUF of client connections.
-  static let sendBufferBytes: Int32 = 128 * 1024
-
   fileprivate func accepted(_ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: Int32) {
     var one: Int32 = 1
     // Replies go out as soon as they are written; no waiting on Nagle's algorithm.
     setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-    // A bounded send buffer (the kernel doubles it): with the autotuned default it takes a
-    // whole large reply at once, and the part beyond the app's receive window is then sent
-    // from the app's ACK processing, i.e. on the app's CPU (on loopback the app does the
-    // proxy's transmit work: wrk spent a third more CPU per 1 MiB reply). Bounded, the rest
-    // waits in the proxy, which sends it itself when the socket drains.
-    var sendBuffer = Acceptor.sendBufferBytes
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sendBuffer, socklen_t(MemoryLayout<Int32>.size))
     onAccept(ClientSocket(loop: loop, fd: fd, peer: ClientSocket.describe(address), scratch: scratch))
   }
 }
