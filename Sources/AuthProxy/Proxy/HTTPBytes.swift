@@ -51,7 +51,7 @@ extension String {
   /// The comparison over the two strings' contiguous UTF-8 (native strings always have it):
   /// iterating two `UTF8View`s in step costs several times more.
   private func startsIgnoringASCIICase(with lowercase: String) -> Bool {
-    let matches = { (a: UInt8, b: UInt8) in (a &- 0x41 < 26 ? a | 0x20 : a) == b }
+    let matches = { (a: UInt8, b: UInt8) in HTTPBytes.lowercased(a) == b }
     let fast = utf8.withContiguousStorageIfAvailable { mine in
       lowercase.utf8.withContiguousStorageIfAvailable { theirs in
         zip(mine, theirs).allSatisfy(matches)

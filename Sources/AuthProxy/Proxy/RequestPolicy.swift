@@ -93,7 +93,7 @@ public struct RequestPolicy: Sendable {
         continue
       }
       out.append(0x2F)
-      for b in segment { out.append(b &- 0x41 < 26 ? b | 0x20 : b) }
+      for b in segment { out.append(HTTPBytes.lowercased(b)) }
     }
     if out.isEmpty { out.append(0x2F) }
     return out

@@ -22,17 +22,8 @@ struct ResponseFields: RandomAccessCollection {
     for (name, value) in pairs { append(name: name.utf8, value: value.utf8) }
   }
 
-  /// Adds a field; `name` and `value` are bytes the parser checked (copied whole).
-  mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-    appendLine(name: name, value: value)
-  }
-
-  /// Adds a field from the caller's bytes.
+  /// Adds a field; `name` and `value` are bytes the parser (or the caller) checked.
   mutating func append(name: some Collection<UInt8>, value: some Collection<UInt8>) {
-    appendLine(name: name, value: value)
-  }
-
-  private mutating func appendLine(name: some Collection<UInt8>, value: some Collection<UInt8>) {
     if spans.isEmpty {
       bytes.reserveCapacity(512)
       spans.reserveCapacity(16)
@@ -96,7 +87,7 @@ struct ResponseFields: RandomAccessCollection {
     var k = 0
     while k < lowercase.count {
       let a = bytes[span.start + k]
-      guard (a &- 0x41 < 26 ? a | 0x20 : a) == lowercase[k] else { return false }
+      guard HTTPBytes.lowercased(a) == lowercase[k] else { return false }
       k += 1
     }
     return true
