@@ -93,6 +93,9 @@ public final class UpstreamPool {
     // No delegate while idle: the socket closes itself if anything arrives, and start() or
     // expireIdle() drops it once closed.
     socket.delegate = nil
+    // A response that ended from bytes held during a pause leaves the socket paused: idle, it
+    // would not see the upstream close it, and the next request's answer would never be read.
+    socket.resumeReading()
     idle.append((socket, monotonicSeconds()))
     reportIdle()
   }
