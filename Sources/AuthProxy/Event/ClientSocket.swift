@@ -146,8 +146,11 @@ public final class ClientSocket: PolledSocket {
   public var onBytes: ((UnsafeRawBufferPointer) -> Void)?
   /// The peer closed the connection or it failed.
   public var onClosed: (() -> Void)?
-  /// The output queued earlier has been fully written.
+  /// The output queued earlier fell to `drainedAt` bytes or fewer (0: was fully written).
   public var onDrained: (() -> Void)?
+  /// Where `onDrained` fires: a low watermark lets a paused producer go on before the socket
+  /// runs dry, so a fast reader with a small receive window never waits on the refill.
+  public var drainedAt = 0
 
   private let loop: EventLoop
   private var fd: Int32
@@ -250,9 +253,9 @@ public final class ClientSocket: PolledSocket {
   }
 
   override func writable() {
-    let hadOutput = pendingOutput > 0
+    let before = pendingOutput
     flush()
-    if hadOutput && pendingOutput == 0 && !isClosed { onDrained?() }
+    if before > drainedAt && pendingOutput <= drainedAt && !isClosed { onDrained?() }
   }
 
   /// Stops reading (backpressure on a client that sends ahead); the peer's close is then

@@ -54,7 +54,8 @@ final class ClientConnections {
   }
 }
 
-/// Told when everything queued to a client was written (a paused upstream may go on).
+/// Told when the output queued to a client fell to the low watermark (a paused upstream may go
+/// on).
 protocol OutputDrainObserver: AnyObject {
   func outputDrained()
 }
@@ -89,6 +90,7 @@ final class ClientConnection: EndOfPassTask {
     self.socket = socket
     self.server = server
     framer = RequestFramer(limits: server.limits)
+    socket.drainedAt = Forwarder.lowWatermark
     socket.onBytes = { [unowned self] bytes in withExtendedLifetime(self) { self.received(bytes) } }
     socket.onClosed = { [unowned self] in withExtendedLifetime(self) { self.gone() } }
     socket.onDrained = { [unowned self] in
@@ -196,9 +198,9 @@ final class ClientConnection: EndOfPassTask {
     guard !queued.isEmpty, !socket.isClosed else { return }
     queued.withUnsafeBytes { socket.write($0) }
     queued.removeAll(keepingCapacity: queued.capacity <= 256 * 1024)
-    // All of it went at once: the socket will not call back, so whoever waits for the
-    // output to drain (a paused upstream) hears it now.
-    if socket.pendingOutput == 0, let observer = drainObserver {
+    // The socket took enough at once that it will not call back: whoever waits for the output
+    // to drain (a paused upstream) hears it now.
+    if socket.pendingOutput <= Forwarder.lowWatermark, let observer = drainObserver {
       drainObserver = nil
       observer.outputDrained()
     }

@@ -71,8 +71,8 @@ final class ClientRequest {
         framing: chunked ? ("Transfer-Encoding", "chunked") : nil))
   }
 
-  /// Queues body bytes. `drainObserver` hears once everything queued so far was written, if it
-  /// could not be written at once.
+  /// Queues body bytes. `drainObserver` hears once the output queued so far fell to the low
+  /// watermark, if it was above it.
   func send(_ bytes: UnsafeRawBufferPointer, drainObserver: (any OutputDrainObserver)? = nil) {
     guard !isFinished, !bodyless, bytes.count > 0, let connection else { return }
     if chunked {

@@ -6,8 +6,11 @@ final class Forwarder {
   private let rewrite: HeaderRewrite
   /// The upstream's `Host`, worked out once (not per request).
   private let upstreamAuthority: String
-  /// Above this many bytes queued to a client, stop reading the upstream.
+  /// Above this many bytes queued to a client, stop reading the upstream...
   static let highWatermark = 256 * 1024
+  /// ...and read it again once the queue is down to this many (not at empty: the socket still
+  /// has these to send while the upstream's next bytes are read and decrypted).
+  static let lowWatermark = highWatermark / 2
 
   /// Called once per exchange when its answer is complete (or abandoned).
   var onFinish: ((Exchange, Int, String?) -> Void)?

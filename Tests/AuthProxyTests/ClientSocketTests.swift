@@ -1,0 +1,72 @@
+import Dispatch
+import Glibc
+import Testing
+
+@testable import AuthProxy
+
+/// The backpressure signal of the listener's sockets, over a real socket pair whose buffers
+/// hold far less than what is written.
+@Suite struct ClientSocketTests {
+  /// A paused upstream is let go at the low watermark, while the socket still has bytes to
+  /// send: resuming only at empty would leave a fast reader waiting for the next read and
+  /// decrypt of the upstream's bytes.
+  @Test func drainedFiresAtTheLowWatermarkBeforeTheSocketRunsDry() throws {
+    var fds: [Int32] = [0, 0]
+    #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+    let (proxySide, appSide) = (fds[0], fds[1])
+    defer { close(appSide) }
+    // Small buffers: each write-readiness moves at most a few tens of KiB.
+    var small: Int32 = 16 * 1024
+    setsockopt(proxySide, SOL_SOCKET, SO_SNDBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+    setsockopt(appSide, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+    _ = fcntl(proxySide, F_SETFL, fcntl(proxySide, F_GETFL) | O_NONBLOCK)
+
+    let total = 512 * 1024
+    let watermark = 64 * 1024
+    let loop = try EventLoop()
+    let socket = ClientSocket(loop: loop, fd: proxySide, peer: ("test", 0), scratch: ReadScratch())
+    socket.drainedAt = watermark
+    var pendingWhenDrained: [Int] = []
+    socket.onDrained = {
+      pendingWhenDrained.append(socket.pendingOutput)
+      if socket.drainedAt == 0 {
+        loop.stop()
+      } else {
+        socket.drainedAt = 0  // then once more, when everything is written
+      }
+    }
+    let reader = AppReader(fd: appSide, expected: total)
+    let payload = (0..<total).map { UInt8(truncatingIfNeeded: $0 % 251) }
+    payload.withUnsafeBytes { socket.write($0) }
+    #expect(socket.pendingOutput > watermark, "the socket pair took too much at once for the test to mean anything")
+    loop.after(20) { loop.stop() }  // a failure ends the test instead of hanging it
+    loop.run()
+    reader.done.wait()
+    socket.close()
+
+    #expect(pendingWhenDrained.count == 2)
+    let first = pendingWhenDrained.first ?? 0
+    #expect(first > 0 && first <= watermark, "fired with \(first) bytes still queued")
+    #expect(pendingWhenDrained.last == 0)
+    #expect(reader.received == payload, "every byte, in order")
+  }
+}
+
+/// Reads one side of the pair on its own thread until `expected` bytes came.
+private final class AppReader: @unchecked Sendable {
+  let done = DispatchSemaphore(value: 0)
+  /// Written by the reader thread only until `done` is signalled.
+  private(set) var received: [UInt8] = []
+
+  init(fd: Int32, expected: Int) {
+    DispatchQueue.global().async {
+      var chunk = [UInt8](repeating: 0, count: 4096)
+      while self.received.count < expected {
+        let n = read(fd, &chunk, chunk.count)
+        if n <= 0 { break }
+        self.received.append(contentsOf: chunk[0..<n])
+      }
+      self.done.signal()
+    }
+  }
+}
