@@ -9,7 +9,8 @@
 Layout of the written file, given lld's rule that a section goes where the first of its symbols
 listed in the file puts it:
   1. functions that have a section of their own (our code: -function-sections; the Swift runtime's
-     C++), those run by the idle proxy first, then those run only while serving;
+     C++), those run by the idle proxy first, then those run only while serving, by name within
+     a phase;
   2. then functions inside the unsplit .text of an object (the prebuilt Swift libraries are not
      split by function: one name moves the whole object's code), in the same phase order.
 Names defined more than once (local helpers such as `$sSqwcp` exist in many objects) are left out:
@@ -30,8 +31,7 @@ OURS = ("$s9AuthProxy", "$s10SandboxAPI", "$s9authproxy", "ap_")
 
 
 def executed(dump, binary_name):
-    """Names of the functions of the object named binary_name run in one callgrind dump, in the
-    order the dump lists them (callgrind's own order; the phases are what matters)."""
+    """Names of the functions of the object named binary_name run in one callgrind dump."""
     objects, functions = {}, {}
     current, called = None, None
     names = []
@@ -98,7 +98,9 @@ def write(link_map, out, dumps, binary_name="authproxy-order"):
     placed, ambiguous, unknown = [], 0, 0
     for want_split in (True, False):
         for phase in phases:
-            for name in phase:
+            # Sorted within a phase: callgrind's listing order changes from run to run, and the
+            # order inside a phase does not matter (all of it runs), so the file diffs cleanly.
+            for name in sorted(phase):
                 if name not in split:
                     unknown += want_split
                 elif count[name] > 1:
