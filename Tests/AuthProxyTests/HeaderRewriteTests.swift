@@ -77,7 +77,7 @@ private func linesNamed(_ name: String, in lines: [String]) -> [String] {
 
   @Test(arguments: [
     "Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Proxy-Connection", "Proxy-Foo",
-    "proxy-anything", "Host", "Content-Length", "Expect", "Close",
+    "proxy-anything", "Proxy", "PROXY", "Host", "Content-Length", "Expect", "Close",
   ])
   func dropsHopByHopAndFramingHeaders(name: String) {
     let lines = upstreamLines([(name, "app-value"), ("X-Kept", "1")])

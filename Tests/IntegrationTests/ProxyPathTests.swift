@@ -14,6 +14,7 @@ import Testing
       headers: [
         ("Authorization", "Bearer app-token-must-not-pass"), ("Proxy-Authorization", "Basic eA=="), ("Connection", "keep-alive, X-Hop"),
         ("X-Hop", "drop me"), ("Keep-Alive", "timeout=5"), ("X-Custom", "kept  value"), ("Content-Type", "application/json"),
+        ("Proxy", "http://attacker.invalid:3128"),
       ], body: body)
     #expect(response.status == 200)
     let echo = try #require(response.json)
@@ -28,6 +29,7 @@ import Testing
     #expect(authorization.hasPrefix("Bearer "))
     #expect(issued.contains(String(authorization.dropFirst("Bearer ".count))))
     #expect(values("proxy-authorization").isEmpty)
+    #expect(values("proxy").isEmpty)
     #expect(values("x-hop").isEmpty)
     #expect(values("keep-alive").isEmpty)
     #expect(values("x-custom") == ["kept  value"])

@@ -4,11 +4,12 @@ public struct HeaderRewrite: Sendable {
 
   public init(userAgent: String) { self.userAgent = userAgent }
 
-  /// Never forwarded from the app: credentials, hop-by-hop and framing headers, and the ones
-  /// the proxy sets itself.
+  /// Never forwarded from the app: credentials, hop-by-hop and framing headers, the ones the
+  /// proxy sets itself, and a bare `Proxy`, which a CGI upstream would read as its `HTTP_PROXY`
+  /// ("httpoxy"; `Proxy-*` goes by its prefix).
   static let droppedRequestHeaders: [String] = [
     "authorization", "proxy-authorization", "connection", "keep-alive", "close", "te", "trailer", "transfer-encoding",
-    "upgrade", "host", "content-length", "expect", "x-request-id", "user-agent", "proxy-connection",
+    "upgrade", "host", "content-length", "expect", "x-request-id", "user-agent", "proxy-connection", "proxy",
   ]
   static let droppedResponseHeaders: [String] = [
     "connection", "keep-alive", "close", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection",
