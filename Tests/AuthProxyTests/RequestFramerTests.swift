@@ -183,6 +183,22 @@ private let validSamples: [(String, Int)] = [
     expectAccepted(chunkedWithTrailers)
   }
 
+  @Test func saysWhenTheCurrentRequestLineWasAccepted() {
+    var framer = RequestFramer(limits: defaultLimits)
+    func feed(_ text: String) -> FramingRejection? { bytes(text).withUnsafeBytes { framer.consume($0) } }
+    #expect(feed("GET /a HTTP/1.1") == nil)
+    #expect(!framer.requestLineAccepted, "the line is not whole yet")
+    #expect(feed("\r\nHost: x\r\n") == nil)
+    #expect(framer.requestLineAccepted)
+    #expect(feed("\r\n") == nil)
+    #expect(!framer.requestLineAccepted, "the request is complete: the next one has no line yet")
+    #expect(feed("POST /b HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")?.status == 400)
+    #expect(framer.requestLineAccepted, "refused after its line")
+    var refusedLine = RequestFramer(limits: defaultLimits)
+    #expect(bytes("GET /a#b HTTP/1.1\r\n\r\n").withUnsafeBytes { refusedLine.consume($0) }?.status == 400)
+    #expect(!refusedLine.requestLineAccepted)
+  }
+
   @Test func acceptsAllSupportedMethods() {
     for method in ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
       expectAccepted("\(method) /m HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -308,6 +308,33 @@ import Testing
     #expect(response.header("X-Request-ID") == "hostile-42")
     #expect((response.json?["error"] as? [String: Any])?["request_id"] as? String == "hostile-42")
   }
+
+  @Test func aRefusedRequestIsLoggedWithItsMethodAndPathOnceItsLineWasRead() throws {
+    let proxy = try HostileProxy(flags: ["max-body": "1KiB"])
+    defer { proxy.stop() }
+    let cases: [(raw: String, status: Int, method: String, path: String)] = [
+      ("POST /api/v1/orders?coupon=private HTTP/1.1\r\nHost: x\r\nContent-Length: 1025\r\n\r\n", 413, "POST", "/api/v1/orders"),
+      ("DELETE /api/v1/echo/7 HTTP/1.1\r\nHost : x\r\n\r\n", 400, "DELETE", "/api/v1/echo/7"),
+      ("GET /api/v1/echo#part HTTP/1.1\r\nHost: x\r\n\r\n", 400, "", ""),  // the line itself refused
+      ("GET /api/v1/echo HTTP/2.0\r\nHost: x\r\n\r\n", 400, "", ""),
+    ]
+    var ids: [String] = []
+    for item in cases {
+      let connection = try RawConnection(port: proxy.port, timeoutSeconds: 10)
+      try connection.send(item.raw)
+      let response = try connection.readResponse()
+      #expect(response.status == item.status, "\(item.raw.debugDescription)")
+      ids.append(try #require(response.header("X-Request-ID")))
+    }
+    let lines = proxy.accessLog(count: 1 + cases.count)
+    for (item, id) in zip(cases, ids) {
+      let line = try #require(lines.first { $0["request_id"] as? String == id }, "\(item.raw.debugDescription)")
+      #expect(line["status"] as? Int == item.status)
+      #expect(line["method"] as? String == item.method, "\(item.raw.debugDescription)")
+      #expect(line["path"] as? String == item.path, "\(item.raw.debugDescription)")
+    }
+    #expect(!lines.contains { "\($0)".contains("private") }, "the query string stays out of the log")
+  }
 }
 
 // MARK: - Support

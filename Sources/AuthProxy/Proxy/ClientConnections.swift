@@ -1,3 +1,13 @@
+/// A request the listener answered itself, before the worker saw it.
+struct Refusal {
+  var error: ProxyError
+  var requestID: String
+  var client: String
+  /// Empty when the request line was not read whole or was refused itself.
+  var method: String
+  var target: String
+}
+
 /// The worker's listener: its client connections, each with its strict framing check, cut into
 /// requests for the worker one at a time (pipelined requests wait their turn), with the
 /// timeouts of SPEC §4 (`--header-timeout` for heads, `--timeout` for bodies, idle keep-alive
@@ -12,9 +22,8 @@ final class ClientConnections {
   /// Called when the client of a request whose reply is not complete went away (closed, or
   /// stopped reading its reply).
   var onClientGone: ((ClientRequest) -> Void)?
-  /// Told of every request refused by the framing check or a timeout: the error, its request
-  /// id, the client.
-  var onReject: ((ProxyError, String, String) -> Void)?
+  /// Told of every request refused by the framing check or a timeout.
+  var onReject: ((Refusal) -> Void)?
 
   init(loop: EventLoop, limits: RequestLimits, listenSocket: Int32) throws(EventError) {
     self.limits = limits
@@ -38,8 +47,8 @@ final class ClientConnections {
     open[ObjectIdentifier(connection)] = nil
   }
 
-  func rejected(_ error: ProxyError, requestID: String, client: String) {
-    onReject?(error, requestID, client)
+  func rejected(_ refusal: Refusal) {
+    onReject?(refusal)
   }
 
   /// Called every second: answers 408 to heads slower than `headerTimeout` (slowloris: a byte
@@ -239,7 +248,11 @@ final class ClientConnection: EndOfPassTask {
 
   /// A JSON error for a request that never reached the worker, then close.
   private func refuse(_ error: ProxyError, requestID: String) {
-    server.rejected(error, requestID: requestID, client: socket.peer.address)
+    // The current request starts the input; its method and target are named once its line
+    // has been accepted (a 413, a bad header, a timeout after the line).
+    let line = framer.requestLineAccepted ? RequestHead.methodAndTarget(input[...]) : nil
+    server.rejected(
+      Refusal(error: error, requestID: requestID, client: socket.peer.address, method: line?.method ?? "", target: line?.target ?? ""))
     closing = true
     headStartedAt = nil
     bodyStartedAt = nil

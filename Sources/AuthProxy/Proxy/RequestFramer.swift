@@ -60,6 +60,10 @@ public struct RequestFramer: Sendable {
   /// client takes here is bounded by the header timeout.
   public var isReadingHead: Bool { countingHead }
 
+  /// The current request's line was read and accepted (its head or body is still arriving, or
+  /// was rejected after the line): the listener can name its method and path in the access log.
+  public private(set) var requestLineAccepted = false
+
   private let limits: RequestLimits
   private var rejection: FramingRejection?
   private var state: State = .lineStart
@@ -501,6 +505,7 @@ public struct RequestFramer: Sendable {
 
   private mutating func finishRequestLine() -> Failure? {
     inRequestLine = false
+    requestLineAccepted = true
     state = .fieldStart
     return nil
   }
@@ -605,6 +610,7 @@ public struct RequestFramer: Sendable {
 
   private mutating func finishRequest() {
     requestsCompleted += 1
+    requestLineAccepted = false
     state = .lineStart
     countingHead = false
     inTrailers = false

@@ -10,14 +10,10 @@ struct RequestHead {
   /// The request in `bytes` (exactly one: head, then its Content-Length or chunked body).
   init?(_ bytes: ArraySlice<UInt8>) {
     var lines = LineReader(bytes: bytes)
-    guard let requestLine = lines.next() else { return nil }
-    // METHOD SP target SP version (single spaces: the framer checked).
-    guard let firstSpace = requestLine.firstIndex(of: 0x20),
-      let secondSpace = requestLine[(firstSpace + 1)...].firstIndex(of: 0x20)
-    else { return nil }
-    method = String(decoding: requestLine[..<firstSpace], as: UTF8.self)
-    target = String(decoding: requestLine[(firstSpace + 1)..<secondSpace], as: UTF8.self)
-    isHTTP10 = requestLine[(secondSpace + 1)...].elementsEqual("HTTP/1.0".utf8)
+    guard let requestLine = lines.next(), let parts = RequestHead.split(requestLine) else { return nil }
+    method = String(decoding: parts.method, as: UTF8.self)
+    target = String(decoding: parts.target, as: UTF8.self)
+    isHTTP10 = parts.version.elementsEqual("HTTP/1.0".utf8)
     headers = []
     headers.reserveCapacity(16)
     var chunked = false
@@ -31,6 +27,23 @@ struct RequestHead {
       headers.append((name, String(decoding: value, as: UTF8.self)))
     }
     body = chunked ? RequestHead.dechunk(lines.rest) : Array(lines.rest)
+  }
+
+  /// The method and target of the request line at the start of `bytes`, which the framer
+  /// accepted (`RequestFramer.requestLineAccepted`); what follows it may be incomplete.
+  static func methodAndTarget(_ bytes: ArraySlice<UInt8>) -> (method: String, target: String)? {
+    var lines = LineReader(bytes: bytes)
+    guard let requestLine = lines.next(), let parts = split(requestLine) else { return nil }
+    return (String(decoding: parts.method, as: UTF8.self), String(decoding: parts.target, as: UTF8.self))
+  }
+
+  /// METHOD SP target SP version (single spaces: the framer checked).
+  private static func split(
+    _ line: ArraySlice<UInt8>
+  ) -> (method: ArraySlice<UInt8>, target: ArraySlice<UInt8>, version: ArraySlice<UInt8>)? {
+    guard let firstSpace = line.firstIndex(of: 0x20), let secondSpace = line[(firstSpace + 1)...].firstIndex(of: 0x20)
+    else { return nil }
+    return (line[..<firstSpace], line[(firstSpace + 1)..<secondSpace], line[(secondSpace + 1)...])
   }
 
   /// The data of a chunked body (sizes in hex, no extensions: the framer refused them), without

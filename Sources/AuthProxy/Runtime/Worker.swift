@@ -66,14 +66,14 @@ final class Worker {
       let whitelist = SecurityMonitor.isIPWhitelistRefusal(status: status, body: exchange.refusalBody)
       self.control.send(.security(.upstreamAnswer(status: status, path: AccessLogEntry.path(of: exchange.target), ipWhitelist: whitelist)))
     }
-    connections.onReject = { [unowned self] error, requestID, client in
+    connections.onReject = { [unowned self] refusal in
       self.metrics.rejected.add(1)
-      self.metrics.recordRequest(method: "other", status: error.status)
+      self.metrics.recordRequest(method: refusal.method.isEmpty ? "other" : refusal.method, status: refusal.error.status)
       self.accessLog.append(
         AccessLogEntry(
-          ts: self.clock.now(), requestID: requestID, client: client, method: "", path: "", status: error.status,
-          upstreamStatus: nil, durationMs: 0, upstreamMs: nil, bytesIn: 0, bytesOut: 0, attempts: 0, reauth: false,
-          error: error.code))
+          ts: self.clock.now(), requestID: refusal.requestID, client: refusal.client, method: refusal.method,
+          path: AccessLogEntry.path(of: refusal.target), status: refusal.error.status, upstreamStatus: nil, durationMs: 0,
+          upstreamMs: nil, bytesIn: 0, bytesOut: 0, attempts: 0, reauth: false, error: refusal.error.code))
     }
     // Idle keep-alive connections and stalled replies are closed after --timeout (at least 1 s).
     let idleTimeout = max(1, min(config.timeout.rounded(.up), 3600))
