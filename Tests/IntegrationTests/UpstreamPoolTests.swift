@@ -1,4 +1,6 @@
+import Glibc
 import SandboxAPI
+import Synchronization
 import Testing
 
 @testable import AuthProxy
@@ -31,6 +33,79 @@ import Testing
     #expect(socket.state == .closed, "the idle connection saw the upstream close it")
   }
 
+  /// getaddrinfo can block for seconds; it must not block the worker's loop meanwhile.
+  @Test func aSlowLookupDoesNotHoldUpTheLoop() throws {
+    let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")
+    defer { sandbox.stop() }
+    let lookup = ScriptedLookup(answers: [.gated(.real)])
+    defer { lookup.open() }
+    let loop = try EventLoop()
+    let pool = try UpstreamPool(
+      loop: loop, tls: UpstreamTLS(caFile: sandbox.caPath), host: "localhost", port: sandbox.port, connectTimeout: 30,
+      lookup: lookup.run)
+    let attempt = Attempt()
+    pool.start(attempt.transfer)
+
+    // Loop passes seen while the lookup was blocked in its thread.
+    var ticks = 0
+    func tick() {
+      if lookup.isBlocked { ticks += 1 }
+      if ticks < 5 { loop.after(0.01, tick) }
+    }
+    loop.soon(tick)
+    runLoop(loop, until: { ticks >= 5 })
+    #expect(ticks >= 5, "the loop ran on while the lookup was blocked")
+    #expect(lookup.started == 1)
+    #expect(attempt.result == nil, "the attempt waits for the answer")
+
+    lookup.open()
+    runLoop(loop, until: { attempt.result != nil })
+    #expect(attempt.result?.code == 0)
+    #expect(attempt.status == 401, "an answer from the sandbox, read on the looked-up address")
+  }
+
+  /// A failed lookup (name servers down) keeps the last good answer: new connections go on.
+  @Test func aFailedLookupKeepsTheLastGoodAnswer() throws {
+    let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")
+    defer { sandbox.stop() }
+    let lookup = ScriptedLookup(answers: [.now(.real), .now(.none)])
+    let loop = try EventLoop()
+    // A TTL of 0: every new connection asks again.
+    let pool = try UpstreamPool(
+      loop: loop, tls: UpstreamTLS(caFile: sandbox.caPath), host: "localhost", port: sandbox.port, connectTimeout: 30,
+      dnsTTL: 0, lookup: lookup.run)
+    for round in 0..<3 {
+      let attempt = Attempt(freshConnection: true)
+      pool.start(attempt.transfer)
+      runLoop(loop, until: { attempt.result != nil && lookup.answered == lookup.started })
+      #expect(attempt.result?.code == 0, "round \(round)")
+      #expect(attempt.status == 401, "round \(round)")
+    }
+    #expect(lookup.started == 3, "every new connection asked again")
+    #expect(lookup.answered == 3)
+  }
+
+  /// With no answer ever had: a name that does not resolve fails as curl's 6, a lookup that
+  /// takes longer than the connect timeout as its 28; neither hangs.
+  @Test func withoutAnyAnswerAttemptsFailInsteadOfWaiting() throws {
+    let lookup = ScriptedLookup(answers: [.now(.none), .gated(.none)])
+    defer { lookup.open() }
+    let loop = try EventLoop()
+    let pool = try UpstreamPool(
+      loop: loop, tls: UpstreamTLS(caFile: nil), host: "api.example.invalid", port: 443, connectTimeout: 0.2,
+      lookup: lookup.run)
+    let unresolved = Attempt()
+    pool.start(unresolved.transfer)
+    runLoop(loop, until: { unresolved.result != nil })
+    #expect(unresolved.result?.code == 6)
+
+    let stuck = Attempt()
+    pool.start(stuck.transfer)
+    runLoop(loop, until: { stuck.result != nil })
+    #expect(stuck.result?.code == 28)
+    #expect(lookup.answered == 1, "the second lookup is still under way")
+  }
+
   /// Runs `loop` until `condition` holds, checked every 10 ms, for at most 10 s.
   private func runLoop(_ loop: EventLoop, until condition: @escaping () -> Bool) {
     let deadline = monotonicSeconds() + 10
@@ -51,4 +126,65 @@ private final class SocketWatcher: TLSClientSocketDelegate {
   func socket(_ socket: TLSClientSocket, received bytes: UnsafeRawBufferPointer) {}
   func socket(_ socket: TLSClientSocket, closed failure: TLSSocketFailure?) {}
   func socketTimerFired(_ socket: TLSClientSocket) {}
+}
+
+/// One upstream attempt, recorded: a GET without a token (the sandbox answers 401).
+private final class Attempt: UpstreamTransferDelegate {
+  let transfer: UpstreamTransfer
+  var status: Int?
+  var result: UpstreamResult?
+
+  init(freshConnection: Bool = false) {
+    transfer = UpstreamTransfer(
+      head: Array("GET /api/v1/products HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8), body: [], isHEAD: false,
+      freshConnection: freshConnection, stallTimeout: 10)
+    transfer.delegate = self
+  }
+
+  func transferHead(_ transfer: UpstreamTransfer, status: Int, headers: ResponseFields) { self.status = status }
+  func transferData(_ transfer: UpstreamTransfer, _ bytes: UnsafeRawBufferPointer) -> Bool { true }
+  func transferCompleted(_ transfer: UpstreamTransfer, _ result: UpstreamResult) { self.result = result }
+}
+
+/// A stand-in for getaddrinfo that answers from a script, in order (the last answer repeats):
+/// the real addresses or none, at once or only after `open()`.
+private final class ScriptedLookup: Sendable {
+  enum Answer: Sendable {
+    case real, none
+  }
+  enum Step: Sendable {
+    case now(Answer)
+    case gated(Answer)
+  }
+  private let answers: [Step]
+  private let calls = Atomic<Int>(0)
+  private let done = Atomic<Int>(0)
+  private let gate = Atomic<Bool>(false)
+  private let blocked = Atomic<Bool>(false)
+
+  init(answers: [Step]) { self.answers = answers }
+
+  var started: Int { calls.load(ordering: .acquiring) }
+  var answered: Int { done.load(ordering: .acquiring) }
+  func open() { gate.store(true, ordering: .releasing) }
+  /// A gated answer is waiting for `open()`.
+  var isBlocked: Bool { blocked.load(ordering: .acquiring) }
+
+  /// Runs on the resolver's thread.
+  func run(host: String, port: Int) -> [SocketAddress] {
+    let n = calls.add(1, ordering: .acquiringAndReleasing).oldValue
+    defer { done.add(1, ordering: .acquiringAndReleasing) }
+    let answer: Answer
+    switch answers[min(n, answers.count - 1)] {
+    case .now(let a): answer = a
+    case .gated(let a):
+      // Bounded, so that a lookup run on the loop's own thread fails the test instead of hanging it.
+      blocked.store(true, ordering: .releasing)
+      let deadline = monotonicSeconds() + 20
+      while !gate.load(ordering: .acquiring) && monotonicSeconds() < deadline { usleep(1000) }
+      blocked.store(false, ordering: .releasing)
+      answer = a
+    }
+    return answer == .real ? SocketAddress.resolve(host: host, port: port) : []
+  }
 }

@@ -8,7 +8,7 @@ public struct SocketAddress: Sendable {
   let storage: [UInt8]
   let family: Int32
 
-  /// The addresses of `host`:`port` (blocking getaddrinfo: callers cache the answer).
+  /// The addresses of `host`:`port` (blocking getaddrinfo: `HostResolver` runs it off the loop).
   /// `localhost` and `*.localhost` are the loopback addresses without asking anyone (RFC 6761,
   /// as curl does): a container may have no /etc/hosts entry for it. No AI_ADDRCONFIG: in a
   /// network namespace with only `lo` it would hide the loopback addresses too.

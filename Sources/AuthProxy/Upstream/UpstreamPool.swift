@@ -13,6 +13,12 @@ public struct UpstreamResult: Sendable {
 /// `TLSClientSocket`s, one attempt at a time each, kept for reuse while the upstream allows it
 /// and for at most `maxIdleAge` seconds of idleness. Idle connections keep their read event,
 /// so one the upstream closes is closed at once and never given to the next request.
+///
+/// The upstream's addresses are looked up off the loop (`HostResolver`) and used for `dnsTTL`
+/// seconds; after that, new connections go on using them while a fresh lookup runs, and a
+/// lookup that fails keeps the last good answer (an outage of the name servers does not
+/// become an outage of the proxy). Only when no answer was ever had do new connections wait
+/// for one, at most `connectTimeout`.
 public final class UpstreamPool {
   let loop: EventLoop
   private let context: TLSClientContext
@@ -23,16 +29,22 @@ public final class UpstreamPool {
   private let maxIdleAge: Double
   private let maxIdle: Int
   private var idle: [(socket: TLSClientSocket, since: Double)] = []
-  private var addresses: (list: [SocketAddress], at: Double)?
+  /// The last good answer, and when it came (nil: none yet).
+  private var addresses: [SocketAddress] = []
+  private var resolvedAt: Double?
+  private var resolver: HostResolver!
+  /// Attempts waiting for the first answer, and the timer that bounds their wait.
+  private var waiting: [(transfer: UpstreamTransfer, since: Double)] = []
+  private var waitTimer: Timer!
   /// Where new connections and the idle count are reported (`/metrics`).
   private let metrics: WorkerMetrics?
   private var reportedIdle = 0
   /// How long a DNS answer is used before asking again.
-  static let dnsTTL = 30.0
+  private let dnsTTL: Double
 
   public init(
     loop: EventLoop, tls: UpstreamTLS, host: String, port: Int, connectTimeout: Double, maxIdleAge: Double = 30, maxIdle: Int = 256,
-    metrics: WorkerMetrics? = nil
+    metrics: WorkerMetrics? = nil, dnsTTL: Double = 30, lookup: @escaping HostResolver.Lookup = SocketAddress.resolve
   ) throws(EventError) {
     self.metrics = metrics
     self.loop = loop
@@ -42,6 +54,11 @@ public final class UpstreamPool {
     self.connectTimeout = connectTimeout
     self.maxIdleAge = maxIdleAge
     self.maxIdle = maxIdle
+    self.dnsTTL = dnsTTL
+    resolver = try HostResolver(loop: loop, host: host, port: port, lookup: lookup) { [unowned self] answer in
+      self.answered(answer)
+    }
+    waitTimer = Timer(loop: loop) { [unowned self] in self.expireWaiting() }
   }
 
   deinit {
@@ -71,17 +88,45 @@ public final class UpstreamPool {
         return
       }
     }
-    if addresses == nil || now - addresses!.at > UpstreamPool.dnsTTL || addresses!.list.isEmpty {
-      addresses = (SocketAddress.resolve(host: host, port: port), now)
-    }
-    guard let list = addresses?.list, !list.isEmpty else {
-      loop.soon { [weak transfer] in transfer?.fail(code: 6) }
+    if resolvedAt.map({ now - $0 > dnsTTL }) ?? true { resolver.resolve() }
+    guard !addresses.isEmpty else {
+      waiting.append((transfer, now))
+      if !waitTimer.isPending { waitTimer.schedule(after: connectTimeout) }
       return
     }
+    connect(transfer)
+  }
+
+  private func connect(_ transfer: UpstreamTransfer) {
     let socket = TLSClientSocket(
-      loop: loop, context: context, scratch: scratch, host: host, addresses: list, timeout: connectTimeout)
+      loop: loop, context: context, scratch: scratch, host: host, addresses: addresses, timeout: connectTimeout)
     metrics?.upstreamConnections.add(1)
     transfer.run(on: socket, pool: self, reused: false)
+  }
+
+  /// A lookup's answer: kept if there is one; the attempts waiting for it connect, or fail as
+  /// curl does when a name does not resolve (6).
+  private func answered(_ answer: [SocketAddress]) {
+    if !answer.isEmpty {
+      addresses = answer
+      resolvedAt = monotonicSeconds()
+    }
+    let ready = waiting
+    waiting = []
+    waitTimer.cancel()
+    for entry in ready where !entry.transfer.isFinished {
+      if addresses.isEmpty { entry.transfer.fail(code: 6) } else { connect(entry.transfer) }
+    }
+  }
+
+  /// Attempts that waited `connectTimeout` for a lookup still under way fail as a connect that
+  /// timed out (28); the lookup goes on for the next ones.
+  private func expireWaiting() {
+    let now = monotonicSeconds()
+    let expired = waiting.filter { now - $0.since >= connectTimeout }
+    waiting.removeAll { now - $0.since >= connectTimeout }
+    if let oldest = waiting.first { waitTimer.schedule(after: connectTimeout - (now - oldest.since)) }
+    for entry in expired where !entry.transfer.isFinished { entry.transfer.fail(code: 28) }
   }
 
   /// Takes back a connection whose last response ended cleanly and allows another request.

@@ -41,6 +41,8 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
   private var headReceived = false
   private var lastActivity = monotonicSeconds()
   private var finished = false
+  /// Ended: completed, failed or cancelled.
+  var isFinished: Bool { finished }
   /// Cancelled, but reading the rest of the answer to keep the connection (`cancel`).
   private var draining = false
   private var drainedBytes = 0
