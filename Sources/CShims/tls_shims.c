@@ -52,7 +52,24 @@ void ap_tls_client_ctx_free(SSL_CTX *ctx) {
   SSL_CTX_free(ctx);
 }
 
-SSL_CTX *ap_tls_client_ctx(const char *ca_file, const char *cert_path, const char *key_path, char *err, size_t errlen) {
+X509_STORE *ap_tls_trust_store(const char *ca_file, char *err, size_t errlen) {
+  X509_STORE *store = X509_STORE_new();
+  int loaded = store != NULL && (ca_file != NULL ? X509_STORE_load_file(store, ca_file) : X509_STORE_set_default_paths(store));
+  if (loaded != 1) {
+    snprintf(err, errlen, "cannot load the CA certificates%s%s", ca_file ? " from " : "", ca_file ? ca_file : "");
+    X509_STORE_free(store);
+    ERR_clear_error();
+    return NULL;
+  }
+  ERR_clear_error();
+  return store;
+}
+
+void ap_tls_trust_store_free(X509_STORE *store) { X509_STORE_free(store); }
+
+X509_STORE *ap_tls_client_ctx_store(SSL_CTX *ctx) { return SSL_CTX_get_cert_store(ctx); }
+
+SSL_CTX *ap_tls_client_ctx(X509_STORE *store, const char *cert_path, const char *key_path, char *err, size_t errlen) {
   SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
   if (ctx == NULL) {
     snprintf(err, errlen, "cannot create a TLS context");
@@ -60,12 +77,9 @@ SSL_CTX *ap_tls_client_ctx(const char *ca_file, const char *cert_path, const cha
   }
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-  int loaded = ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL) : SSL_CTX_set_default_verify_paths(ctx);
-  if (loaded != 1) {
-    snprintf(err, errlen, "cannot load the CA certificates%s%s", ca_file ? " from " : "", ca_file ? ca_file : "");
-    SSL_CTX_free(ctx);
-    return NULL;
-  }
+  // Shared, not copied: OpenSSL locks the store's lookups, so worker threads may verify with it
+  // at once (SSL_CTX_set1_cert_store takes a reference).
+  SSL_CTX_set1_cert_store(ctx, store);
   if (cert_path != NULL && SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1) {
     snprintf(err, errlen, "cannot load the client certificate %s", cert_path);
     SSL_CTX_free(ctx);

@@ -69,6 +69,14 @@ public final class ProxyRuntime: Sendable {
       )
     }
     let workerMetrics = listenSockets.map { _ in WorkerMetrics() }
+    // The upstream's trusted CAs, parsed once for every worker.
+    let trust: TrustStore
+    do {
+      trust = try TrustStore(caFile: config.tls.caFile)
+    } catch {
+      for fd in listenSockets + [adminSocket] { close(fd) }
+      throw StartupError(error.description, exitCode: 1)
+    }
     let started = DispatchSemaphore(value: 0)
     let senders = Mutex<[Int: MailboxSender<WorkerMessage>]>([:])
     let controlSender = Mutex<MailboxSender<ControlMessage>?>(nil)
@@ -102,8 +110,8 @@ public final class ProxyRuntime: Sendable {
       let thread = LoopThread(name: "ap-worker-\(index)") {
         do {
           let worker = try Worker(
-            id: index, config: config, listenSocket: fd, accessLog: sink, control: control, metrics: workerMetrics[index], clock: clock,
-            logger: logger)
+            id: index, config: config, listenSocket: fd, accessLog: sink, control: control, metrics: workerMetrics[index], trust: trust,
+            clock: clock, logger: logger)
           senders.withLock { $0[index] = worker.mailbox.sender }
           started.signal()
           worker.run()

@@ -38,7 +38,7 @@ final class Worker {
 
   init(
     id: Int, config: ServeConfig, listenSocket: Int32, accessLog sink: AccessLogSink, control: MailboxSender<ControlMessage>,
-    metrics: WorkerMetrics, clock: any WallClock, logger: Logger
+    metrics: WorkerMetrics, trust: TrustStore, clock: any WallClock, logger: Logger
   ) throws(EventError) {
     self.metrics = metrics
     self.id = id
@@ -49,7 +49,7 @@ final class Worker {
     loop = try EventLoop()
     pool = try UpstreamPool(
       loop: loop, tls: config.tls, host: config.upstream.host, port: config.upstream.port, connectTimeout: config.connectTimeout,
-      metrics: metrics)
+      metrics: metrics, trust: trust)
     connections = try ClientConnections(loop: loop, limits: RequestLimits(maxBody: config.maxBody), listenSocket: listenSocket)
     forwarder = Forwarder(pool: pool, config: config, metrics: metrics)
     policy = RequestPolicy(config: config)

@@ -44,11 +44,12 @@ public final class UpstreamPool {
 
   public init(
     loop: EventLoop, tls: UpstreamTLS, host: String, port: Int, connectTimeout: Double, maxIdleAge: Double = 30, maxIdle: Int = 256,
-    metrics: WorkerMetrics? = nil, dnsTTL: Double = 30, lookup: @escaping HostResolver.Lookup = SocketAddress.resolve
+    metrics: WorkerMetrics? = nil, trust: TrustStore? = nil, dnsTTL: Double = 30,
+    lookup: @escaping HostResolver.Lookup = SocketAddress.resolve
   ) throws(EventError) {
     self.metrics = metrics
     self.loop = loop
-    context = try TLSClientContext(tls)
+    context = try TLSClientContext(tls, trust: trust)
     self.host = host
     self.port = port
     self.connectTimeout = connectTimeout

@@ -59,9 +59,17 @@ void ap_evhttp_use_tls(struct evhttp *http, SSL_CTX *ctx);
 /// `client_ca_path` unless it is NULL; NULL with a message in `err` on failure.
 SSL_CTX *ap_tls_server_ctx(const char *cert_path, const char *key_path, const char *client_ca_path, char *err, size_t errlen);
 
-/// A TLS client context (TLS 1.2+, peer verification on) trusting `ca_file` (NULL: the system's
-/// store), with an optional client certificate and key; NULL with a message in `err` on failure.
-SSL_CTX *ap_tls_client_ctx(const char *ca_file, const char *cert_path, const char *key_path, char *err, size_t errlen);
+/// The certificates trusted for the upstream: `ca_file`, or the system's store when NULL; NULL
+/// with a message in `err` on failure. One store serves every client context (they take a
+/// reference): a bundle of 150 CAs parsed once, not once per worker.
+X509_STORE *ap_tls_trust_store(const char *ca_file, char *err, size_t errlen);
+/// Drops the caller's reference to a store made by ap_tls_trust_store.
+void ap_tls_trust_store_free(X509_STORE *store);
+/// A TLS client context (TLS 1.2+, peer verification on) trusting `store`, with an optional
+/// client certificate and key; NULL with a message in `err` on failure.
+SSL_CTX *ap_tls_client_ctx(X509_STORE *store, const char *cert_path, const char *key_path, char *err, size_t errlen);
+/// The store a client context verifies with (tests: is it the shared one).
+X509_STORE *ap_tls_client_ctx_store(SSL_CTX *ctx);
 /// A client TLS object on a connected socket that checks the certificate names `host` (DNS name
 /// or IP address) and sends it as SNI (names only); with `resume`, it offers the newest session
 /// the context kept.
