@@ -63,6 +63,13 @@ private let tenOClock = 1_795_946_400.0
     #expect(RFC3339.parse(text) == seconds)
   }
 
+  /// The leap second at the end of 2016, and one with an offset (the same instant): both read
+  /// as the first second of 2017, as POSIX time counts.
+  @Test(arguments: ["2016-12-31T23:59:60Z", "2017-01-01T08:59:60+09:00", "2016-12-31T23:59:60.000Z"])
+  func acceptsLeapSeconds(text: String) {
+    #expect(RFC3339.parse(text) == 1_483_228_800)
+  }
+
   @Test(arguments: ["2026-01-31T00:00:00Z", "2026-04-30T00:00:00Z", "2026-12-31T23:59:59Z", "2026-02-28T00:00:00Z"])
   func acceptsTheLastDayOfAMonth(text: String) throws {
     let parsed = try #require(RFC3339.parse(text))

@@ -72,11 +72,13 @@ public enum RFC3339 {
     t.tm_mday = Int32(day)
     t.tm_hour = Int32(hour)
     t.tm_min = Int32(minute)
-    t.tm_sec = Int32(second)
-    let epoch = timegm(&t)
+    // A leap second (`23:59:60`, RFC 3339 §5.7) is read as the second after :59, as POSIX time
+    // has it; given to timegm, it could roll the day over and fail the check below.
+    t.tm_sec = Int32(min(second, 59))
+    let epoch = timegm(&t) + (second == 60 ? 1 : 0)
     // timegm rolls impossible dates over (Feb 31 → Mar 3): refuse them instead.
     var check = tm()
-    var back = epoch
+    var back = epoch - (second == 60 ? 1 : 0)
     gmtime_r(&back, &check)
     guard check.tm_mday == Int32(day), check.tm_mon == Int32(month - 1) else { return nil }
     return Double(epoch - offset) + fraction
