@@ -74,14 +74,14 @@ public enum RFC3339 {
     t.tm_min = Int32(minute)
     // A leap second (`23:59:60`, RFC 3339 §5.7) is read as the second after :59, as POSIX time
     // has it; given to timegm, it could roll the day over and fail the check below.
-    t.tm_sec = Int32(min(second, 59))
-    let epoch = timegm(&t) + (second == 60 ? 1 : 0)
+    let leap = second == 60 ? 1 : 0
+    t.tm_sec = Int32(second - leap)
+    var beforeLeap = timegm(&t)
     // timegm rolls impossible dates over (Feb 31 → Mar 3): refuse them instead.
     var check = tm()
-    var back = epoch - (second == 60 ? 1 : 0)
-    gmtime_r(&back, &check)
+    gmtime_r(&beforeLeap, &check)
     guard check.tm_mday == Int32(day), check.tm_mon == Int32(month - 1) else { return nil }
-    return Double(epoch - offset) + fraction
+    return Double(beforeLeap + leap - offset) + fraction
   }
 
   /// `2026-11-29T10:00:00.123Z`, or without milliseconds.

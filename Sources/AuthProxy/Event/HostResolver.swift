@@ -20,7 +20,6 @@ public final class HostResolver {
     self.host = host
     self.port = port
     self.lookup = lookup
-    mailbox = nil
     mailbox = try MailboxReceiver(loop: loop) { [unowned self] addresses in
       self.isResolving = false
       onAnswer(addresses)

@@ -68,7 +68,8 @@ final class Worker {
     }
     connections.onReject = { [unowned self] refusal in
       self.metrics.rejected.add(1)
-      self.metrics.recordRequest(method: refusal.method.isEmpty ? "other" : refusal.method, status: refusal.error.status)
+      // An empty method (the line was not read) counts as "other", as any method not listed does.
+      self.metrics.recordRequest(method: refusal.method, status: refusal.error.status)
       self.accessLog.append(
         AccessLogEntry(
           ts: self.clock.now(), requestID: refusal.requestID, client: refusal.client, method: refusal.method,

@@ -124,8 +124,10 @@ public final class UpstreamPool {
   /// timed out (28); the lookup goes on for the next ones.
   private func expireWaiting() {
     let now = monotonicSeconds()
-    let expired = waiting.filter { now - $0.since >= connectTimeout }
-    waiting.removeAll { now - $0.since >= connectTimeout }
+    // Oldest first (appended as they came): the expired ones are a prefix.
+    let expiredCount = waiting.firstIndex { now - $0.since < connectTimeout } ?? waiting.count
+    let expired = waiting.prefix(expiredCount)
+    waiting.removeFirst(expiredCount)
     if let oldest = waiting.first { waitTimer.schedule(after: connectTimeout - (now - oldest.since)) }
     for entry in expired where !entry.transfer.isFinished { entry.transfer.fail(code: 28) }
   }
