@@ -6,7 +6,10 @@ import PackageDescription
 // Sources/authproxy/link-order.txt (`scripts/link-order` writes it from a callgrind run), so
 // they share a few pages instead of being spread over the 10 MB text; relative relocations are
 // packed (DT_RELR, glibc >= 2.36). A stale order file only costs memory: names it lists that no
-// longer exist are skipped without a warning.
+// longer exist are skipped without a warning. With --static-swift-stdlib, the C++ runtime is
+// linked statically too (Sources/authproxy/static-libstdc++ says how), and a release binary
+// exports no symbols: the driver's -export-dynamic filled the dynamic symbol table with our
+// 3,300 functions, which the loader searches first for every symbol of every library.
 let functionSections: [SwiftSetting] = [.unsafeFlags(["-Xfrontend", "-function-sections"])]
 let linkLayout: [LinkerSetting] = [
   .unsafeFlags([
@@ -14,7 +17,9 @@ let linkLayout: [LinkerSetting] = [
     "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
     "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Sources/authproxy/link-order.txt",
     "-Xlinker", "--no-warn-symbol-ordering",
-  ])
+    "-L", "\(Context.packageDirectory)/Sources/authproxy/static-libstdc++",
+  ]),
+  .unsafeFlags(["-Xlinker", "--no-export-dynamic"], .when(configuration: .release)),
 ]
 
 let package = Package(
@@ -63,7 +68,7 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
-      exclude: ["link-order.txt"],
+      exclude: ["link-order.txt", "static-libstdc++"],
       swiftSettings: functionSections,
       linkerSettings: linkLayout),
     .testTarget(name: "AuthProxyTests", dependencies: ["AuthProxy"]),
