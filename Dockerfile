@@ -18,15 +18,23 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 # ---------------------------------------------------------------------------------------------
 FROM ${SWIFT_IMAGE} AS build
 
-# The -dev packages of the system-library targets in Package.swift.
+# The -dev packages of the system-library targets in Package.swift, and what
+# scripts/build-libcurl builds with (dpkg-dev for Debian's source, make; the C compiler is the
+# toolchain's clang).
 # hadolint ignore=DL3008
 RUN export DEBIAN_FRONTEND=noninteractive \
  && apt-get update -q \
  && apt-get install -y -q --no-install-recommends \
-      libcurl4-openssl-dev libevent-dev libhiredis-dev libssl-dev pkg-config \
+      libcurl4-openssl-dev libevent-dev libhiredis-dev libssl-dev pkg-config dpkg-dev make \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
+# The static, HTTP(S)-only libcurl the binary links, from Debian's source of the
+# libcurl4-openssl-dev above (with Debian's security patches): a libcurl fix reaches the image
+# when it is rebuilt, as every library's does. Its own layer, kept while only the sources change.
+COPY scripts/build-libcurl scripts/
+RUN scripts/build-libcurl
+
 # Dependencies first: this layer stays cached while only the sources change.
 COPY Package.swift ./
 RUN swift package resolve
@@ -47,8 +55,8 @@ FROM ${RUNTIME_IMAGE}
 ARG LIBEVENT_MIN_VERSION=2.1.12-stable-8+deb12u1
 
 # Exactly the libraries `ldd authproxy` needs (their own dependencies come with them):
-#   libcurl4 libevent-2.1-7 libevent-openssl-2.1-7 libhiredis0.14 libssl3 libstdc++6,
-# and ca-certificates for verifying the API's certificate with the system store.
+#   libevent-2.1-7 libevent-openssl-2.1-7 libhiredis0.14 libssl3 (libcurl and the C++ runtime
+# are linked in), and ca-certificates for verifying the API's certificate with the system store.
 # Versions are not pinned: Debian 12 security updates replace them, and a pin would break the
 # build the day one lands; the libevent floor above is the one that matters.
 # hadolint ignore=DL3008
@@ -56,12 +64,10 @@ RUN export DEBIAN_FRONTEND=noninteractive \
  && apt-get update -q \
  && apt-get install -y -q --no-install-recommends \
       ca-certificates \
-      libcurl4 \
       libevent-2.1-7 \
       libevent-openssl-2.1-7 \
       libhiredis0.14 \
       libssl3 \
-      libstdc++6 \
  && libevent_version="$(dpkg-query -W -f='${Version}' libevent-2.1-7)" \
  && if dpkg --compare-versions "$libevent_version" lt "$LIBEVENT_MIN_VERSION"; then \
       echo "libevent $libevent_version is older than $LIBEVENT_MIN_VERSION (evhttp request smuggling): is the mirror stale?" >&2; \

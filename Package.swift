@@ -33,23 +33,22 @@ let package = Package(
   ],
   targets: [
     // System libraries: a module map and one shim header each; the module maps do the linking.
-    .systemLibrary(
-      name: "CEvent", pkgConfig: "libevent",
-      providers: [.apt(["libevent-dev"])]),
-    .systemLibrary(
-      name: "CCurl", pkgConfig: "libcurl",
-      providers: [.apt(["libcurl4-openssl-dev"])]),
-    .systemLibrary(
-      name: "COpenSSL", pkgConfig: "openssl",
-      providers: [.apt(["libssl-dev"])]),
-    // No pkgConfig: hiredis's .pc adds -D_FILE_OFFSET_BITS=64, which SwiftPM refuses; the
-    // headers are in the default include path.
-    .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+    // Debian's packages (scripts/install-deps: libevent-dev, libcurl4-openssl-dev, libssl-dev,
+    // libhiredis-dev) put headers and libraries on the default paths, so no pkg-config: SwiftPM
+    // would put its -L/usr/lib/x86_64-linux-gnu ahead of .build-libcurl/lib (below). (hiredis's
+    // .pc also adds -D_FILE_OFFSET_BITS=64, which SwiftPM refuses.)
+    .systemLibrary(name: "CEvent"),
+    .systemLibrary(name: "CCurl"),
+    .systemLibrary(name: "COpenSSL"),
+    .systemLibrary(name: "CHiredis"),
     // The few C functions Swift cannot call directly (variadics, macros, TLS set-up, PKI).
+    // -lcurl finds the static HTTP(S)-only libcurl of scripts/build-libcurl in .build-libcurl/lib
+    // when it has been built (install-deps does), else Debian's shared one.
     .target(
       name: "CShims", dependencies: ["CEvent", "CCurl", "COpenSSL", "CHiredis"],
       cSettings: [.unsafeFlags(["-ffunction-sections"])],
       linkerSettings: [
+        .unsafeFlags(["-L", "\(Context.packageDirectory)/.build-libcurl/lib"]),
         .linkedLibrary("event"), .linkedLibrary("event_openssl"), .linkedLibrary("curl"),
         .linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("hiredis"),
       ]),
