@@ -130,6 +130,38 @@ import Testing
     #expect(throws: EventError.self) { try TrustStore(caFile: "/nonexistent/ca.pem") }
   }
 
+  /// The control plane's curl transfers (login, refresh, logout) verify with the same parsed
+  /// store instead of a CA file of their own: the store decides, whatever `tls.caFile` says.
+  @Test func curlTransfersVerifyWithTheSharedStoreInsteadOfTheirCAFile() throws {
+    let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")
+    defer { sandbox.stop() }
+    let loop = try EventLoop()
+    let sandboxStore = try TrustStore(caFile: sandbox.caPath)
+    let systemStore = try TrustStore(caFile: nil)
+    let cases: [(caFile: String?, trust: TrustStore?, expected: Int32, why: String)] = [
+      (nil, sandboxStore, 0, "curl alone would use the system bundle, which lacks the sandbox's CA"),
+      (sandbox.caPath, systemStore, 60, "the store, not the CA file, is what the peer is checked with"),
+      (sandbox.caPath, nil, 0, "without a store, curl loads the CA file as before"),
+    ]
+    for test in cases {
+      var request = CurlRequest(
+        url: sandbox.baseURL + "/api/v1/products", method: "GET", headerLines: [], body: nil,
+        tls: UpstreamTLS(caFile: test.caFile), connectTimeoutMs: 5000, stallTimeoutSeconds: 5)
+      request.trust = test.trust
+      // A multi of its own: curl would resume the previous case's TLS session, unverified.
+      let multi = try CurlMulti(loop: loop)
+      let transfer = try CurlTransfer(request)
+      var result: CurlResult?
+      var status = 0
+      transfer.onHead = { code, _ in status = code }
+      transfer.onComplete = { result = $0 }
+      multi.start(transfer)
+      runLoop(loop, until: { result != nil })
+      #expect(result?.code == test.expected, "\(test.why)")
+      if test.expected == 0 { #expect(status == 401, "a verified exchange with the API (no token: 401)") }
+    }
+  }
+
   /// Runs `loop` until `condition` holds, checked every 10 ms, for at most 10 s.
   private func runLoop(_ loop: EventLoop, until condition: @escaping () -> Bool) {
     let deadline = monotonicSeconds() + 10

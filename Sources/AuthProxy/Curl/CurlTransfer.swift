@@ -28,6 +28,10 @@ public struct CurlRequest {
   /// Plain http too (the caller has checked the host is loopback, e.g. an alert webhook on
   /// 127.0.0.1); https only otherwise.
   public var allowPlainHTTP = false
+  /// Verify the peer with this already parsed store (the one the data path uses for the same
+  /// upstream) instead of having curl parse `tls.caFile` or the system bundle again. curl's TLS
+  /// session cache does not know the store: on one `CurlMulti`, use one store per host.
+  public var trust: TrustStore?
 
   public init(
     url: String, method: String, headerLines: [String], body: [UInt8]?, tls: UpstreamTLS, connectTimeoutMs: Int,
@@ -59,6 +63,8 @@ public final class CurlTransfer {
   private var responseHeaders: [(name: String, value: String)] = []
   private var headDelivered = false
   private var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE))
+  /// Kept while curl may set up a connection with it (each context also holds a reference).
+  private var trust: TrustStore?
 
   /// The final response's status and headers (1xx responses are skipped).
   public var onHead: ((Int, [(name: String, value: String)]) -> Void)?
@@ -82,7 +88,11 @@ public final class CurlTransfer {
     ap_curl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 1)
     ap_curl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 2)
     ap_curl_easy_setopt_long(easy, CURLOPT_SSLVERSION, Int(CURL_SSLVERSION_TLSv1_2))
-    if let ca = request.tls.caFile { ap_curl_easy_setopt_ptr(easy, CURLOPT_CAINFO, ca) }
+    if let trust = request.trust, ap_curl_easy_verify_with_store(easy, trust.store) == CURLE_OK {
+      self.trust = trust
+    } else if let ca = request.tls.caFile {
+      ap_curl_easy_setopt_ptr(easy, CURLOPT_CAINFO, ca)
+    }
     if !request.tls.pinnedPublicKeys.isEmpty {
       let pins = request.tls.pinnedPublicKeys.map { "sha256//\($0)" }.joined(separator: ";")
       ap_curl_easy_setopt_ptr(easy, CURLOPT_PINNEDPUBLICKEY, pins)

@@ -31,7 +31,7 @@ final class ControlLoop {
 
   init(
     config: ServeConfig, credentials: Credentials, loader: CredentialLoader, adminSocket: Int32, accessLog: AccessLogSink,
-    workerMetrics: [WorkerMetrics],
+    workerMetrics: [WorkerMetrics], trust: TrustStore,
     clock: any WallClock, logger: Logger, watchSignals: Bool
   ) throws(EventError) {
     self.workerMetrics = workerMetrics
@@ -40,7 +40,7 @@ final class ControlLoop {
     self.logger = logger
     loop = try EventLoop()
     multi = try CurlMulti(loop: loop)
-    tokens = TokenClient(multi: multi, config: config)
+    tokens = TokenClient(multi: multi, config: config, trust: trust)
     machine = TokenStateMachine(refreshBefore: config.refreshBefore)
     monitor = config.alerts.makeMonitor()
     rotator = CredentialRotator(loop: loop, current: credentials, loader: loader, tokens: tokens, logger: logger)

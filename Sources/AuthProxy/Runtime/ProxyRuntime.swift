@@ -69,7 +69,7 @@ public final class ProxyRuntime: Sendable {
       )
     }
     let workerMetrics = listenSockets.map { _ in WorkerMetrics() }
-    // The upstream's trusted CAs, parsed once for every worker.
+    // The upstream's trusted CAs, parsed once for every worker and the control loop's logins.
     let trust: TrustStore
     do {
       trust = try TrustStore(caFile: config.tls.caFile)
@@ -89,7 +89,7 @@ public final class ProxyRuntime: Sendable {
         do {
           let control = try ControlLoop(
             config: config, credentials: credentials, loader: loader, adminSocket: adminSocket, accessLog: sink,
-            workerMetrics: workerMetrics,
+            workerMetrics: workerMetrics, trust: trust,
             clock: clock, logger: logger, watchSignals: watchSignals)
           controlSender.withLock { $0 = control.mailbox.sender }
           started.signal()

@@ -4,10 +4,14 @@ import FoundationEssentials
 final class TokenClient {
   private let multi: CurlMulti
   private let config: ServeConfig
+  private let trust: TrustStore?
 
-  init(multi: CurlMulti, config: ServeConfig) {
+  /// `trust`: the upstream's CAs as the data path already parsed them; nil has curl load
+  /// `config.tls.caFile` or the system bundle itself.
+  init(multi: CurlMulti, config: ServeConfig, trust: TrustStore? = nil) {
     self.multi = multi
     self.config = config
+    self.trust = trust
   }
 
   private struct LoginBody: Encodable {
@@ -67,9 +71,10 @@ final class TokenClient {
       "X-Request-ID: \(RequestID.generate())", "Expect:",
     ]
     if let bearer { lines.append("Authorization: Bearer \(bearer.reveal)") }
-    let request = CurlRequest(
+    var request = CurlRequest(
       url: config.upstream.origin + config.upstream.basePath + path, method: "POST", headerLines: lines, body: body,
       tls: config.tls, connectTimeoutMs: Int(config.connectTimeout * 1000), stallTimeoutSeconds: Int(config.timeout.rounded(.up)))
+    request.trust = trust
     let transfer: CurlTransfer
     do {
       transfer = try CurlTransfer(request)

@@ -43,6 +43,10 @@ CURLMcode ap_curl_multi_setopt_timer_cb(CURLM *m, ap_curl_timer_cb cb);
 CURLSH *ap_curl_share_for_thread(void);
 /// Reads the next CURLMSG_DONE message; returns 1 with the handle and result, 0 when none is left.
 int ap_curl_multi_next_done(CURLM *m, CURL **easy, CURLcode *result);
+// Verify the transfer's peer with `store` (shared, reference-counted) instead of loading a CA
+// file: no CAINFO/CAPATH, and an SSL_CTX callback that installs the store. Not CURLE_OK when
+// this libcurl cannot (a TLS backend other than OpenSSL): the caller then sets CAINFO itself.
+CURLcode ap_curl_easy_verify_with_store(CURL *h, X509_STORE *store);
 
 // MARK: libevent
 
