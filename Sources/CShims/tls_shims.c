@@ -67,6 +67,38 @@ X509_STORE *ap_tls_trust_store(const char *ca_file, char *err, size_t errlen) {
 
 void ap_tls_trust_store_free(X509_STORE *store) { X509_STORE_free(store); }
 
+X509_STORE *ap_tls_trust_store_sibling(X509_STORE *source, int default_dir) {
+  X509_STORE *sibling = X509_STORE_new();
+  if (sibling == NULL) return NULL;
+  int ok = 1;
+  X509_STORE_lock(source);
+  STACK_OF(X509_OBJECT) *objects = X509_STORE_get0_objects(source);
+  for (int i = 0; ok && i < sk_X509_OBJECT_num(objects); i++) {
+    X509_OBJECT *object = sk_X509_OBJECT_value(objects, i);
+    X509 *cert = X509_OBJECT_get0_X509(object);
+    X509_CRL *crl = X509_OBJECT_get0_X509_CRL(object);
+    // add_cert and add_crl take a reference: the parsed certificate is shared, not copied.
+    if (cert != NULL) ok = X509_STORE_add_cert(sibling, cert);
+    if (crl != NULL) ok = ok && X509_STORE_add_crl(sibling, crl);
+  }
+  X509_STORE_unlock(source);
+  if (ok && default_dir) {
+    // X509_FILETYPE_DEFAULT: SSL_CERT_DIR, else OpenSSL's folder, as X509_STORE_set_default_paths.
+    X509_LOOKUP *dir = X509_STORE_add_lookup(sibling, X509_LOOKUP_hash_dir());
+    ok = dir != NULL && X509_LOOKUP_add_dir(dir, NULL, X509_FILETYPE_DEFAULT) == 1;
+  }
+  ERR_clear_error();
+  if (!ok) {
+    X509_STORE_free(sibling);
+    return NULL;
+  }
+  return sibling;
+}
+
+unsigned long ap_tls_trust_store_flags(X509_STORE *store) {
+  return X509_VERIFY_PARAM_get_flags(X509_STORE_get0_param(store));
+}
+
 X509_STORE *ap_tls_client_ctx_store(SSL_CTX *ctx) { return SSL_CTX_get_cert_store(ctx); }
 
 SSL_CTX *ap_tls_client_ctx(X509_STORE *store, const char *cert_path, const char *key_path, char *err, size_t errlen) {

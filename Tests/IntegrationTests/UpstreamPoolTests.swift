@@ -130,17 +130,19 @@ import Testing
     #expect(throws: EventError.self) { try TrustStore(caFile: "/nonexistent/ca.pem") }
   }
 
-  /// The control plane's curl transfers (login, refresh, logout) verify with the same parsed
-  /// store instead of a CA file of their own: the store decides, whatever `tls.caFile` says.
-  @Test func curlTransfersVerifyWithTheSharedStoreInsteadOfTheirCAFile() throws {
+  /// The control plane's curl transfers (login, refresh, logout) verify with a sibling of the
+  /// workers' store, which holds the same parsed certificates, instead of a CA file of their own:
+  /// the store decides, whatever `tls.caFile` says. curl sets verification flags on the store it
+  /// is given; the workers' store keeps its own.
+  @Test func curlTransfersVerifyWithASiblingOfTheWorkersStore() throws {
     let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")
     defer { sandbox.stop() }
     let loop = try EventLoop()
-    let sandboxStore = try TrustStore(caFile: sandbox.caPath)
-    let systemStore = try TrustStore(caFile: nil)
+    let workers = try TrustStore(caFile: sandbox.caPath)
+    let system = try TrustStore(caFile: nil)
     let cases: [(caFile: String?, trust: TrustStore?, expected: Int32, why: String)] = [
-      (nil, sandboxStore, 0, "curl alone would use the system bundle, which lacks the sandbox's CA"),
-      (sandbox.caPath, systemStore, 60, "the store, not the CA file, is what the peer is checked with"),
+      (nil, try workers.sibling(), 0, "curl alone would use the system bundle, which lacks the sandbox's CA"),
+      (sandbox.caPath, try system.sibling(), 60, "the store, not the CA file, is what the peer is checked with"),
       (sandbox.caPath, nil, 0, "without a store, curl loads the CA file as before"),
     ]
     for test in cases {
@@ -160,6 +162,8 @@ import Testing
       #expect(result?.code == test.expected, "\(test.why)")
       if test.expected == 0 { #expect(status == 401, "a verified exchange with the API (no token: 401)") }
     }
+    #expect(cases[0].trust!.flags != 0, "curl set its flags on the sibling it verified with")
+    #expect(workers.flags == 0 && system.flags == 0, "and none on the stores the siblings came from")
   }
 
   /// Runs `loop` until `condition` holds, checked every 10 ms, for at most 10 s.

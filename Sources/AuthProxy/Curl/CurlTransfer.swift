@@ -28,9 +28,10 @@ public struct CurlRequest {
   /// Plain http too (the caller has checked the host is loopback, e.g. an alert webhook on
   /// 127.0.0.1); https only otherwise.
   public var allowPlainHTTP = false
-  /// Verify the peer with this already parsed store (the one the data path uses for the same
-  /// upstream) instead of having curl parse `tls.caFile` or the system bundle again. curl's TLS
-  /// session cache does not know the store: on one `CurlMulti`, use one store per host.
+  /// Verify the peer with this already parsed store (a `sibling()` of the data path's, for the
+  /// same upstream) instead of having curl parse `tls.caFile` or the system bundle again. curl
+  /// sets verification flags on it (partial chains, trusted first), so never the workers' own.
+  /// curl's TLS session cache does not know the store: on one `CurlMulti`, use one per host.
   public var trust: TrustStore?
 
   public init(

@@ -69,10 +69,13 @@ public final class ProxyRuntime: Sendable {
       )
     }
     let workerMetrics = listenSockets.map { _ in WorkerMetrics() }
-    // The upstream's trusted CAs, parsed once for every worker and the control loop's logins.
+    // The upstream's trusted CAs, parsed once for every worker; the control loop's logins get a
+    // sibling store with the same parsed certificates (libcurl sets flags on its store).
     let trust: TrustStore
+    let loginTrust: TrustStore
     do {
       trust = try TrustStore(caFile: config.tls.caFile)
+      loginTrust = try trust.sibling()
     } catch {
       for fd in listenSockets + [adminSocket] { close(fd) }
       throw StartupError(error.description, exitCode: 1)
@@ -89,7 +92,7 @@ public final class ProxyRuntime: Sendable {
         do {
           let control = try ControlLoop(
             config: config, credentials: credentials, loader: loader, adminSocket: adminSocket, accessLog: sink,
-            workerMetrics: workerMetrics, trust: trust,
+            workerMetrics: workerMetrics, trust: loginTrust,
             clock: clock, logger: logger, watchSignals: watchSignals)
           controlSender.withLock { $0 = control.mailbox.sender }
           started.signal()

@@ -6,8 +6,8 @@ final class TokenClient {
   private let config: ServeConfig
   private let trust: TrustStore?
 
-  /// `trust`: the upstream's CAs as the data path already parsed them; nil has curl load
-  /// `config.tls.caFile` or the system bundle itself.
+  /// `trust`: the upstream's CAs as the data path already parsed them (its `sibling()`); nil
+  /// has curl load `config.tls.caFile` or the system bundle itself.
   init(multi: CurlMulti, config: ServeConfig, trust: TrustStore? = nil) {
     self.multi = multi
     self.config = config

@@ -69,6 +69,13 @@ SSL_CTX *ap_tls_server_ctx(const char *cert_path, const char *key_path, const ch
 X509_STORE *ap_tls_trust_store(const char *ca_file, char *err, size_t errlen);
 /// Drops the caller's reference to a store made by ap_tls_trust_store.
 void ap_tls_trust_store_free(X509_STORE *store);
+/// A second store with the certificates of `source` (the same parsed X509s, each referenced, not
+/// copied) and flags of its own, for a user that sets flags on the store it is given (libcurl);
+/// `default_dir`: also look certificates up in OpenSSL's default folder, as the source does when
+/// it was made without a CA file. Call before other threads verify with `source`.
+X509_STORE *ap_tls_trust_store_sibling(X509_STORE *source, int default_dir);
+/// The verification flags set on a store (X509_V_FLAG_*).
+unsigned long ap_tls_trust_store_flags(X509_STORE *store);
 /// A TLS client context (TLS 1.2+, peer verification on) trusting `store`, with an optional
 /// client certificate and key; NULL with a message in `err` on failure.
 SSL_CTX *ap_tls_client_ctx(X509_STORE *store, const char *cert_path, const char *key_path, char *err, size_t errlen);
