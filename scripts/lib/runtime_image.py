@@ -117,7 +117,7 @@ def build(root, binary, repo):
     os.remove(root / "etc/resolv.conf")
     installed = subprocess.run(
         ["chroot", str(root), "dpkg-query", "-W", "-f", "${Package} ${Version}\\n",
-         "libevent-2.1-7", "libevent-openssl-2.1-7", "libcurl4", "libssl3", "libhiredis0.14", "ca-certificates"],
+         "libevent-2.1-7", "libevent-openssl-2.1-7", "libssl3", "libhiredis0.14", "ca-certificates"],
         capture_output=True, text=True, check=True).stdout
     print("installed in the image: " + ", ".join(installed.split("\n")[:-1]))
     print(f"image config: USER {image['User']}, ENTRYPOINT {image['Entrypoint']}, CMD {image['Cmd']}, "
