@@ -34,11 +34,11 @@ struct CheckCredentials: ParsableCommand {
     switch result {
     case .success(let outcome):
       printOut(
-        "ok: logged in as '\(credentials.username)' (client \(outcome.clientID)); token valid until \(RFC3339.format(outcome.accessExpiresAt, milliseconds: false))"
+        "ok: logged in as '\(credentials.username)' (client \(outcome.clientID ?? "not named by the API")); token valid until \(RFC3339.format(outcome.accessExpiresAt, milliseconds: false))"
       )
       if let logout = outcome.logout {
         switch logout {
-        case .success: printOut("logged out: every token of client \(outcome.clientID) is revoked")
+        case .success: printOut("logged out: every token of \(outcome.clientID.map { "client \($0)" } ?? "the client") is revoked")
         case .failure(let failure):
           printError("authproxy: the login worked but the logout failed: \(failure.description)")
           Glibc.exit(1)

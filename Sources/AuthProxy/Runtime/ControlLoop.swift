@@ -40,7 +40,7 @@ final class ControlLoop {
     self.logger = logger
     loop = try EventLoop()
     multi = try CurlMulti(loop: loop)
-    tokens = TokenClient(multi: multi, config: config, trust: trust)
+    tokens = TokenClient(multi: multi, config: config, trust: trust, clock: clock, logger: logger)
     machine = TokenStateMachine(refreshBefore: config.refreshBefore)
     monitor = config.alerts.makeMonitor()
     rotator = CredentialRotator(loop: loop, current: credentials, loader: loader, tokens: tokens, logger: logger)

@@ -84,7 +84,9 @@ final class CredentialRotator {
         self.current = fresh
         self.onRotated?(pair)
         guard let previous else { return }
-        if previous.clientID != pair.clientID {
+        // Only two known, different clients make a logout safe: an unknown one may be the
+        // same client, whose logout would revoke the new tokens too.
+        if let before = previous.clientID, let after = pair.clientID, before != after {
           self.logger.info("rotation: the new login is another client; logging the old client's token out")
           self.tokens.logout(previous.accessToken) { outcome in
             if case .failure(let failure) = outcome {
@@ -92,8 +94,11 @@ final class CredentialRotator {
             }
           }
         } else {
-          // Same client: a logout would revoke the new tokens too. The old ones are dropped.
-          self.logger.info("rotation: same client; the old tokens are dropped, not logged out")
+          // Same (or unknown) client: a logout would revoke the new tokens too. The old ones are dropped.
+          self.logger.info(
+            previous.clientID == nil || pair.clientID == nil
+              ? "rotation: the API did not name the client; the old tokens are dropped, not logged out"
+              : "rotation: same client; the old tokens are dropped, not logged out")
         }
       }
     }

@@ -3,7 +3,8 @@
 /// included).
 public enum CredentialCheck {
   public struct Outcome: Sendable {
-    public var clientID: String
+    /// nil when the API's answer did not name the client.
+    public var clientID: String?
     public var accessExpiresAt: Double
     /// nil when no logout was asked for.
     public var logout: Result<Void, TokenFailure>?

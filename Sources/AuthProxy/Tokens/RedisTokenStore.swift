@@ -148,10 +148,10 @@ final class RedisTokenStore: TokenStore {
   }
 
   private func read(_ completion: @escaping (Stored) -> Void) {
-    redis.send(["GET", tokenKey]) { [key] reply in
+    redis.send(["GET", tokenKey]) { [key, clock] reply in
       switch reply {
       case .success(.string(let sealed)):
-        guard let pair = StoredTokenPair.open(sealed, key: key) else {
+        guard let pair = StoredTokenPair.open(sealed, key: key, now: clock.now()) else {
           // Written under another key, or damaged: treat as absent (it will be overwritten).
           completion(.none)
           return

@@ -5,6 +5,8 @@ public enum TokenFailure: Error, Sendable, Equatable, CustomStringConvertible {
   case forbidden
   case rateLimited(retryAfter: Double?)
   case refreshRejected
+  /// A logout's token was refused: already expired or revoked (the API's 401).
+  case tokenRejected
   case apiError(status: Int)
   case badResponse
   /// The token's expiry was already past when it arrived (clock skew between us and the API).
@@ -31,6 +33,8 @@ public enum TokenFailure: Error, Sendable, Equatable, CustomStringConvertible {
     case .forbidden: "the API refused the login (403)"
     case .rateLimited: "rate limited by the API: too many login attempts"
     case .refreshRejected: "the API refused the refresh token"
+    case .tokenRejected: "the API refused the access token (expired or already revoked)"
+    case .apiError(400): "the API refused the login request as invalid (HTTP 400): are the username and password set?"
     case .apiError(let status): "the API answered the login with HTTP \(status)"
     case .badResponse: "the API's login answer held no usable token"
     case .expiredOnArrival: "the API issued a token that had already expired (is this host's clock right?)"
@@ -46,6 +50,7 @@ public enum TokenFailure: Error, Sendable, Equatable, CustomStringConvertible {
     case .forbidden: "forbidden"
     case .rateLimited: "rate_limited"
     case .refreshRejected: "refresh_rejected"
+    case .tokenRejected: "token_rejected"
     case .apiError: "api_error"
     case .badResponse: "bad_response"
     case .expiredOnArrival: "expired_on_arrival"

@@ -54,7 +54,7 @@ struct StoredTokenPair: Codable {
   var refresh_token: String
   var access_expires_at: String
   var refresh_expires_at: String
-  var client_id: String
+  var client_id: String?
 
   init(_ pair: TokenPair) {
     access_token = pair.accessToken.reveal
@@ -70,9 +70,10 @@ struct StoredTokenPair: Codable {
     return try? SealedCredentials.seal(plaintext: [UInt8](json), key: key)
   }
 
-  static func open(_ sealed: [UInt8], key: EncryptionKey) -> TokenPair? {
+  /// `now` only matters for a stored pair without an expiry, which this type never writes.
+  static func open(_ sealed: [UInt8], key: EncryptionKey, now: Double) -> TokenPair? {
     guard var plain = try? SealedCredentials.open(sealed: String(decoding: sealed, as: UTF8.self), key: key) else { return nil }
     defer { plain.wipe() }
-    return APIResponse.tokenPair(from: plain)
+    return APIResponse.tokenPair(from: plain, now: now)
   }
 }
