@@ -19,10 +19,10 @@ import Synchronization
 ///   (or chunked), M bytes of body, then the connection is cut (a reply broken mid-body).
 public final class SandboxAPI: Sendable {
   public static let demoUsers: [SandboxUser] = [
-    SandboxUser(username: "demo", password: "demo-password", clientID: "client-demo"),
+    SandboxUser(username: "demo", password: "demo-password", clientID: 123456),
     // The same integration after a password rotation: same client.
-    SandboxUser(username: "demo-rotated", password: "demo-rotated-password", clientID: "client-demo"),
-    SandboxUser(username: "other", password: "other-password", clientID: "client-other"),
+    SandboxUser(username: "demo-rotated", password: "demo-rotated-password", clientID: 123456),
+    SandboxUser(username: "other", password: "other-password", clientID: 654321),
   ]
 
   /// The port it listens on (the one the kernel chose, when started with port 0).
@@ -103,6 +103,9 @@ public final class SandboxAPI: Sendable {
   /// Errors as `{"error":"unauthorized","message":…}` (older docs) instead of
   /// `{"error":{"name","code","message"}}` (the default).
   public func setFlatErrors(_ on: Bool) { store.setFlatErrors(on) }
+
+  /// How token answers carry `client_id` (a number, as documented, by default).
+  public func setClientIDForm(_ form: SandboxClientIDForm) { store.setClientIDForm(form) }
 
   /// Answers logins this many seconds late (a slow API at start-up).
   public func setLoginDelay(_ seconds: Double) { store.setLoginDelay(seconds) }

@@ -8,41 +8,49 @@ struct SandboxFailure: Error, Sendable, Equatable {
   /// `Retry-After`, in seconds, when the answer carries one.
   var retryAfter: Int?
 
-  /// The `error` string of the flat (old docs) form.
+  /// The `error` string of the flat form (the docs' older page): `validation_error`,
+  /// `unauthorized`, and for 429 "Too Many Requests", the only shape the docs give a 429.
   var flatName: String {
     switch status {
-    case 400: "bad_request"
+    case 400: "validation_error"
     case 401: "unauthorized"
     case 403: "forbidden"
     case 404: "not_found"
     case 405: "method_not_allowed"
-    case 429: "too_many_requests"
+    case 429: "Too Many Requests"
     default: "server_error"
     }
   }
 
-  static func badRequest(_ message: String) -> SandboxFailure {
-    SandboxFailure(status: 400, name: "BadRequest", code: "BAD_REQUEST", message: message)
+  /// 400 for a body that is not JSON, as the login and refresh pages give it.
+  static let syntaxError = SandboxFailure(status: 400, name: "SyntaxError", code: "SYNTAX_ERROR", message: "Invalid request body")
+
+  /// 400 for missing or invalid fields ("Username and password are required", …).
+  static func validationFailure(_ message: String) -> SandboxFailure {
+    SandboxFailure(status: 400, name: "ValidationException", code: "VALIDATION_FAILURE", message: message)
   }
 
-  static let invalidCredentials = SandboxFailure(
-    status: 401, name: "Unauthorized", code: "INVALID_CREDENTIALS", message: "Invalid username or password")
+  /// A bad request to a business endpoint: the docs' code for invalid fields.
+  static func badRequest(_ message: String) -> SandboxFailure { validationFailure(message) }
 
-  static func tokenInvalid(_ message: String) -> SandboxFailure {
-    SandboxFailure(status: 401, name: "Unauthorized", code: "TOKEN_INVALID", message: message)
-  }
+  static let invalidCredentials = unauthorized("Invalid credentials")
 
-  static func tokenExpired(_ message: String) -> SandboxFailure {
-    SandboxFailure(status: 401, name: "Unauthorized", code: "TOKEN_EXPIRED", message: message)
+  /// A refresh token that is unknown, expired or already rotated or revoked.
+  static let invalidRefreshToken = unauthorized("Invalid refresh token")
+
+  /// Every 401 has the one documented code; only the message differs.
+  static func unauthorized(_ message: String) -> SandboxFailure {
+    SandboxFailure(status: 401, name: "UnauthorizedError", code: "UNAUTHORIZED", message: message)
   }
 
   static let ipNotWhitelisted = SandboxFailure(
-    status: 403, name: "Forbidden", code: "FORBIDDEN", message: "IP address not authorized")
+    status: 403, name: "ForbiddenError", code: "FORBIDDEN", message: "IP address not authorized")
 
+  /// The docs show a 429 only in the flat shape, with this message.
   static func rateLimited(retryAfter seconds: Int) -> SandboxFailure {
     SandboxFailure(
       status: 429, name: "TooManyRequests", code: "TOO_MANY_REQUESTS",
-      message: "Too many login attempts, retry in \(seconds) seconds", retryAfter: seconds)
+      message: "Too many login attempts. Please try again later.", retryAfter: seconds)
   }
 
   static let serverError = SandboxFailure(
@@ -73,8 +81,10 @@ struct SandboxFailure: Error, Sendable, Equatable {
     }
   }
 
-  /// The answer's headers and JSON body, in the nested or the flat form.
+  /// The answer's headers and JSON body, in the nested or the flat form (a 429 is always flat:
+  /// it is the only shape the docs show for it).
   func reply(flat: Bool) -> (headers: [(name: String, value: String)], body: [UInt8]) {
+    let flat = flat || status == 429
     var headers = [SandboxJSON.contentType]
     if let retryAfter { headers.append(("Retry-After", String(retryAfter))) }
     if status == 401 { headers.append(("WWW-Authenticate", "Bearer realm=\"api\", error=\"invalid_token\"")) }

@@ -31,7 +31,8 @@ enum SandboxJSON {
     let refreshToken: String
     let accessExpiresAt: String
     let refreshExpiresAt: String
-    let clientID: String
+    let clientID: Int
+    let clientIDForm: SandboxClientIDForm
 
     enum CodingKeys: String, CodingKey {
       case accessToken = "access_token"
@@ -41,23 +42,32 @@ enum SandboxJSON {
       case clientID = "client_id"
     }
 
-    init(_ pair: SandboxTokenPair) {
+    init(_ pair: SandboxTokenPair, clientIDForm: SandboxClientIDForm) {
       accessToken = pair.accessToken
       refreshToken = pair.refreshToken
       accessExpiresAt = SandboxJSON.timestamp(pair.accessExpiresAt)
       refreshExpiresAt = SandboxJSON.timestamp(pair.refreshExpiresAt)
       clientID = pair.clientID
+      self.clientIDForm = clientIDForm
+    }
+
+    func encode(to encoder: any Encoder) throws {
+      var c = encoder.container(keyedBy: CodingKeys.self)
+      try c.encode(accessToken, forKey: .accessToken)
+      try c.encode(refreshToken, forKey: .refreshToken)
+      try c.encode(accessExpiresAt, forKey: .accessExpiresAt)
+      try c.encode(refreshExpiresAt, forKey: .refreshExpiresAt)
+      switch clientIDForm {
+      case .number: try c.encode(clientID, forKey: .clientID)
+      case .string: try c.encode(String(clientID), forKey: .clientID)
+      case .absent: break
+      }
     }
   }
 
+  /// The logout page's `data`: a message, nothing else.
   struct LogoutResult: Encodable {
-    let revokedTokens: Int
-    let clientID: String
-
-    enum CodingKeys: String, CodingKey {
-      case revokedTokens = "revoked_tokens"
-      case clientID = "client_id"
-    }
+    let message = "Successfully logged out"
   }
 
   struct Echo: Encodable {
@@ -66,7 +76,7 @@ enum SandboxJSON {
     let headers: [[String]]
     let bodyBase64: String
     let bodyLength: Int
-    let clientID: String
+    let clientID: Int
     /// The client's TCP port: equal ports on two requests mean one kept-alive connection.
     let peerPort: Int
 
@@ -106,7 +116,7 @@ enum SandboxJSON {
     let productID: Int
     let quantity: Int
     let pointsDebited: Int
-    let clientID: String
+    let clientID: Int
     let createdAt: String
 
     enum CodingKeys: String, CodingKey {

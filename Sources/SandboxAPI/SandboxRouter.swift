@@ -84,8 +84,8 @@ final class SandboxRouter {
       tokens = store.refresh(body: request.body)
     default:
       switch store.logout(authorization: request.header("Authorization")) {
-      case .success(let outcome):
-        let result = SandboxJSON.LogoutResult(revokedTokens: outcome.revoked, clientID: outcome.clientID)
+      case .success:
+        let result = SandboxJSON.LogoutResult()
         let body = formats.envelope ? SandboxJSON.encode(SandboxJSON.Envelope(data: result)) : SandboxJSON.encode(result)
         json(request, status: 200, body: body)
       case .failure(let failure):
@@ -95,7 +95,7 @@ final class SandboxRouter {
     }
     switch tokens {
     case .success(let pair):
-      let payload = SandboxJSON.Tokens(pair)
+      let payload = SandboxJSON.Tokens(pair, clientIDForm: formats.clientID)
       let body = formats.envelope ? SandboxJSON.encode(SandboxJSON.Envelope(data: payload)) : SandboxJSON.encode(payload)
       json(request, status: 200, body: body, extraHeaders: [("Cache-Control", "no-store")])
     case .failure(let failure):
@@ -109,7 +109,7 @@ final class SandboxRouter {
     let method = request.method
     let body = request.body
     store.record(SandboxRecordedRequest(method: method, target: request.target, headers: request.headers, body: body))
-    let clientID: String
+    let clientID: Int
     switch store.authorize(authorization: request.header("Authorization")) {
     case .success(let client): clientID = client
     case .failure(let failure):
@@ -173,7 +173,7 @@ final class SandboxRouter {
       ])
   }
 
-  private func order(_ request: ServerRequest, body: [UInt8], clientID: String) {
+  private func order(_ request: ServerRequest, body: [UInt8], clientID: Int) {
     var wanted = SandboxJSON.OrderRequest(productID: nil, quantity: nil)
     if !body.isEmpty {
       guard let parsed = SandboxJSON.decode(SandboxJSON.OrderRequest.self, from: body) else {

@@ -7,14 +7,14 @@ struct SandboxTokenPair: Sendable {
   var refreshToken: String
   var accessExpiresAt: Date
   var refreshExpiresAt: Date
-  var clientID: String
+  var clientID: Int
 }
 
 /// The sandbox's accounts, tokens, counters and test controls. Shared between the loop thread
 /// that serves and the test threads that steer it, so everything sits behind one Mutex.
 final class SandboxStore: Sendable {
   private struct Token {
-    let clientID: String
+    let clientID: Int
     let expiresAt: Date
   }
 
@@ -22,13 +22,14 @@ final class SandboxStore: Sendable {
     var users: [String: SandboxUser]
     var accessLifetime: Double
     var refreshLifetime: Double
-    /// Live tokens: expired ones stay (to answer TOKEN_EXPIRED) until pruned; revoked ones go.
+    /// Live tokens: expired ones stay (to answer "Token expired") until pruned; revoked ones go.
     var access: [String: Token] = [:]
     var refresh: [String: Token] = [:]
     var counters = SandboxCounters()
     var loginFailure: SandboxLoginFailure?
     var envelope = true
     var flatErrors = false
+    var clientIDForm = SandboxClientIDForm.number
     var loginDelay = 0.0
     var lastAPIRequest: SandboxRecordedRequest?
     var issuedSecrets: [String] = []
@@ -66,7 +67,7 @@ final class SandboxStore: Sendable {
       if let failure = state.loginFailure, failure != .invalidCredentials {
         result = .failure(SandboxFailure(failure))
       } else if parsed == nil {
-        result = .failure(.badRequest("Request body must be JSON {\"username\",\"password\"}"))
+        result = .failure(.syntaxError)
       } else if let parsed, let username = parsed.username, let password = parsed.password {
         if state.loginFailure == nil, let user = state.users[username], user.password == password {
           result = .success(Self.issue(clientID: user.clientID, now: now, in: &state))
@@ -74,7 +75,7 @@ final class SandboxStore: Sendable {
           result = .failure(.invalidCredentials)
         }
       } else {
-        result = .failure(.badRequest("username and password are required"))
+        result = .failure(.validationFailure("Username and password are required"))
       }
       if case .success = result { state.counters.logins += 1 } else { state.counters.failedLogins += 1 }
       return result
@@ -87,21 +88,24 @@ final class SandboxStore: Sendable {
     let parsed = SandboxJSON.decode(RefreshRequest.self, from: body)
     return state.withLock { state in
       let result: Result<SandboxTokenPair, SandboxFailure>
-      if parsed == nil {
-        result = .failure(.badRequest("Request body must be JSON {\"refresh_token\"}"))
+      // The IP whitelist applies to refreshes too (the docs' authentication overview).
+      if state.loginFailure == .ipNotWhitelisted {
+        result = .failure(.ipNotWhitelisted)
+      } else if parsed == nil {
+        result = .failure(.syntaxError)
       } else if let presented = parsed?.refreshToken {
         if let token = state.refresh[presented] {
           if token.expiresAt > now {
             state.refresh[presented] = nil
             result = .success(Self.issue(clientID: token.clientID, now: now, in: &state))
           } else {
-            result = .failure(.tokenExpired("Refresh token expired"))
+            result = .failure(.invalidRefreshToken)
           }
         } else {
-          result = .failure(.tokenInvalid("Refresh token invalid or revoked"))
+          result = .failure(.invalidRefreshToken)
         }
       } else {
-        result = .failure(.badRequest("refresh_token is required"))
+        result = .failure(.validationFailure("Refresh token is required"))
       }
       if case .success = result { state.counters.refreshes += 1 } else { state.counters.failedRefreshes += 1 }
       return result
@@ -110,7 +114,7 @@ final class SandboxStore: Sendable {
 
   /// `POST /auth/logout`: revokes every access and refresh token of the presenter's client.
   /// Returns the client and how many tokens went.
-  func logout(authorization: String?, now: Date = Date()) -> Result<(clientID: String, revoked: Int), SandboxFailure> {
+  func logout(authorization: String?, now: Date = Date()) -> Result<(clientID: Int, revoked: Int), SandboxFailure> {
     state.withLock { state in
       switch Self.check(authorization, now: now, in: state) {
       case .failure(let failure):
@@ -126,7 +130,7 @@ final class SandboxStore: Sendable {
   }
 
   /// Checks an `/api/v1` request's bearer token and counts the request; returns its client.
-  func authorize(authorization: String?, now: Date = Date()) -> Result<String, SandboxFailure> {
+  func authorize(authorization: String?, now: Date = Date()) -> Result<Int, SandboxFailure> {
     state.withLock { state in
       let result = Self.check(authorization, now: now, in: state)
       if case .success = result { state.counters.apiRequests += 1 } else { state.counters.unauthorizedAPIRequests += 1 }
@@ -134,19 +138,19 @@ final class SandboxStore: Sendable {
     }
   }
 
-  private static func check(_ authorization: String?, now: Date, in state: State) -> Result<String, SandboxFailure> {
-    guard let authorization else { return .failure(.tokenInvalid("Missing bearer token")) }
+  private static func check(_ authorization: String?, now: Date, in state: State) -> Result<Int, SandboxFailure> {
+    guard let authorization else { return .failure(.unauthorized("Authentication required")) }
     let parts = authorization.split(separator: " ")
     guard parts.count == 2, parts[0].lowercased() == "bearer" else {
-      return .failure(.tokenInvalid("Authorization must be a bearer token"))
+      return .failure(.unauthorized("Authentication required"))
     }
     let presented = String(parts[1])
-    guard let token = state.access[presented] else { return .failure(.tokenInvalid("Access token invalid or revoked")) }
-    guard token.expiresAt > now else { return .failure(.tokenExpired("Access token expired")) }
+    guard let token = state.access[presented] else { return .failure(.unauthorized("Invalid or revoked token")) }
+    guard token.expiresAt > now else { return .failure(.unauthorized("Token expired")) }
     return .success(token.clientID)
   }
 
-  private static func issue(clientID: String, now: Date, in state: inout State) -> SandboxTokenPair {
+  private static func issue(clientID: Int, now: Date, in state: inout State) -> SandboxTokenPair {
     let pair = SandboxTokenPair(
       accessToken: "at_" + randomToken(), refreshToken: "rt_" + randomToken(),
       accessExpiresAt: now.addingTimeInterval(state.accessLifetime),
@@ -157,7 +161,7 @@ final class SandboxStore: Sendable {
     state.issuedSecrets.append(pair.refreshToken)
     state.issuedSincePrune += 1
     if state.issuedSincePrune >= 1024 {
-      // Long-expired tokens are forgotten (they then answer TOKEN_INVALID): bounded memory
+      // Long-expired tokens are forgotten (they then answer "Invalid or revoked token"): bounded memory
       // under a benchmark that refreshes all the time.
       state.issuedSincePrune = 0
       let horizon = now.addingTimeInterval(-3600)
@@ -196,7 +200,9 @@ final class SandboxStore: Sendable {
   }
 
   /// Whether token answers carry the envelope, and errors are flat, right now.
-  var formats: (envelope: Bool, flatErrors: Bool) { state.withLock { ($0.envelope, $0.flatErrors) } }
+  var formats: (envelope: Bool, flatErrors: Bool, clientID: SandboxClientIDForm) {
+    state.withLock { ($0.envelope, $0.flatErrors, $0.clientIDForm) }
+  }
   var counters: SandboxCounters { state.withLock { $0.counters } }
   var lastAPIRequest: SandboxRecordedRequest? { state.withLock { $0.lastAPIRequest } }
   var issuedSecrets: [String] { state.withLock { $0.issuedSecrets } }
@@ -229,6 +235,7 @@ final class SandboxStore: Sendable {
   func failLogins(_ failure: SandboxLoginFailure?) { state.withLock { $0.loginFailure = failure } }
   func setEnvelope(_ on: Bool) { state.withLock { $0.envelope = on } }
   func setFlatErrors(_ on: Bool) { state.withLock { $0.flatErrors = on } }
+  func setClientIDForm(_ form: SandboxClientIDForm) { state.withLock { $0.clientIDForm = form } }
   func setLoginDelay(_ seconds: Double) { state.withLock { $0.loginDelay = seconds } }
   var loginDelay: Double { state.withLock { $0.loginDelay } }
 }

@@ -1,11 +1,12 @@
 /// An account of the sandbox API: a username and password, and the client (integration) they
-/// log in as. Several users may share one client, as a rotated password does.
+/// log in as. Several users may share one client, as a rotated password does. Client ids are
+/// numbers, as the API's docs give them (`"client_id": 123456`).
 public struct SandboxUser: Sendable, Equatable {
   public var username: String
   public var password: String
-  public var clientID: String
+  public var clientID: Int
 
-  public init(username: String, password: String, clientID: String) {
+  public init(username: String, password: String, clientID: Int) {
     self.username = username
     self.password = password
     self.clientID = clientID
@@ -45,11 +46,11 @@ public struct SandboxCounters: Sendable, Equatable {
 
 /// How `POST /auth/login` fails while `SandboxAPI.failLogins(_:)` is in force.
 public enum SandboxLoginFailure: Sendable, Equatable {
-  /// 401 `INVALID_CREDENTIALS`, whatever the credentials (as after a password change).
+  /// 401 `UNAUTHORIZED` "Invalid credentials", whatever the credentials (as after a password change).
   case invalidCredentials
   /// 403 `FORBIDDEN`, "IP address not authorized" (the egress IP is not whitelisted).
   case ipNotWhitelisted
-  /// 429 `TOO_MANY_REQUESTS` with `Retry-After: retryAfterSeconds`.
+  /// 429 "Too many login attempts" (the docs' flat shape) with `Retry-After: retryAfterSeconds`.
   case rateLimited(retryAfterSeconds: Int)
   /// 500 `INTERNAL_ERROR`.
   case serverError
@@ -82,6 +83,14 @@ public struct SandboxRecordedRequest: Sendable {
     let wanted = name.lowercased()
     return headers.filter { $0.name.lowercased() == wanted }.map(\.value)
   }
+}
+
+/// How token answers carry `client_id`: a number as the docs give it (the default), or the
+/// other shapes authproxy must also accept (SPEC §1), to test that it does.
+public enum SandboxClientIDForm: Sendable, Equatable {
+  case number
+  case string
+  case absent
 }
 
 /// Commands to the sandbox's loop thread.

@@ -149,7 +149,7 @@ extension CommandLineTests {
     let flags = ["check-credentials", "--upstream", sandbox.baseURL, "--ca-file", sandbox.caPath]
     let ok = try runBinary(flags, environment: credentials)
     #expect(ok.status == 0, "\(ok.stderr)")
-    #expect(ok.stdout.contains("client-demo"))
+    #expect(ok.stdout.contains("client 123456"))
     #expect(sandbox.counters.logins == 1)
     #expect(sandbox.counters.logouts == 0, "no logout without --logout")
     let refused = try runBinary(flags, environment: ["API_USERNAME": "demo", "API_PASSWORD": "not-the-password"])

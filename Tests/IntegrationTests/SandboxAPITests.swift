@@ -4,113 +4,7 @@ import Testing
 
 @testable import SandboxAPI
 
-// The sandbox API over real TLS, with /usr/bin/curl as the client.
-
-/// What curl saw: its exit code, and the last response (after any 1xx).
-private struct CurlReply {
-  var exitCode: Int32
-  var status: Int
-  var headers: [(name: String, value: String)]
-  var body: Data
-  var stderr: String
-
-  func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name.lowercased() }?.value }
-  var text: String { String(decoding: body, as: UTF8.self) }
-  var object: [String: Any]? { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] }
-  var array: [[String: Any]]? { (try? JSONSerialization.jsonObject(with: body)) as? [[String: Any]] }
-  /// `data` of an enveloped answer.
-  var data: [String: Any]? { object?["data"] as? [String: Any] }
-  /// `error.code` of a nested error answer.
-  var errorCode: String? { (object?["error"] as? [String: Any])?["code"] as? String }
-}
-
-private struct CurlFailure: Error, CustomStringConvertible {
-  let description: String
-}
-
-/// Runs curl with `arguments` (after `-s -S -i`), and splits its output into head and body.
-private func runCurl(_ arguments: [String]) throws -> CurlReply {
-  let process = Process()
-  process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-  process.arguments = ["-s", "-S", "-i", "-H", "Expect:", "--max-time", "60"] + arguments
-  let output = Pipe()
-  let errors = Pipe()
-  process.standardOutput = output
-  process.standardError = errors
-  try process.run()
-  let data = output.fileHandleForReading.readDataToEndOfFile()
-  let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-  process.waitUntilExit()
-  var reply = CurlReply(exitCode: process.terminationStatus, status: 0, headers: [], body: Data(), stderr: stderr)
-  var rest = data[...]
-  let separator = Data("\r\n\r\n".utf8)
-  while let end = rest.range(of: separator), rest.starts(with: Data("HTTP/".utf8)) {
-    let lines = String(decoding: rest[rest.startIndex..<end.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
-    let statusWords = lines[0].split(separator: " ")
-    guard statusWords.count >= 2, let status = Int(statusWords[1]) else {
-      throw CurlFailure(description: "bad status line: \(lines[0])")
-    }
-    reply.status = status
-    reply.headers = lines.dropFirst().compactMap { line in
-      guard let colon = line.firstIndex(of: ":") else { return nil }
-      return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
-    }
-    rest = rest[end.upperBound...]
-    if !(100..<200).contains(status) { break }
-  }
-  reply.body = Data(rest)
-  return reply
-}
-
-/// Polls `condition` every 100 ms until it holds or `seconds` pass; returns whether it held.
-private func pollUntil(seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
-  let deadline = Date().addingTimeInterval(seconds)
-  while Date() < deadline {
-    if try condition() { return true }
-    usleep(100_000)
-  }
-  return try condition()
-}
-
-/// A JSON value as an RFC 3339 UTC timestamp ("2026-11-29T10:00:00Z").
-private func rfc3339(_ value: Any?) -> Date? {
-  guard let text = value as? String, text.hasSuffix("Z") else { return nil }
-  return ISO8601DateFormatter().date(from: text)
-}
-
-/// One sandbox on a free port, with its PKI in a fresh temporary directory.
-private final class SandboxFixture {
-  let directory: String
-  let api: SandboxAPI
-
-  init() throws {
-    directory = NSTemporaryDirectory() + "sandbox-api-test-" + UUID().uuidString
-    api = try SandboxAPI.start(pkiDirectory: directory + "/pki")
-  }
-
-  func close() {
-    api.stop()
-    try? FileManager.default.removeItem(atPath: directory)
-  }
-
-  /// A request through curl, trusting the sandbox's CA.
-  func curl(_ method: String, _ target: String, json: String? = nil, token: String? = nil, extra: [String] = []) throws -> CurlReply {
-    var arguments = ["--cacert", api.caPath, "-X", method]
-    if let json { arguments += ["-H", "Content-Type: application/json", "--data-binary", json] }
-    if let token { arguments += ["-H", "Authorization: Bearer \(token)"] }
-    return try runCurl(arguments + extra + [api.baseURL + target])
-  }
-
-  func login(_ user: SandboxUser) throws -> (access: String, refresh: String) {
-    let reply = try curl("POST", "/auth/login", json: #"{"username":"\#(user.username)","password":"\#(user.password)"}"#)
-    guard reply.status == 200, let access = reply.data?["access_token"] as? String, let refresh = reply.data?["refresh_token"] as? String
-    else { throw CurlFailure(description: "login of \(user.username) failed: \(reply.status) \(reply.text) \(reply.stderr)") }
-    return (access, refresh)
-  }
-
-  func refresh(_ token: String) throws -> CurlReply { try curl("POST", "/auth/refresh", json: #"{"refresh_token":"\#(token)"}"#) }
-  func echo(_ token: String?) throws -> CurlReply { try curl("GET", "/api/v1/echo", token: token) }
-}
+// The sandbox API over real TLS, with /usr/bin/curl as the client (Support/SandboxFixture.swift).
 
 private let demo = SandboxAPI.demoUsers[0]
 private let demoRotated = SandboxAPI.demoUsers[1]
@@ -132,7 +26,7 @@ private let other = SandboxAPI.demoUsers[2]
     #expect(refresh.hasPrefix("rt_") && refresh.count >= 35)
     let urlSafe = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
     #expect(access.dropFirst(3).unicodeScalars.allSatisfy(urlSafe.contains))
-    #expect(data["client_id"] as? String == "client-demo")
+    #expect(data["client_id"] as? Int == 123456)
     let accessExpiry = try #require(rfc3339(data["access_expires_at"]))
     let refreshExpiry = try #require(rfc3339(data["refresh_expires_at"]))
     #expect((data["access_expires_at"] as? String)?.hasSuffix("Z") == true)
@@ -153,7 +47,7 @@ private let other = SandboxAPI.demoUsers[2]
     #expect(reply.status == 200)
     #expect(reply.object?["success"] == nil && reply.object?["data"] == nil)
     #expect((reply.object?["access_token"] as? String)?.hasPrefix("at_") == true)
-    #expect(reply.object?["client_id"] as? String == "client-other")
+    #expect(reply.object?["client_id"] as? Int == 654321)
     sandbox.api.setFlatErrors(true)
     let refused = try sandbox.curl("POST", "/auth/login", json: #"{"username":"other","password":"nope"}"#)
     #expect(refused.status == 401)
@@ -168,14 +62,15 @@ private let other = SandboxAPI.demoUsers[2]
     defer { sandbox.close() }
     let wrongPassword = try sandbox.curl("POST", "/auth/login", json: #"{"username":"demo","password":"other-password"}"#)
     #expect(wrongPassword.status == 401)
-    #expect(wrongPassword.errorCode == "INVALID_CREDENTIALS")
-    #expect((wrongPassword.object?["error"] as? [String: Any])?["name"] as? String == "Unauthorized")
+    #expect(wrongPassword.errorCode == "UNAUTHORIZED")
+    #expect((wrongPassword.object?["error"] as? [String: Any])?["name"] as? String == "UnauthorizedError")
+    #expect((wrongPassword.object?["error"] as? [String: Any])?["message"] as? String == "Invalid credentials")
     let unknownUser = try sandbox.curl("POST", "/auth/login", json: #"{"username":"nobody","password":"demo-password"}"#)
-    #expect(unknownUser.status == 401 && unknownUser.errorCode == "INVALID_CREDENTIALS")
+    #expect(unknownUser.status == 401 && unknownUser.errorCode == "UNAUTHORIZED")
     let notJSON = try sandbox.curl("POST", "/auth/login", json: "username=demo")
-    #expect(notJSON.status == 400 && notJSON.errorCode == "BAD_REQUEST")
+    #expect(notJSON.status == 400 && notJSON.errorCode == "SYNTAX_ERROR")
     let missing = try sandbox.curl("POST", "/auth/login", json: #"{"username":"demo"}"#)
-    #expect(missing.status == 400 && missing.errorCode == "BAD_REQUEST")
+    #expect(missing.status == 400 && missing.errorCode == "VALIDATION_FAILURE")
     let wrongMethod = try sandbox.curl("GET", "/auth/login")
     #expect(wrongMethod.status == 405)
     let badRefresh = try sandbox.curl("POST", "/auth/refresh", json: "{}")
@@ -193,14 +88,14 @@ private let other = SandboxAPI.demoUsers[2]
     let newAccess = try #require(rotated.data?["access_token"] as? String)
     let newRefresh = try #require(rotated.data?["refresh_token"] as? String)
     #expect(newAccess != first.access && newRefresh != first.refresh)
-    #expect(rotated.data?["client_id"] as? String == "client-demo")
+    #expect(rotated.data?["client_id"] as? Int == 123456)
     // The old refresh token is revoked; the old access token lives until it expires.
     let reused = try sandbox.refresh(first.refresh)
-    #expect(reused.status == 401 && reused.errorCode == "TOKEN_INVALID")
+    #expect(reused.status == 401 && reused.errorCode == "UNAUTHORIZED")
     #expect(try sandbox.echo(first.access).status == 200)
     #expect(try sandbox.echo(newAccess).status == 200)
     #expect(try sandbox.refresh(newRefresh).status == 200)
-    #expect(try sandbox.refresh("rt_made-up").errorCode == "TOKEN_INVALID")
+    #expect(try sandbox.refresh("rt_made-up").errorCode == "UNAUTHORIZED")
     let counters = sandbox.api.counters
     #expect(counters.refreshes == 2 && counters.failedRefreshes == 2 && counters.logins == 1)
     #expect(sandbox.api.issuedSecrets.count == 6)
@@ -217,7 +112,7 @@ private let other = SandboxAPI.demoUsers[2]
     #expect(logout.status == 200)
     for token in [first.access, second.access] {
       let refused = try sandbox.echo(token)
-      #expect(refused.status == 401 && refused.errorCode == "TOKEN_INVALID")
+      #expect(refused.status == 401 && refused.errorCode == "UNAUTHORIZED")
     }
     #expect(try sandbox.refresh(first.refresh).status == 401)
     #expect(try sandbox.refresh(second.refresh).status == 401)
@@ -238,7 +133,7 @@ private let other = SandboxAPI.demoUsers[2]
     let echo = try #require(reply.object)
     #expect(echo["method"] as? String == "PUT")
     #expect(echo["target"] as? String == "/api/v1/echo/things?a=1&b=%2F")
-    #expect(echo["client_id"] as? String == "client-demo")
+    #expect(echo["client_id"] as? Int == 123456)
     #expect(echo["body_length"] as? Int == 9)
     #expect(echo["body_base64"] as? String == Data(#"{"x":"y"}"#.utf8).base64EncodedString())
     let headers = try #require(echo["headers"] as? [[String]])
@@ -250,7 +145,7 @@ private let other = SandboxAPI.demoUsers[2]
     #expect(recorded.body == Array(#"{"x":"y"}"#.utf8))
 
     let missing = try sandbox.echo(nil)
-    #expect(missing.status == 401 && missing.errorCode == "TOKEN_INVALID")
+    #expect(missing.status == 401 && missing.errorCode == "UNAUTHORIZED")
     #expect(missing.header("WWW-Authenticate")?.hasPrefix("Bearer") == true)
     #expect(try sandbox.echo("at_not-a-token").status == 401)
     #expect(try sandbox.curl("GET", "/api/v1/nothing-here", token: pair.access).status == 404)
@@ -282,12 +177,12 @@ private let other = SandboxAPI.demoUsers[2]
     let expiry = try #require(rfc3339(reply.data?["access_expires_at"]))
     #expect(expiry.timeIntervalSince(started) <= 2.5)
     #expect(try sandbox.echo(access).status == 200)
-    let expired = try pollUntil(seconds: 10) { try sandbox.echo(access).errorCode == "TOKEN_EXPIRED" }
+    let expired = try pollUntil(seconds: 10) { try sandbox.echo(access).status == 401 }
     #expect(expired)
     #expect(Date().timeIntervalSince(started) >= 1.9)
     // Both lifetimes were 2 s: the refresh token expired with the access token.
     let refused = try sandbox.refresh(refresh)
-    #expect(refused.status == 401 && refused.errorCode == "TOKEN_EXPIRED")
+    #expect(refused.status == 401 && refused.errorCode == "UNAUTHORIZED")
     // Tokens issued before the change keep their lifetime.
     #expect(try sandbox.echo(longLived.access).status == 200)
   }
@@ -364,14 +259,16 @@ private let other = SandboxAPI.demoUsers[2]
     let credentials = #"{"username":"demo","password":"demo-password"}"#
     sandbox.api.failLogins(.invalidCredentials)
     let invalid = try sandbox.curl("POST", "/auth/login", json: credentials)
-    #expect(invalid.status == 401 && invalid.errorCode == "INVALID_CREDENTIALS")
+    #expect(invalid.status == 401 && invalid.errorCode == "UNAUTHORIZED")
     sandbox.api.failLogins(.ipNotWhitelisted)
     let forbidden = try sandbox.curl("POST", "/auth/login", json: credentials)
     #expect(forbidden.status == 403 && forbidden.errorCode == "FORBIDDEN")
     #expect((forbidden.object?["error"] as? [String: Any])?["message"] as? String == "IP address not authorized")
     sandbox.api.failLogins(.rateLimited(retryAfterSeconds: 7))
     let limited = try sandbox.curl("POST", "/auth/login", json: credentials)
-    #expect(limited.status == 429 && limited.errorCode == "TOO_MANY_REQUESTS")
+    // The docs show a 429 only flat, with this message.
+    #expect(limited.status == 429 && limited.object?["error"] as? String == "Too Many Requests")
+    #expect(limited.object?["message"] as? String == "Too many login attempts. Please try again later.")
     #expect(limited.header("Retry-After") == "7")
     sandbox.api.failLogins(.serverError)
     #expect(try sandbox.curl("POST", "/auth/login", json: credentials).status == 500)

@@ -97,11 +97,38 @@ final class RotatingCredentials: Sendable {
     let credentials = RotatingCredentials(demo)
     let proxy = try ProxyHarness(loader: credentials.loader)
     defer { proxy.stop() }
-    #expect(try proxy.get("/api/v1/echo").json?["client_id"] as? String == "client-demo")
+    #expect(try proxy.get("/api/v1/echo").json?["client_id"] as? Int == 123456)
     credentials.set(other)
     proxy.runtime.reloadCredentials()
     #expect(eventually { proxy.sandbox.counters.logouts == 1 })
-    #expect(try proxy.get("/api/v1/echo").json?["client_id"] as? String == "client-other")
+    #expect(try proxy.get("/api/v1/echo").json?["client_id"] as? Int == 654321)
+  }
+
+  @Test func aRotationWhenTheAPINamesNoClientNeverLogsOut() throws {
+    let credentials = RotatingCredentials(demo)
+    let proxy = try ProxyHarness(loader: credentials.loader)
+    defer { proxy.stop() }
+    proxy.sandbox.setClientIDForm(.absent)
+    #expect(try proxy.get("/api/v1/echo").status == 200)
+    credentials.set(other)
+    proxy.runtime.reloadCredentials()
+    #expect(eventually { proxy.sandbox.counters.logins == 2 })
+    #expect(try eventually { try proxy.get("/api/v1/echo").json?["client_id"] as? Int == 654321 })
+    // Another client in truth, but the answers did not say so: a logout might have revoked the new tokens.
+    #expect(proxy.sandbox.counters.logouts == 0)
+    #expect(proxy.logs.all.contains { $0.contains("did not name the client") })
+  }
+
+  @Test func aStringClientIDIsReadAsTheSameClient() throws {
+    let credentials = RotatingCredentials(demo)
+    let proxy = try ProxyHarness(loader: credentials.loader)
+    defer { proxy.stop() }
+    proxy.sandbox.setClientIDForm(.string)
+    #expect(try proxy.get("/api/v1/echo").status == 200)
+    credentials.set(demoRotated)
+    proxy.runtime.reloadCredentials()
+    #expect(eventually { proxy.logs.all.contains { $0.contains("same client") } })
+    #expect(proxy.sandbox.counters.logouts == 0)
   }
 
   @Test func aRotationWhoseLoginFailsKeepsTheOldCredentialsAndSaysSo() throws {
