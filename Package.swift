@@ -70,9 +70,11 @@ let package = Package(
       exclude: ["link-order.txt", "static-libstdc++"],
       swiftSettings: functionSections,
       linkerSettings: linkLayout),
-    .testTarget(name: "AuthProxyTests", dependencies: ["AuthProxy"]),
+    // What both test targets share: the API's documented answers (Tests/Fixtures) and helpers.
+    .target(name: "TestSupport", path: "Tests/TestSupport"),
+    .testTarget(name: "AuthProxyTests", dependencies: ["AuthProxy", "TestSupport"]),
     .testTarget(
       name: "IntegrationTests",
-      dependencies: ["AuthProxy", "SandboxAPI", "authproxy"]),
+      dependencies: ["AuthProxy", "SandboxAPI", "authproxy", "TestSupport"]),
   ]
 )
