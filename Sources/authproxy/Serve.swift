@@ -38,6 +38,7 @@ struct ServeFlags: ParsableArguments {
   @Option(name: .customLong("login-path"), help: flagHelp("login-path")) var loginPath: String?
   @Option(name: .customLong("refresh-path"), help: flagHelp("refresh-path")) var refreshPath: String?
   @Option(name: .customLong("logout-path"), help: flagHelp("logout-path")) var logoutPath: String?
+  @Option(name: .customLong("api-prefix"), help: flagHelp("api-prefix")) var apiPrefix: String?
   @Flag(name: .customLong("logout-on-exit"), help: flagHelp("logout-on-exit")) var logoutOnExit = false
   @Option(name: .customLong("alert-window"), help: flagHelp("alert-window")) var alertWindow: String?
   @Option(name: .customLong("alert-401-threshold"), help: flagHelp("alert-401-threshold")) var alert401Threshold: String?
@@ -58,7 +59,7 @@ struct ServeFlags: ParsableArguments {
       ("alert-window", alertWindow), ("alert-401-threshold", alert401Threshold),
       ("alert-403-threshold", alert403Threshold), ("alert-login-failure-threshold", alertLoginFailureThreshold),
       ("alert-webhook", alertWebhook), ("alert-command", alertCommand), ("login-path", loginPath), ("refresh-path", refreshPath),
-      ("logout-path", logoutPath),
+      ("logout-path", logoutPath), ("api-prefix", apiPrefix),
     ]
     var result: [String: String] = [:]
     for case (let name, let value?) in all { result[name] = value }

@@ -20,6 +20,8 @@ public struct ServeConfig: Sendable {
   public var loginPath = "/auth/login"
   public var refreshPath = "/auth/refresh"
   public var logoutPath = "/auth/logout"
+  /// Apps reach only paths under this prefix (compared after RequestPolicy's normalisation).
+  public var apiPrefix = "/api/"
   public var logoutOnExit = false
   public var retries = 3
   public var retryDelay = 1.0
@@ -132,6 +134,11 @@ extension ServeConfig {
     FlagSpec(name: "login-path", defaultValue: "/auth/login", help: "The API's login path (never reachable by apps)."),
     FlagSpec(name: "refresh-path", defaultValue: "/auth/refresh", help: "The API's refresh path (never reachable by apps)."),
     FlagSpec(name: "logout-path", defaultValue: "/auth/logout", help: "The API's logout path (never reachable by apps)."),
+    FlagSpec(
+      name: "api-prefix", defaultValue: "/api/",
+      help:
+        "Apps reach only paths under this prefix (compared after percent-decoding and dot segments, case-insensitively); others get 403. The auth paths stay refused whatever it is."
+    ),
     FlagSpec(
       name: "logout-on-exit", defaultValue: "false",
       help:
@@ -323,6 +330,13 @@ extension ServeConfig {
     if let p = path("login-path") { config.loginPath = p }
     if let p = path("refresh-path") { config.refreshPath = p }
     if let p = path("logout-path") { config.logoutPath = p }
+    if let p = path("api-prefix") {
+      if p.contains("#") || p.contains("%") {
+        problems.append("\(source("api-prefix")): '\(p)' must be a plain path prefix such as /api/ (no % or #)")
+      } else {
+        config.apiPrefix = p
+      }
+    }
     if let text = value("logout-on-exit") {
       switch text.lowercased() {
       case "true", "1", "yes": config.logoutOnExit = true

@@ -18,6 +18,11 @@ enum HTTPBytes {
   }
 
   @inline(__always)
+  /// ASCII letter or digit.
+  static func isAlphanumeric(_ b: UInt8) -> Bool {
+    (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b)
+  }
+
   static func lowercased(_ b: UInt8) -> UInt8 {
     b &- 0x41 < 26 ? b | 0x20 : b
   }
