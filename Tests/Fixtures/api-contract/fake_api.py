@@ -19,6 +19,7 @@ import datetime
 import http.server
 import json
 import os
+import signal
 import ssl
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -101,6 +102,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def main():
+    # Whoever started us may have blocked these; a fake must die when told to.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     parser = argparse.ArgumentParser()
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
