@@ -100,6 +100,23 @@ private func feed(_ answer: DocumentedAnswer) -> Result<TokenPair?, TokenFailure
     #expect(pair.clientID == "9007199254")
   }
 
+  @Test func aDerivedExpiryIsWarnedAboutOnce() throws {
+    let answer = try #require(DocumentedAnswer.named("login-200-envelope"))
+    let text = String(decoding: answer.body, as: UTF8.self).replacingOccurrences(of: "\"2024-01-15T10:30:00Z\"", with: "null")
+    var warnings: [String] = []
+    let outcome = TokenClient.outcome(
+      of: .success(TokenClient.Answer(status: 200, body: Array(text.utf8))), isRefresh: false, now: answeredAt
+    ) { warnings.append($0) }
+    #expect(try outcome.get().accessExpiresAt == answeredAt + 3600)
+    #expect(warnings.count == 1)
+    #expect(warnings.first?.contains("assuming the documented 1 hour") == true)
+    var none: [String] = []
+    _ = TokenClient.outcome(of: .success(TokenClient.Answer(status: 200, body: answer.body)), isRefresh: false, now: answeredAt) {
+      none.append($0)
+    }
+    #expect(none.isEmpty)
+  }
+
   @Test func aLogoutAnswerIsNotATokenAnswer() throws {
     let logout = try #require(DocumentedAnswer.named("logout-200"))
     #expect(APIResponse.tokenPair(from: logout.body, now: answeredAt) == nil)

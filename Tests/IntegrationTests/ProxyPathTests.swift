@@ -204,6 +204,27 @@ import Testing
     #expect(proxy.sandbox.counters.logouts == 0)
   }
 
+  @Test func appsReachOnlyPathsUnderTheAPIPrefix() throws {
+    let proxy = try ProxyHarness()
+    defer { proxy.stop() }
+    #expect(try proxy.get("/api/v1/echo").status == 200)
+    let before = proxy.sandbox.counters
+    // Variants of the auth paths that some routers trim or send to the same handler, and
+    // anything else outside /api/: refused before any byte goes upstream.
+    for target in [
+      "/auth/logout%20", "/auth/logout%00", "/auth/logout.json", "/auth/logout~", "/auth/logout%3f", "/auth/login%00x",
+      "/", "/health", "/api/../auth/logout", "/v2/products",
+    ] {
+      let response = try request(port: proxy.port, method: "POST", target: target, body: Array("{}".utf8))
+      #expect(response.status == 403, "\(target)")
+      #expect(response.errorCode == "forbidden")
+    }
+    let refused = try request(port: proxy.port, target: "/v2/products")
+    #expect(refused.errorMessage == "apps reach only the API's paths under /api/ through the proxy (--api-prefix)")
+    #expect(proxy.sandbox.counters == before)
+    #expect(try proxy.get("/API/v1/echo").status != 403)
+  }
+
   @Test func upstreamConnectionsAreReusedWithinAWorker() throws {
     let proxy = try ProxyHarness(workers: 1)
     defer { proxy.stop() }
