@@ -41,9 +41,11 @@ RUN swift package resolve
 # Tests/ too: SwiftPM refuses a package whose test targets have no folder.
 COPY Sources ./Sources
 COPY Tests ./Tests
-RUN swift build -c release --static-swift-stdlib --product authproxy \
- && install -D -m 0755 "$(swift build -c release --static-swift-stdlib --show-bin-path)/authproxy" \
-      /out/authproxy \
+# The tuned release link (static runtimes, the libcurl above, lld, the function order).
+COPY scripts/build-release scripts/
+COPY scripts/release ./scripts/release
+RUN scripts/build-release \
+ && install -D -m 0755 "$(scripts/build-release --show-bin-path)/authproxy" /out/authproxy \
  && /out/authproxy version
 
 # ---------------------------------------------------------------------------------------------
