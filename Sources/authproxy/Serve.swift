@@ -31,6 +31,7 @@ struct ServeFlags: ParsableArguments {
   @Option(name: .customLong("header-timeout"), help: flagHelp("header-timeout")) var headerTimeout: String?
   @Option(name: .customLong("retries"), help: flagHelp("retries")) var retries: String?
   @Option(name: .customLong("retry-delay"), help: flagHelp("retry-delay")) var retryDelay: String?
+  @Option(name: .customLong("reuse-window"), help: flagHelp("reuse-window")) var reuseWindow: String?
   @Option(name: .customLong("allow-cidr"), help: flagHelp("allow-cidr")) var allowCIDR: String?
   @Option(name: .customLong("token-store"), help: flagHelp("token-store")) var tokenStore: String?
   @Option(name: .customLong("log-level"), help: flagHelp("log-level")) var logLevel: String?
@@ -55,6 +56,7 @@ struct ServeFlags: ParsableArguments {
       ("user-agent", userAgent), ("connect-timeout", connectTimeout), ("timeout", timeout),
       ("refresh-before", refreshBefore), ("access-log", accessLog), ("workers", workers), ("max-body", maxBody),
       ("drain-timeout", drainTimeout), ("header-timeout", headerTimeout), ("retries", retries), ("retry-delay", retryDelay),
+      ("reuse-window", reuseWindow),
       ("allow-cidr", allowCIDR), ("token-store", tokenStore), ("log-level", logLevel), ("log-format", logFormat),
       ("alert-window", alertWindow), ("alert-401-threshold", alert401Threshold),
       ("alert-403-threshold", alert403Threshold), ("alert-login-failure-threshold", alertLoginFailureThreshold),

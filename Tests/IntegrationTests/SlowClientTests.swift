@@ -180,10 +180,7 @@ import Testing
   @Test func aClientThatLeavesBeforeItsAnswerLeavesTheUpstreamConnectionPooled() throws {
     let proxy = try ProxyHarness(workers: 1)
     defer { proxy.stop() }
-    func metric(_ name: String) -> Double? {
-      let text = (try? proxy.admin("/metrics").text) ?? ""
-      return text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
-    }
+    let metric = proxy.metric
     #expect(try proxy.get("/api/v1/echo").status == 200)
     #expect(eventually(timeout: 10) { metric("authproxy_upstream_idle_connections") == 1 })
     #expect(metric("authproxy_upstream_connections_total") == 1)

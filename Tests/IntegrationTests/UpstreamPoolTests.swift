@@ -33,6 +33,35 @@ import Testing
     #expect(socket.state == .closed, "the idle connection saw the upstream close it")
   }
 
+  /// After a burst, the idle pool keeps as many connections as the recent peak of requests at
+  /// once, not its cap: once the burst is out of the window, the extra connections close.
+  @Test func theIdlePoolShrinksToRecentDemand() throws {
+    let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")
+    defer { sandbox.stop() }
+    let loop = try EventLoop()
+    // A window of 3 expiry periods (expireIdle runs every second in a worker; here by hand).
+    let pool = try UpstreamPool(
+      loop: loop, tls: UpstreamTLS(caFile: sandbox.caPath), host: "localhost", port: sandbox.port, connectTimeout: 5,
+      peakWindow: 3)
+    let burst = (0..<4).map { _ in Attempt() }
+    for attempt in burst { pool.start(attempt.transfer) }
+    runLoop(loop, until: { burst.allSatisfy { $0.result != nil } })
+    #expect(burst.allSatisfy { $0.result?.code == 0 })
+    #expect(pool.idleCount == 4)
+    #expect(pool.recentPeak == 4)
+    var idleAfter: [Int] = []
+    for _ in 0..<4 {
+      let one = Attempt()
+      pool.start(one.transfer)
+      runLoop(loop, until: { one.result != nil })
+      #expect(one.result?.code == 0)
+      pool.expireIdle()
+      idleAfter.append(pool.idleCount)
+    }
+    // The burst stays in the window for three periods, then only one at a time is left.
+    #expect(idleAfter == [4, 4, 4, 1], "\(idleAfter)")
+  }
+
   /// getaddrinfo can block for seconds; it must not block the worker's loop meanwhile.
   @Test func aSlowLookupDoesNotHoldUpTheLoop() throws {
     let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")

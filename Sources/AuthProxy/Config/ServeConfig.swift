@@ -25,6 +25,9 @@ public struct ServeConfig: Sendable {
   public var logoutOnExit = false
   public var retries = 3
   public var retryDelay = 1.0
+  /// A request that must never be sent twice reuses an upstream connection only if it finished
+  /// an exchange this recently (0: always a new connection).
+  public var reuseWindow = 2.0
   public var allowCIDR = [CIDR.parse("127.0.0.0/8")!, CIDR.parse("::1/128")!]
   /// `--allow-cidr` was given: binding beyond loopback without it earns a warning.
   public var allowCIDRGiven = false
@@ -122,6 +125,11 @@ extension ServeConfig {
       help: "More attempts for connection failures and 502/503/504/429, only for idempotent methods or requests with an Idempotency-Key."),
     FlagSpec(
       name: "retry-delay", defaultValue: "1s", help: "Wait between attempts (a Retry-After from the API is honoured up to --timeout)."),
+    FlagSpec(
+      name: "reuse-window", defaultValue: "2s",
+      help:
+        "A POST or PATCH without an Idempotency-Key (never sent twice) reuses an upstream connection only if it finished an exchange this recently, well under the API's keep-alive timeout; 0: always a new connection."
+    ),
     FlagSpec(
       name: "allow-cidr", defaultValue: "127.0.0.0/8,::1/128",
       help: "Client addresses allowed to use the proxy (comma-separated networks); others get 403."),
@@ -283,6 +291,7 @@ extension ServeConfig {
       }
     }
     if let d = duration("retry-delay", positive: false) { config.retryDelay = d }
+    if let d = duration("reuse-window", positive: false) { config.reuseWindow = d }
     if let d = duration("header-timeout") { config.headerTimeout = d }
     if let text = value("allow-cidr") {
       if let networks = CIDR.parseList(text) {

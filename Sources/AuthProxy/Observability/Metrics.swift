@@ -28,6 +28,11 @@ public final class WorkerMetrics: Sendable {
   /// Upstream connections opened (each a TLS handshake), and those idle in the pool now.
   let upstreamConnections = Counter()
   let upstreamIdle = Counter()
+  /// The most upstream attempts at once over the last ~10 s: the idle pool's size limit.
+  let upstreamRecentPeak = Counter()
+  /// Requests that must not be sent twice whose reused connection broke before any answer:
+  /// they may have reached the API, and were answered 502 without another attempt.
+  let unsafeReuseFailures = Counter()
 
   public init() {
     requests = (0..<(Self.methods.count * Self.statusClasses.count)).map { _ in Counter() }
@@ -129,6 +134,14 @@ struct MetricsExposition {
     gauge(
       "authproxy_upstream_idle_connections", "Upstream connections kept open for the next request.",
       Double(workers.reduce(0) { $0 + $1.upstreamIdle.current }))
+    gauge(
+      "authproxy_upstream_recent_peak_connections",
+      "The most upstream requests at once over the last 10 seconds; idle connections beyond it are closed.",
+      Double(workers.reduce(0) { $0 + $1.upstreamRecentPeak.current }))
+    counter(
+      "authproxy_upstream_reuse_failures_total",
+      "POST/PATCH without an Idempotency-Key whose reused connection broke before any answer (502, not sent again)."
+    ) { $0.unsafeReuseFailures.current }
     counter("authproxy_reauth_total", "Requests replayed after a 401 renewed the token.") { $0.reauths.current }
     counter("authproxy_rejected_requests_total", "Requests refused before parsing (framing, header timeout).") { $0.rejected.current }
     out.family("authproxy_upstream_auth_failures_total", "counter", "Upstream 401 and 403 answers.")

@@ -74,15 +74,18 @@ final class Forwarder {
     if exchange.attempts == 0 { budget.recordRequest(now: monotonicSeconds()) }
     exchange.attempts += 1
     if exchange.attempts > 1 { metrics.retries.add(1) }
-    // A request that must never be sent twice goes on a new connection: a pooled one may
-    // have been closed by the upstream just as we sent on it.
-    let freshConnection = freshConnection || !Forwarder.isRetrySafe(exchange)
+    // A request that must never be sent twice goes on a connection that answered moments ago
+    // (`--reuse-window`), else a new one: a connection idle for longer may be closed by the
+    // upstream just as we send on it, and such a request cannot be sent again.
+    let retrySafe = Forwarder.isRetrySafe(exchange)
+    let freshConnection = freshConnection || (!retrySafe && config.reuseWindow <= 0)
     let transfer = UpstreamTransfer(
       head: rewrite.upstreamHead(
         method: exchange.method, target: config.upstream.basePath + exchange.target, host: upstreamAuthority,
         appHeaders: exchange.appHeaders, authorization: token.authorization, requestID: exchange.requestID,
         bodyLength: exchange.body.count),
       body: exchange.body, isHEAD: exchange.method == "HEAD", freshConnection: freshConnection, stallTimeout: config.timeout)
+    if !retrySafe { transfer.reuseWithin = config.reuseWindow }
     exchange.transfer = transfer
     exchange.attempt = Exchange.Attempt(
       forwarder: self, token: token, started: monotonicSeconds(), status: nil, freshConnection: freshConnection)
@@ -165,6 +168,12 @@ final class Forwarder {
     {
       // A pooled connection the upstream closed just as we sent on it: once more on a new one.
       forward(exchange, token: attempt.token, freshConnection: true)
+    } else if result.reusedConnection && attempt.status == nil && [52, 55, 56].contains(result.code)
+      && !Forwarder.isRetrySafe(exchange)
+    {
+      // The same race, for a request that must not be sent twice: it may have reached the API.
+      metrics.unsafeReuseFailures.add(1)
+      fail(exchange, .upstream(.brokenAfterSend))
     } else if Forwarder.retryableCurlCodes.contains(result.code) && mayRetry(exchange) {
       onRetry?(exchange, config.retryDelay)
     } else {

@@ -71,6 +71,12 @@ public struct UpstreamFailure: Error, Sendable, Equatable {
   public var code: String
   public var message: String
 
+  /// A request that must not be sent twice went out on a kept-alive connection that broke
+  /// before any answer: the API may have acted on it, so it is not sent again.
+  public static let brokenAfterSend = UpstreamFailure(
+    status: 502, code: "upstream_broken_after_send",
+    message: "the upstream connection broke before any answer; the request may have reached the API and was not sent again")
+
   public static func from(curlCode: Int32) -> UpstreamFailure {
     switch curlCode {
     case 28: UpstreamFailure(status: 504, code: "upstream_timeout", message: "the upstream did not answer in time")

@@ -28,7 +28,14 @@ public final class UpstreamPool {
   private let connectTimeout: Double
   private let maxIdleAge: Double
   private let maxIdle: Int
+  /// Oldest first: the last one is the one that answered most recently.
   private var idle: [(socket: TLSClientSocket, since: Double)] = []
+  /// Attempts running on this pool's connections now, and the most at once in each of the last
+  /// `peaks.count` `expireIdle` periods (seconds): idle connections beyond that recent peak
+  /// are closed, so the pool follows demand instead of staying at its highest.
+  private var active = 0
+  private var peaks: [Int]
+  private var peakSlot = 0
   /// The last good answer, and when it came (nil: none yet).
   private var addresses: [SocketAddress] = []
   private var resolvedAt: Double?
@@ -44,9 +51,10 @@ public final class UpstreamPool {
 
   public init(
     loop: EventLoop, tls: UpstreamTLS, host: String, port: Int, connectTimeout: Double, maxIdleAge: Double = 30, maxIdle: Int = 256,
-    metrics: WorkerMetrics? = nil, trust: TrustStore? = nil, dnsTTL: Double = 30,
+    metrics: WorkerMetrics? = nil, trust: TrustStore? = nil, dnsTTL: Double = 30, peakWindow: Int = 10,
     lookup: @escaping HostResolver.Lookup = SocketAddress.resolve
   ) throws(EventError) {
+    peaks = Array(repeating: 0, count: max(1, peakWindow))
     self.metrics = metrics
     self.loop = loop
     context = try TLSClientContext(tls, trust: trust)
@@ -65,7 +73,14 @@ public final class UpstreamPool {
   deinit {
     for entry in idle { entry.socket.discard() }
     metrics?.upstreamIdle.add(-reportedIdle)
+    metrics?.upstreamRecentPeak.add(-reportedPeak)
   }
+
+  private var reportedPeak = 0
+  /// The most attempts at once over the recent window: what the idle pool is sized by.
+  var recentPeak: Int { peaks.max() ?? 0 }
+  /// Connections idle now (tests).
+  var idleCount: Int { idle.count }
 
   /// Brings the idle-connections gauge to `idle.count`.
   private func reportIdle() {
@@ -74,17 +89,25 @@ public final class UpstreamPool {
     reportedIdle = idle.count
   }
 
-  /// Starts an attempt: on an idle connection unless `transfer.freshConnection`, else a new one.
+  /// Starts an attempt: on the idle connection that answered last unless
+  /// `transfer.freshConnection` or it has been idle longer than `transfer.reuseWithin`, else on
+  /// a new one.
   public func start(_ transfer: UpstreamTransfer) {
     let now = monotonicSeconds()
     defer { reportIdle() }
     if !transfer.freshConnection {
-      while let entry = idle.popLast() {
+      while let entry = idle.last {
         // Closed while idle (by the upstream, or by bytes nobody asked for): skipped.
         if entry.socket.state != .open || now - entry.since > maxIdleAge {
+          idle.removeLast()
           entry.socket.discard()
           continue
         }
+        // The most recent is too old for this request: so are the others; they stay for
+        // requests that may be sent again.
+        guard now - entry.since <= transfer.reuseWithin else { break }
+        idle.removeLast()
+        attemptStarted()
         transfer.run(on: entry.socket, pool: self, reused: true)
         return
       }
@@ -102,8 +125,18 @@ public final class UpstreamPool {
     let socket = TLSClientSocket(
       loop: loop, context: context, scratch: scratch, host: host, addresses: addresses, timeout: connectTimeout)
     metrics?.upstreamConnections.add(1)
+    attemptStarted()
     transfer.run(on: socket, pool: self, reused: false)
   }
+
+  private func attemptStarted() {
+    active += 1
+    if active > peaks[peakSlot] { peaks[peakSlot] = active }
+  }
+
+  /// An attempt that ran on one of this pool's connections ended (its connection is back in
+  /// `idle` or gone).
+  func attemptEnded() { active = max(0, active - 1) }
 
   /// A lookup's answer: kept if there is one; the attempts waiting for it connect, or fail as
   /// curl does when a name does not resolve (6).
@@ -148,8 +181,9 @@ public final class UpstreamPool {
     reportIdle()
   }
 
-  /// Drops idle connections older than `maxIdleAge`, and frees the TLS buffers of those idle
-  /// for more than a second (called every second).
+  /// Drops idle connections older than `maxIdleAge`, and those beyond the recent peak of
+  /// attempts at once (oldest first), and frees the TLS buffers of those idle for more than a
+  /// second (called every second).
   public func expireIdle() {
     let now = monotonicSeconds()
     idle.removeAll { entry in
@@ -160,6 +194,17 @@ public final class UpstreamPool {
       entry.socket.discard()
       return true
     }
+    let wanted = max(0, recentPeak - active)
+    if idle.count > wanted {
+      for entry in idle.prefix(idle.count - wanted) { entry.socket.discard() }
+      idle.removeFirst(idle.count - wanted)
+    }
+    peakSlot = (peakSlot + 1) % peaks.count
+    peaks[peakSlot] = active
     reportIdle()
+    if let metrics, recentPeak != reportedPeak {
+      metrics.upstreamRecentPeak.add(recentPeak - reportedPeak)
+      reportedPeak = recentPeak
+    }
   }
 }

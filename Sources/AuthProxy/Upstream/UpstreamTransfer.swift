@@ -19,6 +19,10 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
   /// A new connection only: for requests that must never be sent twice, or a retry after a
   /// pooled connection failed.
   public let freshConnection: Bool
+  /// Otherwise, an idle connection is taken only if its last exchange ended at most this many
+  /// seconds ago (`--reuse-window`, for requests that must never be sent twice: a connection
+  /// that just answered is not about to be closed by the upstream's keep-alive timeout).
+  public var reuseWithin = Double.infinity
   /// The response head must come within this long of the start, and then no gap in the body
   /// may last this long: else the attempt fails with a timeout (28).
   let stallTimeout: Double
@@ -230,6 +234,7 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
     finished = true
     socket?.discard()
     socket = nil
+    pool?.attemptEnded()
     pool = nil
     delegate = nil
   }
@@ -242,6 +247,7 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
       socket.cancelTimer()
       if code == 0 && reusable, let pool { pool.release(socket) } else { socket.discard() }
     }
+    pool?.attemptEnded()
     pool = nil
     let delegate = self.delegate
     self.delegate = nil

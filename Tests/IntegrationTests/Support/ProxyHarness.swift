@@ -68,6 +68,12 @@ final class ProxyHarness {
 
   func admin(_ path: String) throws -> HTTPResponse { try request(port: adminPort, target: path) }
 
+  /// A sample without labels from `/metrics`, or nil.
+  func metric(_ name: String) -> Double? {
+    let text = (try? admin("/metrics").text) ?? ""
+    return text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+  }
+
   /// Access-log lines written so far (the workers flush at least every second).
   func accessLog() -> [[String: Any]] {
     let text = (try? String(contentsOfFile: accessLogPath, encoding: .utf8)) ?? ""
