@@ -4,7 +4,7 @@ beside it), not from authproxy's sandbox: what a new user would write from the p
 try authproxy. The end-to-end contract tests run `authproxy serve` against it.
 
     fake_api.py --cert server.pem --key server-key.pem --port-file PATH [--login ANSWER]
-                [--refresh ANSWER]
+                [--refresh ANSWER] [--record PATH] [--keepalive-timeout SECONDS]
 
 --login / --refresh name the documented answer those calls give (default: the enveloped 200).
 A 200 token answer is the documented body with its two timestamps moved to now + 1 hour and
@@ -111,7 +111,10 @@ def main():
     parser.add_argument("--login", default="login-200-envelope", choices=sorted(ANSWERS))
     parser.add_argument("--refresh", default="refresh-200-envelope", choices=sorted(ANSWERS))
     parser.add_argument("--record")
+    parser.add_argument("--keepalive-timeout", type=float, help="close a connection idle this many seconds (as servers do)")
     options = parser.parse_args()
+    if options.keepalive_timeout:
+        Handler.timeout = options.keepalive_timeout
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.login, server.refresh, server.record = options.login, options.refresh, options.record
