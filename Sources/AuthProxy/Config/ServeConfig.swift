@@ -185,7 +185,8 @@ extension ServeConfig {
       switch UpstreamURL.parse(text) {
       case .success(let parsed): upstream = parsed
       case .failure(let why):
-        problems.append("\(source("upstream")): '\(text)' \(why); give the API's https:// base URL")
+        // Never echoed whole: user information or a query may hold a secret.
+        problems.append("\(source("upstream")): '\(Redaction.url(text))' \(why); give the API's https:// base URL")
       }
     } else {
       problems.append("--upstream is required: the API's base URL, e.g. --upstream https://api.example.com")
