@@ -23,8 +23,8 @@ struct Dev: ParsableCommand {
     do {
       sandbox = try SandboxAPI.start(host: sandboxAddress.host, port: sandboxAddress.port, pkiDirectory: pkiDirectory)
     } catch {
-      printError("authproxy: cannot start the sandbox API: \(error)")
-      Glibc.exit(1)
+      printError("authproxy: --sandbox-listen \(sandboxAddress): cannot start the sandbox API: \(error); choose another address")
+      Glibc.exit(69)
     }
     let demo = SandboxAPI.demoUsers[0]
     let config = flags.config(

@@ -158,7 +158,13 @@ extension ServeConfig {
     func duration(_ name: String, positive: Bool = true) -> Double? {
       guard let text = value(name) else { return nil }
       guard let seconds = Units.duration(text), !positive || seconds > 0 else {
-        problems.append("\(source(name)): '\(text)' is not a duration; write it like 500ms, 30s, 5m or 1h")
+        if text.hasPrefix("-"), Units.duration(String(text.dropFirst())) != nil {
+          problems.append("\(source(name)): '\(text)' is negative; give a duration of \(positive ? "more than" : "at least") 0, like 5s")
+        } else if Units.duration(text) != nil {
+          problems.append("\(source(name)): '\(text)' must be more than 0; write it like 500ms, 30s, 5m or 1h")
+        } else {
+          problems.append("\(source(name)): '\(text)' is not a duration; write it like 500ms, 30s, 5m or 1h")
+        }
         return nil
       }
       return seconds
