@@ -87,4 +87,6 @@ public struct SandboxRecordedRequest: Sendable {
 /// Commands to the sandbox's loop thread.
 enum SandboxCommand: Sendable {
   case stop
+  /// Answer every `/api/v1/slow` request now.
+  case wakeSleepers
 }

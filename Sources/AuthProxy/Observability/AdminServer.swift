@@ -16,10 +16,13 @@ final class AdminServer {
     try server?.accept(socket: socket)
   }
 
-  func stopAccepting() { server?.stopAccepting() }
+  /// The proxy is draining: answers say `Connection: close`, so that a prober's kept-alive
+  /// connection does not outlive the process.
+  var draining = false
 
   private func handle(_ request: ServerRequest) {
-    let json = [("Content-Type", "application/json")]
+    let closing: [(String, String)] = draining ? [("Connection", "close")] : []
+    let json = [("Content-Type", "application/json")] + closing
     switch AccessLogEntry.path(of: request.target) {
     case "/healthz":
       request.respond(status: 200, headers: json, body: Array(#"{"status":"ok"}"#.utf8))
@@ -28,7 +31,7 @@ final class AdminServer {
       let body = JSONText.object([("ready", ready ? "true" : "false"), ("reason", JSONText.quoted(reason))])
       request.respond(status: ready ? 200 : 503, headers: json, body: Array(body.utf8))
     case "/metrics":
-      request.respond(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: Array(metrics().utf8))
+      request.respond(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")] + closing, body: Array(metrics().utf8))
     default:
       request.respond(
         status: 404, headers: json,

@@ -37,10 +37,17 @@ final class ClientConnections {
   /// Bytes queued to clients and not yet written, over every connection.
   var pendingOutput: Int { open.values.reduce(0) { $0 + $1.pendingOutput } }
 
-  /// Stops accepting new connections (drain); open ones go on.
+  /// Draining: every reply from now on is its connection's last (`Connection: close`).
+  private(set) var draining = false
+
+  /// Stops accepting new connections (drain); open ones finish the request they carry, and
+  /// idle keep-alive ones are closed now (a client would otherwise send on them as the
+  /// process exits and get a broken pipe).
   func stopAccepting() {
     acceptor?.stop()
     acceptor = nil
+    draining = true
+    for connection in Array(open.values) where connection.isIdle { connection.closeIdle() }
   }
 
   func closed(_ connection: ClientConnection) {
@@ -110,6 +117,17 @@ final class ClientConnection: EndOfPassTask {
   }
 
   var peer: (address: String, port: Int) { socket.peer }
+
+  /// The proxy is draining: the reply being written is this connection's last.
+  var isDraining: Bool { server.draining }
+
+  /// No request under way or arriving, nothing left to write.
+  var isIdle: Bool { current == nil && input.isEmpty && pendingOutput == 0 }
+
+  func closeIdle() {
+    socket.close()
+    server.closed(self)
+  }
 
   var pendingOutput: Int { socket.pendingOutput + queued.count }
 

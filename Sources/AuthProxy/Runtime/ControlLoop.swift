@@ -27,6 +27,8 @@ final class ControlLoop {
   private var drainTimer: Timer?
   private var drained: Set<Int> = []
   private var shuttingDown = false
+  /// `.workersStarted` arrived: `workers` is every worker there will be.
+  private var workersKnown = false
   private var ageTimer: Timer?
 
   init(
@@ -136,6 +138,8 @@ final class ControlLoop {
   }
 
   private func readiness() -> (ready: Bool, reason: String) {
+    // From SIGTERM on, load balancers should stop sending: not ready, whatever the token.
+    if shuttingDown { return (false, "draining") }
     if machine.hasUsableToken(at: clock.now()) { return (true, "a valid token is held") }
     if let failure = machine.lastFailure { return (false, failure.description) }
     return (false, "no token yet: logging in")
@@ -145,6 +149,12 @@ final class ControlLoop {
     switch message {
     case .workersStarted(let senders):
       workers = senders
+      workersKnown = true
+      // A SIGTERM that came first: drain the workers now that they can be told.
+      if shuttingDown {
+        drainWorkers()
+        return
+      }
       // Log in at start-up, before the first request asks.
       apply(.tokenNeeded)
     case .tokenNeeded:
@@ -235,12 +245,20 @@ final class ControlLoop {
 
   // MARK: shutdown
 
+  /// SIGTERM: the workers stop accepting and finish what is in flight. The admin listener
+  /// stays up until the process exits, so that probes and scrapes see "draining" instead of
+  /// a refused connection.
   private func beginShutdown() {
     guard !shuttingDown else { return }
     shuttingDown = true
-    admin?.stopAccepting()
+    admin?.draining = true
     refreshTimer.cancel()
     retryTimer.cancel()
+    // Before the workers are known (a SIGTERM during start-up), `.workersStarted` drains them.
+    if workersKnown { drainWorkers() }
+  }
+
+  private func drainWorkers() {
     for worker in workers { worker.send(.drain) }
     drainTimer = Timer(loop: loop) { [unowned self] in
       self.logger.warning("drain timeout reached; closing the remaining requests")
