@@ -98,7 +98,7 @@ extension ServeConfig {
     FlagSpec(
       name: "credentials", defaultValue: "env",
       help:
-        "Where the API username and password come from: env (API_USERNAME, API_PASSWORD); file:PATH (JSON {\"username\",\"password\"}, mode 0600 or 0400); encrypted-file:PATH (made by `authproxy seal`, key in ENCRYPTION_KEY); vault:PATH (VAULT_ADDR, VAULT_TOKEN or VAULT_TOKEN_FILE, VAULT_CACERT)."
+        "Where the API username and password come from: env (API_USERNAME, API_PASSWORD); file:PATH (JSON {\"username\",\"password\"}; mode 0600/0400, or 0640/0440 owned by root); encrypted-file:PATH (made by `authproxy seal`, key in ENCRYPTION_KEY); vault:PATH (VAULT_ADDR, VAULT_TOKEN or VAULT_TOKEN_FILE, VAULT_CACERT)."
     ),
     FlagSpec(name: "user-agent", defaultValue: "authproxy/\(AuthProxyVersion.current)", help: "User-Agent sent upstream."),
     FlagSpec(name: "connect-timeout", defaultValue: "30s", help: "Upstream connect timeout, per attempt."),
@@ -229,6 +229,9 @@ extension ServeConfig {
       guard let file = value(flag) else { continue }
       if access(file, R_OK) != 0 {
         problems.append("\(source(flag)): cannot read '\(file)' (\(String(cString: strerror(errno)))); give a readable PEM file")
+      } else if flag == "client-key", let problem = CredentialFile.permissionProblem(path: file) {
+        // A private key is a secret like the password: the same rule as credential files.
+        problems.append("\(source(flag)): \(problem)")
       } else {
         config.tls[keyPath: keyPath] = file
       }
