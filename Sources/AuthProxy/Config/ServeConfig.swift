@@ -14,6 +14,8 @@ public struct ServeConfig: Sendable {
   public var timeout = 60.0
   public var refreshBefore = 300.0
   public var accessLog = "-"
+  /// Most access-log bytes held while the log cannot be written; later lines are dropped.
+  public var accessLogBuffer = AccessLogSink.defaultBufferBytes
   public var workers = ServeConfig.defaultWorkers
   public var maxBody = 10 * 1024 * 1024
   public var drainTimeout = 20.0
@@ -110,6 +112,11 @@ extension ServeConfig {
     FlagSpec(
       name: "refresh-before", defaultValue: "300s", help: "Refresh this long before the access token expires (at most half its lifetime)."),
     FlagSpec(name: "access-log", defaultValue: "-", help: "JSON-lines access log file, or - for stdout."),
+    FlagSpec(
+      name: "access-log-buffer", defaultValue: "64MiB",
+      help:
+        "Most access-log bytes kept in memory while the log cannot be written (a full disk); they are retried every second, "
+        + "later lines are dropped and counted (authproxy_access_log_dropped_lines_total)."),
     FlagSpec(name: "workers", defaultValue: String(ServeConfig.defaultWorkers), help: "Event-loop threads (default: the number of cores)."),
     FlagSpec(name: "max-body", defaultValue: "10MiB", help: "Larger request bodies get 413."),
     FlagSpec(
@@ -262,6 +269,13 @@ extension ServeConfig {
         problems.append("\(source("access-log")): give a file path, or - for stdout")
       } else {
         config.accessLog = log
+      }
+    }
+    if let text = value("access-log-buffer") {
+      if let size = Units.size(text), size >= 4096 {
+        config.accessLogBuffer = size
+      } else {
+        problems.append("\(source("access-log-buffer")): '\(text)' is not a size of 4KiB or more; write it like 512KiB or 64MiB")
       }
     }
     if let text = value("workers") {

@@ -96,7 +96,8 @@ struct MetricsExposition {
 
   /// Everything SPEC §5 names, summed over the workers.
   static func render(
-    workers: [WorkerMetrics], control: ControlMetrics, tokenExpiresIn: Double?, credentialAge: Double?, ready: Bool
+    workers: [WorkerMetrics], control: ControlMetrics, tokenExpiresIn: Double?, credentialAge: Double?, ready: Bool,
+    accessLog: AccessLogSink.Stats = AccessLogSink.Stats()
   ) -> String {
     var out = MetricsExposition()
     out.family("authproxy_requests_total", "counter", "Requests answered to apps, by method and status class.")
@@ -144,13 +145,21 @@ struct MetricsExposition {
       for result in ["success", "failure"] { out.sample(name, [("result", result)], Double(values[result] ?? 0)) }
     }
     out.family("authproxy_alerts_total", "counter", "Security alerts raised, by rule.")
-    for rule in ["failed_auth", "forbidden_access", "login_failure", "rotation_failure"] {
+    for rule in SecurityAlert.Rule.allCases.map(\.rawValue) {
       out.sample("authproxy_alerts_total", [("rule", rule)], Double(control.alerts[rule] ?? 0))
     }
     out.family("authproxy_alert_sink_failures_total", "counter", "Alert deliveries that failed, by sink.")
     for sink in ["webhook", "command"] {
       out.sample("authproxy_alert_sink_failures_total", [("sink", sink)], Double(control.sinkFailures[sink] ?? 0))
     }
+    out.family("authproxy_access_log_dropped_lines_total", "counter", "Access-log lines that could not be written and were dropped.")
+    out.sample("authproxy_access_log_dropped_lines_total", [], Double(accessLog.droppedLines))
+    out.family("authproxy_access_log_write_errors_total", "counter", "Failed access-log writes, by cause.")
+    for cause in ["no_space", "quota", "io", "too_large", "closed", "other"] {
+      out.sample("authproxy_access_log_write_errors_total", [("cause", cause)], Double(accessLog.writeErrors[cause] ?? 0))
+    }
+    gauge(
+      "authproxy_access_log_buffered_bytes", "Access-log bytes waiting in memory to be written.", Double(accessLog.bufferedBytes))
     gauge("authproxy_ready", "1 while a valid token is held.", ready ? 1 : 0)
     if let tokenExpiresIn {
       gauge("authproxy_token_expires_in_seconds", "Seconds until the access token expires.", tokenExpiresIn.rounded())

@@ -30,6 +30,7 @@ final class ControlLoop {
   /// `.workersStarted` arrived: `workers` is every worker there will be.
   private var workersKnown = false
   private var ageTimer: Timer?
+  private let accessLog: AccessLogSink
 
   init(
     config: ServeConfig, credentials: Credentials, loader: CredentialLoader, adminSocket: Int32, accessLog: AccessLogSink,
@@ -37,6 +38,7 @@ final class ControlLoop {
     clock: any WallClock, logger: Logger, watchSignals: Bool
   ) throws(EventError) {
     self.workerMetrics = workerMetrics
+    self.accessLog = accessLog
     self.config = config
     self.clock = clock
     self.logger = logger
@@ -134,7 +136,7 @@ final class ControlLoop {
     let now = clock.now()
     return MetricsExposition.render(
       workers: workerMetrics, control: metrics, tokenExpiresIn: machine.pair.map { max(0, $0.accessExpiresAt - now) },
-      credentialAge: credentialAge, ready: machine.hasUsableToken(at: now))
+      credentialAge: credentialAge, ready: machine.hasUsableToken(at: now), accessLog: accessLog.stats)
   }
 
   private func readiness() -> (ready: Bool, reason: String) {

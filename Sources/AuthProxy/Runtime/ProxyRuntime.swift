@@ -65,7 +65,7 @@ public final class ProxyRuntime: Sendable {
     self.config = config
     let sink: AccessLogSink
     do {
-      sink = try AccessLogSink(path: config.accessLog)
+      sink = try AccessLogSink(path: config.accessLog, bufferBytes: config.accessLogBuffer, logger: logger, clock: clock)
     } catch {
       throw StartupError(error.description, exitCode: 64)
     }
@@ -149,6 +149,8 @@ public final class ProxyRuntime: Sendable {
       throw StartupError(failures.withLock { $0.joined(separator: "; ") }, exitCode: 69)
     }
     self.control = control
+    // A failing access log is an alert of the security monitor (`audit_log_failure`).
+    sink.onFailure { reason in control.send(.security(.auditLogFailed(reason: reason))) }
 
     for (index, fd) in listenSockets.enumerated() {
       let thread = LoopThread(name: "ap-worker-\(index)") {
