@@ -27,6 +27,8 @@ struct ServeFlags: ParsableArguments {
   @Option(name: .customLong("access-log"), parsing: .unconditional, help: flagHelp("access-log")) var accessLog: String?
   @Option(name: .customLong("access-log-buffer"), parsing: .unconditional, help: flagHelp("access-log-buffer"))
   var accessLogBuffer: String?
+  @Option(name: .customLong("max-connections"), parsing: .unconditional, help: flagHelp("max-connections"))
+  var maxConnections: String?
   @Option(name: .customLong("workers"), parsing: .unconditional, help: flagHelp("workers")) var workers: String?
   @Option(name: .customLong("max-body"), parsing: .unconditional, help: flagHelp("max-body")) var maxBody: String?
   @Option(name: .customLong("drain-timeout"), parsing: .unconditional, help: flagHelp("drain-timeout")) var drainTimeout: String?
@@ -57,7 +59,7 @@ struct ServeFlags: ParsableArguments {
       ("pin-sha256", pinSHA256), ("client-cert", clientCert), ("client-key", clientKey), ("credentials", credentials),
       ("user-agent", userAgent), ("connect-timeout", connectTimeout), ("timeout", timeout),
       ("refresh-before", refreshBefore), ("access-log", accessLog), ("access-log-buffer", accessLogBuffer),
-      ("workers", workers), ("max-body", maxBody),
+      ("max-connections", maxConnections), ("workers", workers), ("max-body", maxBody),
       ("drain-timeout", drainTimeout), ("header-timeout", headerTimeout), ("retries", retries), ("retry-delay", retryDelay),
       ("allow-cidr", allowCIDR), ("token-store", tokenStore), ("log-level", logLevel), ("log-format", logFormat),
       ("alert-window", alertWindow), ("alert-401-threshold", alert401Threshold),

@@ -17,6 +17,8 @@ public struct ServeConfig: Sendable {
   /// Most access-log bytes held while the log cannot be written; later lines are dropped.
   public var accessLogBuffer = AccessLogSink.defaultBufferBytes
   public var workers = ServeConfig.defaultWorkers
+  /// `--max-connections`: client connections open at once, over all workers.
+  public var maxConnections = ServeConfig.defaultMaxConnections
   public var maxBody = 10 * 1024 * 1024
   public var drainTimeout = 20.0
   public var loginPath = "/auth/login"
@@ -54,6 +56,24 @@ public struct ServeConfig: Sendable {
     }
     return cores
   }
+
+  /// Client connections that fit in the file-descriptor limit: each may hold an upstream
+  /// connection too (two descriptors), and 64 stay for listeners, loops, logs and the control
+  /// thread (the admin listener must keep answering under pressure).
+  public static var defaultMaxConnections: Int {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < 4_000_000 else { return 1_000_000 }
+    return defaultMaxConnectionsFor(descriptorLimit: Int(limit.rlim_cur))
+  }
+
+  /// The default `--max-connections` under a file-descriptor limit (`ulimit -n`).
+  public static func defaultMaxConnectionsFor(descriptorLimit: Int) -> Int {
+    max(16, min(1_000_000, (descriptorLimit - 64 - 8 * defaultWorkers) / 2))
+  }
+
+  /// This worker's share of `maxConnections` (the kernel spreads connections over the workers'
+  /// sockets; a share each keeps the total within the limit).
+  public var maxConnectionsPerWorker: Int { max(1, (maxConnections + workers - 1) / workers) }
 
   /// The auth paths apps may never reach through the proxy.
   public var authPaths: [String] { [loginPath, refreshPath, logoutPath] }
@@ -119,6 +139,11 @@ extension ServeConfig {
         + "later lines are dropped and counted (authproxy_access_log_dropped_lines_total)."),
     FlagSpec(name: "workers", defaultValue: String(ServeConfig.defaultWorkers), help: "Event-loop threads (default: the number of cores)."),
     FlagSpec(name: "max-body", defaultValue: "10MiB", help: "Larger request bodies get 413."),
+    FlagSpec(
+      name: "max-connections", defaultValue: nil,
+      help:
+        "Most client connections open at once, over all workers; at the limit the listener pauses and new clients wait in the "
+        + "kernel's queue (default: derived from the file-descriptor limit, (ulimit -n - 64 - 8 per worker) / 2)."),
     FlagSpec(
       name: "header-timeout", defaultValue: "10s",
       help: "How long a client may take to send a request head (a slow one gets 408 and is closed)."),
@@ -283,6 +308,13 @@ extension ServeConfig {
         config.workers = n
       } else {
         problems.append("\(source("workers")): '\(text)' is not a number of threads from 1 to 256")
+      }
+    }
+    if let text = value("max-connections") {
+      if let n = Int(text), (1...1_000_000).contains(n) {
+        config.maxConnections = n
+      } else {
+        problems.append("\(source("max-connections")): '\(text)' is not a number of connections from 1 to 1000000")
       }
     }
     if let text = value("max-body") {

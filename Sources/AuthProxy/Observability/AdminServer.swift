@@ -13,7 +13,8 @@ final class AdminServer {
     settings.maxBodySize = 0
     settings.timeoutSeconds = 10
     server = try HTTPServer(loop: loop, settings: settings) { [weak self] request in self?.handle(request) }
-    try server?.accept(socket: socket)
+    // Bound until the process exits (it answers through the drain): safe to pause on EMFILE.
+    try server?.accept(socket: socket, pauseOnExhaustion: true)
   }
 
   /// The proxy is draining: answers say `Connection: close`, so that a prober's kept-alive

@@ -5,6 +5,8 @@ final class Counter: Sendable {
   private let value = Atomic<Int>(0)
   init() {}
   func add(_ amount: Int) { value.add(amount, ordering: .relaxed) }
+  /// For a gauge its owner sets.
+  func store(_ amount: Int) { value.store(amount, ordering: .relaxed) }
   var current: Int { value.load(ordering: .relaxed) }
 }
 
@@ -28,6 +30,10 @@ public final class WorkerMetrics: Sendable {
   /// Upstream connections opened (each a TLS handshake), and those idle in the pool now.
   let upstreamConnections = Counter()
   let upstreamIdle = Counter()
+  /// Client connections open now, and the times accepting paused, by reason.
+  let clientConnections = Counter()
+  let pausedAtLimit = Counter()
+  let pausedOutOfResources = Counter()
 
   public init() {
     requests = (0..<(Self.methods.count * Self.statusClasses.count)).map { _ in Counter() }
@@ -130,6 +136,14 @@ struct MetricsExposition {
     gauge(
       "authproxy_upstream_idle_connections", "Upstream connections kept open for the next request.",
       Double(workers.reduce(0) { $0 + $1.upstreamIdle.current }))
+    gauge(
+      "authproxy_client_connections", "Client connections open now.", Double(workers.reduce(0) { $0 + $1.clientConnections.current }))
+    out.family("authproxy_accept_paused_total", "counter", "Times the proxy listener paused accepting, by reason.")
+    out.sample(
+      "authproxy_accept_paused_total", [("reason", "max_connections")], Double(workers.reduce(0) { $0 + $1.pausedAtLimit.current }))
+    out.sample(
+      "authproxy_accept_paused_total", [("reason", "out_of_descriptors")],
+      Double(workers.reduce(0) { $0 + $1.pausedOutOfResources.current }))
     counter("authproxy_reauth_total", "Requests replayed after a 401 renewed the token.") { $0.reauths.current }
     counter("authproxy_rejected_requests_total", "Requests refused before parsing (framing, header timeout).") { $0.rejected.current }
     out.family("authproxy_upstream_auth_failures_total", "counter", "Upstream 401 and 403 answers.")

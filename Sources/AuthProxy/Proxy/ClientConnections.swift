@@ -25,14 +25,27 @@ final class ClientConnections {
   /// Told of every request refused by the framing check or a timeout.
   var onReject: ((Refusal) -> Void)?
 
-  init(loop: EventLoop, limits: RequestLimits, listenSocket: Int32) throws(EventError) {
+  /// Most connections open at once (`--max-connections`, this worker's share); at the limit
+  /// the acceptor pauses until one closes.
+  let maxConnections: Int
+  /// Told each time accepting pauses (the limit, or out of descriptors).
+  var onPause: ((Acceptor.Pause) -> Void)? {
+    didSet { acceptor?.onPause = onPause }
+  }
+
+  init(loop: EventLoop, limits: RequestLimits, listenSocket: Int32, maxConnections: Int = .max) throws(EventError) {
     self.limits = limits
+    self.maxConnections = max(1, maxConnections)
     endOfPass = EndOfPass(loop: loop)
     acceptor = try Acceptor(loop: loop, socket: listenSocket) { [unowned self] socket in
       let connection = ClientConnection(socket: socket, server: self)
       self.open[ObjectIdentifier(connection)] = connection
+      self.acceptor?.limitReached = self.open.count >= self.maxConnections
     }
   }
+
+  /// Client connections open now.
+  var count: Int { open.count }
 
   /// Bytes queued to clients and not yet written, over every connection.
   var pendingOutput: Int { open.values.reduce(0) { $0 + $1.pendingOutput } }
@@ -52,6 +65,7 @@ final class ClientConnections {
 
   func closed(_ connection: ClientConnection) {
     open[ObjectIdentifier(connection)] = nil
+    acceptor?.limitReached = open.count >= maxConnections
   }
 
   func rejected(_ refusal: Refusal) {

@@ -63,6 +63,8 @@ public final class ProxyRuntime: Sendable {
       pthread_sigmask(SIG_UNBLOCK, &handled, nil)
     }
     self.config = config
+    // libevent's own warnings (a failed accept, say) through the diagnostic log, rate-limited.
+    EventLog.install(logger: logger, clock: clock)
     let sink: AccessLogSink
     do {
       sink = try AccessLogSink(path: config.accessLog, bufferBytes: config.accessLogBuffer, logger: logger, clock: clock)
