@@ -68,6 +68,27 @@ import Testing
     #expect(proxy.sandbox.counters.logins == loginsBefore + 1)
   }
 
+  @Test(.enabled(if: geteuid() == 0, "needs root to give the file to another user"))
+  func anOwnershipFixAloneIsNoticedAndRotates() throws {
+    let directory = temporaryDirectory("authproxy-watch")
+    let path = directory + "/credentials.json"
+    write(json(demo), to: path, mode: 0o600)
+    let proxy = try ProxyHarness(loader: fileLoader(path))
+    defer { proxy.stop() }
+    #expect(eventually { (try? proxy.admin("/readyz").status) == 200 })
+
+    // Replaced by a file of another user: refused, naming chown.
+    let staging = directory + "/.staging"
+    write(json(rotated), to: staging, mode: 0o600)
+    #expect(chown(staging, 4321, getegid()) == 0)
+    #expect(rename(staging, path) == 0)
+    #expect(eventually(timeout: 20) { proxy.logs.all.contains { $0.contains("rotation_failure") && $0.contains("chown") } })
+
+    // The chown alone: the watcher sees it.
+    #expect(chown(path, geteuid(), getegid()) == 0)
+    #expect(eventually(timeout: 20) { proxy.logs.all.contains { $0.contains("same client") } })
+  }
+
   /// The layout the kubelet makes for a Secret volume: a timestamped directory with the files,
   /// a `..data` symlink to it, and each file a symlink through `..data`; an update writes a new
   /// directory and renames a new `..data` over the old one (atomic), then removes the old one.
