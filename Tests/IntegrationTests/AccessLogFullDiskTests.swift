@@ -123,6 +123,8 @@ private enum SmallFilesystem {
     let lines = written()
     let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
     #expect(text.isEmpty || text.hasSuffix("\n"), "the log ends with a whole line")
+    // The disk filled in the middle of a line (a short write): that part was taken back.
+    #expect(proxy.logs.all.contains { $0.contains("took back the") && $0.contains("line cut short") })
     var seen = Set<String>()
     for line in lines {
       let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]

@@ -193,6 +193,8 @@ public final class AccessLogSink: Sendable {
       let end = lseek(fd, 0, SEEK_END)
       if end < 0 || ftruncate(fd, end - off_t(torn)) != 0 {
         logger?.error("access log: a line cut short by the failed write could not be taken back off \(path)")
+      } else {
+        logger?.debug("access log: took back the \(torn) bytes of a line cut short; it waits whole")
       }
     }
     failed(cause: AccessLogSink.cause(failure), errno: failure, waiting: bytes.count - wholeEnd)
