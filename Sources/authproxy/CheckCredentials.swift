@@ -23,6 +23,11 @@ struct CheckCredentials: ParsableCommand {
   func run() throws {
     let environment = processEnvironment()
     let config = flags.config(environment: environment)
+    // A CA file that is not PEM is a usage error here too, not an unreachable API.
+    if let problem = StartupError.checkTLSFiles(config.tls) {
+      printError("authproxy: \(problem.description)")
+      Glibc.exit(problem.exitCode)
+    }
     let credentials = loadCredentials(config.credentials, environment: environment)
     let result: Result<CredentialCheck.Outcome, TokenFailure>
     do {

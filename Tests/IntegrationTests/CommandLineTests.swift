@@ -227,6 +227,9 @@ extension CommandLineTests {
     #expect(run.status == 64)
     #expect(run.stderr.contains("--ca-file"))
     #expect(run.stderr.contains("PEM"))
+    let check = try runBinary(["check-credentials", "--upstream", "https://127.0.0.1:1", "--ca-file", path], environment: credentials)
+    #expect(check.status == 64, "check-credentials too")
+    #expect(check.stderr.contains("--ca-file"))
   }
 
   @Test func aClientKeyThatIsNotPEMExits64NamingTheFlags() throws {

@@ -14,6 +14,33 @@ public struct StartupError: Error, Sendable, CustomStringConvertible {
 }
 
 extension StartupError {
+  static func badCAFile(_ tls: UpstreamTLS, _ error: EventError) -> StartupError {
+    let fix =
+      tls.caFile == nil ? "install the system CA bundle (ca-certificates) or give --ca-file" : "give --ca-file a file of PEM certificates"
+    return StartupError("--ca-file: \(error.description): \(fix)", exitCode: 64)
+  }
+
+  static func badClientCertificate(_ error: EventError) -> StartupError {
+    StartupError("--client-cert/--client-key: \(error.description); give a PEM certificate and its matching PEM private key", exitCode: 64)
+  }
+
+  /// The TLS files of `tls` (`--ca-file`, `--client-cert`, `--client-key`) loaded once, as
+  /// `serve` does at start: nil when they load, else the usage error naming the flag.
+  public static func checkTLSFiles(_ tls: UpstreamTLS) -> StartupError? {
+    let trust: TrustStore
+    do {
+      trust = try TrustStore(caFile: tls.caFile)
+    } catch {
+      return badCAFile(tls, error)
+    }
+    do {
+      _ = try TLSClientContext(tls, trust: trust)
+    } catch {
+      return badClientCertificate(error)
+    }
+    return nil
+  }
+
   /// A listener that could not be bound: 69 when the port is taken (the host is busy, the flag
   /// may be right), 64 when the address cannot be used here at all.
   static func cannotListen(flag: String, at address: HostPort, _ error: EventError) -> StartupError {
@@ -108,10 +135,7 @@ public final class ProxyRuntime: Sendable {
       loginTrust = try trust.sibling()
     } catch {
       for fd in listenSockets + [adminSocket] { close(fd) }
-      let fix =
-        config.tls.caFile == nil
-        ? "install the system CA bundle (ca-certificates) or give --ca-file" : "give --ca-file a file of PEM certificates"
-      throw StartupError("--ca-file: \(error.description): \(fix)", exitCode: 64)
+      throw StartupError.badCAFile(config.tls, error)
     }
     // The client certificate and key are read here, once, so that a bad one is a usage error
     // naming its flag instead of a worker that fails to start.
@@ -119,8 +143,7 @@ public final class ProxyRuntime: Sendable {
       _ = try TLSClientContext(config.tls, trust: trust)
     } catch {
       for fd in listenSockets + [adminSocket] { close(fd) }
-      throw StartupError(
-        "--client-cert/--client-key: \(error.description); give a PEM certificate and its matching PEM private key", exitCode: 64)
+      throw StartupError.badClientCertificate(error)
     }
     let started = DispatchSemaphore(value: 0)
     let senders = Mutex<[Int: MailboxSender<WorkerMessage>]>([:])
