@@ -33,8 +33,9 @@ struct CheckCredentials: ParsableCommand {
     do {
       result = try CredentialCheck.run(config: config, credentials: credentials, logout: logout)
     } catch {
+      // No event loop or curl handle: the system lacks something (descriptors, memory).
       printError("authproxy: \(error.description)")
-      Glibc.exit(1)
+      Glibc.exit(69)
     }
     switch result {
     case .success(let outcome):
