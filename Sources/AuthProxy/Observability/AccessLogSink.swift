@@ -142,9 +142,15 @@ public final class AccessLogSink: Sendable {
       retrying = !unwritten.isEmpty
       if retrying {
         state.withLock { state in
-          // Back in front of what came meanwhile, in order.
+          // Back in front of what came meanwhile, in order. What came meanwhile was let in
+          // against a buffer without these lines: the newest go until the buffer bound holds.
           state.queue.insert(unwritten, at: 0)
           state.queuedBytes += unwritten.count
+          while state.queuedBytes > bufferBytes, state.queue.count > 1 {
+            let newest = state.queue.removeLast()
+            state.queuedBytes -= newest.count
+            state.stats.droppedLines += AccessLogSink.lines(in: newest[...])
+          }
         }
       } else if !batch.isEmpty {
         recovered()
