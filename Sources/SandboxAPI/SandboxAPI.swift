@@ -119,4 +119,8 @@ public final class SandboxAPI: Sendable {
   /// How many requests with `?key=` this key reached the fault endpoints (`/api/v1/flaky`,
   /// `/api/v1/reset`, `/api/v1/truncate`) with a valid token: what the upstream really saw.
   public func hits(_ key: String) -> Int { store.hits(key) }
+
+  /// Answers every `/api/v1/slow?ms=N` request still waiting, now: a test holds a request in
+  /// flight for as long as it needs, with no timing window.
+  public func wakeSleepers() { control.send(.wakeSleepers) }
 }

@@ -27,9 +27,10 @@ final class SandboxLoop: @unchecked Sendable {
       settings.maxBodySize = 64 * 1024 * 1024
       server = try HTTPServer(loop: loop, settings: settings) { [unowned router] request in router.handle(request) }
       server.useTLS(tls)
-      mailbox = try MailboxReceiver<SandboxCommand>(loop: loop) { [unowned loop] command in
+      mailbox = try MailboxReceiver<SandboxCommand>(loop: loop) { [unowned loop, unowned router] command in
         switch command {
         case .stop: loop.stop()
+        case .wakeSleepers: router.wakeSleepers()
         }
       }
       try server.accept(socket: fd)

@@ -208,6 +208,12 @@ final class SandboxRouter {
     stream.start()
   }
 
+  /// Every `/api/v1/slow` request still waiting is answered now (a test holds a request in
+  /// flight with a long `ms` and lets it go when it chooses).
+  func wakeSleepers() {
+    for (_, sleeper) in sleepers { sleeper.timer.schedule(after: 0) }
+  }
+
   private func slow(_ request: ServerRequest, query: SandboxQuery) {
     guard let ms = query.int("ms", default: nil), (0...Self.maxSleepMs).contains(ms) else {
       return fail(request, .badRequest("ms must be a whole number from 0 to \(Self.maxSleepMs)"))

@@ -96,4 +96,6 @@ public enum SandboxClientIDForm: Sendable, Equatable {
 /// Commands to the sandbox's loop thread.
 enum SandboxCommand: Sendable {
   case stop
+  /// Answer every `/api/v1/slow` request now.
+  case wakeSleepers
 }

@@ -10,11 +10,37 @@ struct AuthProxyCommand: ParsableCommand {
     abstract: "Authenticating egress reverse proxy: logs in to the API, keeps a valid token, adds it to every request.",
     subcommands: [Serve.self, Dev.self, CheckCredentials.self, Seal.self, Unseal.self, Monitor.self, Version.self],
     defaultSubcommand: nil)
+
+  /// ArgumentParser's own `main`, except that an error's text is scrubbed before it is shown:
+  /// the parser echoes what it could not place (`serve https://user:password@host`), and
+  /// a value that can hold a secret is never shown (issue 17).
+  static func main() {
+    do {
+      var command = try parseAsRoot()
+      try command.run()
+    } catch {
+      let code = exitCode(for: error)
+      let message = fullMessage(for: error)
+      if code == .success {
+        if !message.isEmpty { printOut(message) }
+      } else if !message.isEmpty {
+        printError(message)
+      }
+      Glibc.exit(code.rawValue)
+    }
+  }
 }
 
-/// Writes one line to standard error (fd 2: the C `stderr` global is not concurrency-safe).
+/// The variables whose values are secrets: never shown, whatever message they end up in.
+let secretVariables = ["API_PASSWORD", "ENCRYPTION_KEY", "VAULT_TOKEN"]
+
+/// Writes one line to standard error (fd 2: the C `stderr` global is not concurrency-safe),
+/// scrubbed of URL user information and queries and of the secret variables' values: what is
+/// written here is what operators paste into tickets.
 func printError(_ line: String) {
-  let bytes = Array((line + "\n").utf8)
+  let environment = processEnvironment()
+  let scrubbed = Redaction.scrub(line, secrets: secretVariables.compactMap { environment[$0] })
+  let bytes = Array((scrubbed + "\n").utf8)
   bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
 }
 

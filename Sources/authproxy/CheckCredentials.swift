@@ -23,13 +23,19 @@ struct CheckCredentials: ParsableCommand {
   func run() throws {
     let environment = processEnvironment()
     let config = flags.config(environment: environment)
+    // A CA file that is not PEM is a usage error here too, not an unreachable API.
+    if let problem = StartupError.checkTLSFiles(config.tls) {
+      printError("authproxy: \(problem.description)")
+      Glibc.exit(problem.exitCode)
+    }
     let credentials = loadCredentials(config.credentials, environment: environment)
     let result: Result<CredentialCheck.Outcome, TokenFailure>
     do {
       result = try CredentialCheck.run(config: config, credentials: credentials, logout: logout)
     } catch {
+      // No event loop or curl handle: the system lacks something (descriptors, memory).
       printError("authproxy: \(error.description)")
-      Glibc.exit(1)
+      Glibc.exit(69)
     }
     switch result {
     case .success(let outcome):

@@ -23,8 +23,8 @@ struct Dev: ParsableCommand {
     do {
       sandbox = try SandboxAPI.start(host: sandboxAddress.host, port: sandboxAddress.port, pkiDirectory: pkiDirectory)
     } catch {
-      printError("authproxy: cannot start the sandbox API: \(error)")
-      Glibc.exit(1)
+      printError("authproxy: --sandbox-listen \(sandboxAddress): cannot start the sandbox API: \(error); choose another address")
+      Glibc.exit(69)
     }
     let demo = SandboxAPI.demoUsers[0]
     let config = flags.config(
@@ -51,8 +51,8 @@ struct Dev: ParsableCommand {
     let base = (processEnvironment()["TMPDIR"] ?? "/tmp") + "/authproxy-dev-XXXXXX"
     var template = Array(base.utf8CString)
     guard let made = mkdtemp(&template) else {
-      printError("authproxy: cannot create a temporary directory under \(base)")
-      Glibc.exit(1)
+      printError("authproxy: cannot create a temporary directory under \(base) (set TMPDIR to a writable directory)")
+      Glibc.exit(69)
     }
     return String(cString: made)
   }

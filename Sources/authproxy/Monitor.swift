@@ -29,13 +29,15 @@ struct Monitor: ParsableCommand {
     FlagSpec.named("now", help: "End of the window, RFC 3339 (for incident review and tests; default: the current time)."),
   ]
 
-  @Option(name: .customLong("access-log"), help: monitorHelp("access-log")) var accessLog: String?
-  @Option(name: .customLong("window"), help: monitorHelp("window")) var window: String?
-  @Option(name: .customLong("alert-401-threshold"), help: monitorHelp("alert-401-threshold")) var threshold401: String?
-  @Option(name: .customLong("alert-403-threshold"), help: monitorHelp("alert-403-threshold")) var threshold403: String?
-  @Option(name: .customLong("alert-webhook"), help: monitorHelp("alert-webhook")) var webhook: String?
-  @Option(name: .customLong("alert-command"), help: monitorHelp("alert-command")) var command: String?
-  @Option(name: .customLong("now"), help: monitorHelp("now")) var now: String?
+  @Option(name: .customLong("access-log"), parsing: .unconditional, help: monitorHelp("access-log")) var accessLog: String?
+  @Option(name: .customLong("window"), parsing: .unconditional, help: monitorHelp("window")) var window: String?
+  @Option(name: .customLong("alert-401-threshold"), parsing: .unconditional, help: monitorHelp("alert-401-threshold"))
+  var threshold401: String?
+  @Option(name: .customLong("alert-403-threshold"), parsing: .unconditional, help: monitorHelp("alert-403-threshold"))
+  var threshold403: String?
+  @Option(name: .customLong("alert-webhook"), parsing: .unconditional, help: monitorHelp("alert-webhook")) var webhook: String?
+  @Option(name: .customLong("alert-command"), parsing: .unconditional, help: monitorHelp("alert-command")) var command: String?
+  @Option(name: .customLong("now"), parsing: .unconditional, help: monitorHelp("now")) var now: String?
 
   func run() throws {
     let environment = processEnvironment()

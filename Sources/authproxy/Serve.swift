@@ -12,49 +12,56 @@ func flagHelp(_ name: String) -> ArgumentHelp {
 /// The flags `serve` and `dev` share, as optional strings: defaults and variables are applied
 /// by `ServeConfig.load`, so that a flag beats its variable and every problem is reported at once.
 struct ServeFlags: ParsableArguments {
-  @Option(name: .customLong("listen"), help: flagHelp("listen")) var listen: String?
-  @Option(name: .customLong("admin-listen"), help: flagHelp("admin-listen")) var adminListen: String?
-  @Option(name: .customLong("upstream"), help: flagHelp("upstream")) var upstream: String?
-  @Option(name: .customLong("ca-file"), help: flagHelp("ca-file")) var caFile: String?
-  @Option(name: .customLong("pin-sha256"), help: flagHelp("pin-sha256")) var pinSHA256: String?
-  @Option(name: .customLong("client-cert"), help: flagHelp("client-cert")) var clientCert: String?
-  @Option(name: .customLong("client-key"), help: flagHelp("client-key")) var clientKey: String?
-  @Option(name: .customLong("credentials"), help: flagHelp("credentials")) var credentials: String?
-  @Option(name: .customLong("user-agent"), help: flagHelp("user-agent")) var userAgent: String?
-  @Option(name: .customLong("connect-timeout"), help: flagHelp("connect-timeout")) var connectTimeout: String?
-  @Option(name: .customLong("timeout"), help: flagHelp("timeout")) var timeout: String?
-  @Option(name: .customLong("refresh-before"), help: flagHelp("refresh-before")) var refreshBefore: String?
-  @Option(name: .customLong("access-log"), help: flagHelp("access-log")) var accessLog: String?
-  @Option(name: .customLong("workers"), help: flagHelp("workers")) var workers: String?
-  @Option(name: .customLong("max-body"), help: flagHelp("max-body")) var maxBody: String?
-  @Option(name: .customLong("drain-timeout"), help: flagHelp("drain-timeout")) var drainTimeout: String?
-  @Option(name: .customLong("header-timeout"), help: flagHelp("header-timeout")) var headerTimeout: String?
-  @Option(name: .customLong("retries"), help: flagHelp("retries")) var retries: String?
-  @Option(name: .customLong("retry-delay"), help: flagHelp("retry-delay")) var retryDelay: String?
-  @Option(name: .customLong("reuse-window"), help: flagHelp("reuse-window")) var reuseWindow: String?
-  @Option(name: .customLong("allow-cidr"), help: flagHelp("allow-cidr")) var allowCIDR: String?
-  @Option(name: .customLong("token-store"), help: flagHelp("token-store")) var tokenStore: String?
-  @Option(name: .customLong("log-level"), help: flagHelp("log-level")) var logLevel: String?
-  @Option(name: .customLong("log-format"), help: flagHelp("log-format")) var logFormat: String?
-  @Option(name: .customLong("login-path"), help: flagHelp("login-path")) var loginPath: String?
-  @Option(name: .customLong("refresh-path"), help: flagHelp("refresh-path")) var refreshPath: String?
-  @Option(name: .customLong("logout-path"), help: flagHelp("logout-path")) var logoutPath: String?
-  @Option(name: .customLong("api-prefix"), help: flagHelp("api-prefix")) var apiPrefix: String?
+  @Option(name: .customLong("listen"), parsing: .unconditional, help: flagHelp("listen")) var listen: String?
+  @Option(name: .customLong("admin-listen"), parsing: .unconditional, help: flagHelp("admin-listen")) var adminListen: String?
+  @Option(name: .customLong("upstream"), parsing: .unconditional, help: flagHelp("upstream")) var upstream: String?
+  @Option(name: .customLong("ca-file"), parsing: .unconditional, help: flagHelp("ca-file")) var caFile: String?
+  @Option(name: .customLong("pin-sha256"), parsing: .unconditional, help: flagHelp("pin-sha256")) var pinSHA256: String?
+  @Option(name: .customLong("client-cert"), parsing: .unconditional, help: flagHelp("client-cert")) var clientCert: String?
+  @Option(name: .customLong("client-key"), parsing: .unconditional, help: flagHelp("client-key")) var clientKey: String?
+  @Option(name: .customLong("credentials"), parsing: .unconditional, help: flagHelp("credentials")) var credentials: String?
+  @Option(name: .customLong("user-agent"), parsing: .unconditional, help: flagHelp("user-agent")) var userAgent: String?
+  @Option(name: .customLong("connect-timeout"), parsing: .unconditional, help: flagHelp("connect-timeout")) var connectTimeout: String?
+  @Option(name: .customLong("timeout"), parsing: .unconditional, help: flagHelp("timeout")) var timeout: String?
+  @Option(name: .customLong("refresh-before"), parsing: .unconditional, help: flagHelp("refresh-before")) var refreshBefore: String?
+  @Option(name: .customLong("access-log"), parsing: .unconditional, help: flagHelp("access-log")) var accessLog: String?
+  @Option(name: .customLong("access-log-buffer"), parsing: .unconditional, help: flagHelp("access-log-buffer"))
+  var accessLogBuffer: String?
+  @Option(name: .customLong("max-connections"), parsing: .unconditional, help: flagHelp("max-connections"))
+  var maxConnections: String?
+  @Option(name: .customLong("workers"), parsing: .unconditional, help: flagHelp("workers")) var workers: String?
+  @Option(name: .customLong("max-body"), parsing: .unconditional, help: flagHelp("max-body")) var maxBody: String?
+  @Option(name: .customLong("drain-timeout"), parsing: .unconditional, help: flagHelp("drain-timeout")) var drainTimeout: String?
+  @Option(name: .customLong("header-timeout"), parsing: .unconditional, help: flagHelp("header-timeout")) var headerTimeout: String?
+  @Option(name: .customLong("retries"), parsing: .unconditional, help: flagHelp("retries")) var retries: String?
+  @Option(name: .customLong("retry-delay"), parsing: .unconditional, help: flagHelp("retry-delay")) var retryDelay: String?
+  @Option(name: .customLong("reuse-window"), parsing: .unconditional, help: flagHelp("reuse-window")) var reuseWindow: String?
+  @Option(name: .customLong("allow-cidr"), parsing: .unconditional, help: flagHelp("allow-cidr")) var allowCIDR: String?
+  @Option(name: .customLong("token-store"), parsing: .unconditional, help: flagHelp("token-store")) var tokenStore: String?
+  @Option(name: .customLong("log-level"), parsing: .unconditional, help: flagHelp("log-level")) var logLevel: String?
+  @Option(name: .customLong("log-format"), parsing: .unconditional, help: flagHelp("log-format")) var logFormat: String?
+  @Option(name: .customLong("login-path"), parsing: .unconditional, help: flagHelp("login-path")) var loginPath: String?
+  @Option(name: .customLong("refresh-path"), parsing: .unconditional, help: flagHelp("refresh-path")) var refreshPath: String?
+  @Option(name: .customLong("logout-path"), parsing: .unconditional, help: flagHelp("logout-path")) var logoutPath: String?
+  @Option(name: .customLong("api-prefix"), parsing: .unconditional, help: flagHelp("api-prefix")) var apiPrefix: String?
   @Flag(name: .customLong("logout-on-exit"), help: flagHelp("logout-on-exit")) var logoutOnExit = false
-  @Option(name: .customLong("alert-window"), help: flagHelp("alert-window")) var alertWindow: String?
-  @Option(name: .customLong("alert-401-threshold"), help: flagHelp("alert-401-threshold")) var alert401Threshold: String?
-  @Option(name: .customLong("alert-403-threshold"), help: flagHelp("alert-403-threshold")) var alert403Threshold: String?
-  @Option(name: .customLong("alert-login-failure-threshold"), help: flagHelp("alert-login-failure-threshold"))
+  @Option(name: .customLong("alert-window"), parsing: .unconditional, help: flagHelp("alert-window")) var alertWindow: String?
+  @Option(name: .customLong("alert-401-threshold"), parsing: .unconditional, help: flagHelp("alert-401-threshold"))
+  var alert401Threshold: String?
+  @Option(name: .customLong("alert-403-threshold"), parsing: .unconditional, help: flagHelp("alert-403-threshold"))
+  var alert403Threshold: String?
+  @Option(name: .customLong("alert-login-failure-threshold"), parsing: .unconditional, help: flagHelp("alert-login-failure-threshold"))
   var alertLoginFailureThreshold: String?
-  @Option(name: .customLong("alert-webhook"), help: flagHelp("alert-webhook")) var alertWebhook: String?
-  @Option(name: .customLong("alert-command"), help: flagHelp("alert-command")) var alertCommand: String?
+  @Option(name: .customLong("alert-webhook"), parsing: .unconditional, help: flagHelp("alert-webhook")) var alertWebhook: String?
+  @Option(name: .customLong("alert-command"), parsing: .unconditional, help: flagHelp("alert-command")) var alertCommand: String?
 
   var given: [String: String] {
     let all: [(String, String?)] = [
       ("listen", listen), ("admin-listen", adminListen), ("upstream", upstream), ("ca-file", caFile),
       ("pin-sha256", pinSHA256), ("client-cert", clientCert), ("client-key", clientKey), ("credentials", credentials),
       ("user-agent", userAgent), ("connect-timeout", connectTimeout), ("timeout", timeout),
-      ("refresh-before", refreshBefore), ("access-log", accessLog), ("workers", workers), ("max-body", maxBody),
+      ("refresh-before", refreshBefore), ("access-log", accessLog), ("access-log-buffer", accessLogBuffer),
+      ("max-connections", maxConnections), ("workers", workers), ("max-body", maxBody),
       ("drain-timeout", drainTimeout), ("header-timeout", headerTimeout), ("retries", retries), ("retry-delay", retryDelay),
       ("reuse-window", reuseWindow),
       ("allow-cidr", allowCIDR), ("token-store", tokenStore), ("log-level", logLevel), ("log-format", logFormat),
@@ -101,6 +108,14 @@ struct Serve: ParsableCommand {
       logger.info(
         "authproxy \(AuthProxyVersion.current) proxying http://\(config.listen.host):\(runtime.proxyPort) to \(config.upstream), admin on \(config.adminListen.host):\(runtime.adminPort), \(config.workers) worker\(config.workers == 1 ? "" : "s")"
       )
+      let base = config.upstream.basePath
+      if !base.isEmpty {
+        // A base path is a prefix of every upstream path, the auth paths' too: said once, at
+        // start, so that a URL copied with its /api/v2 is not a silent surprise.
+        logger.notice(
+          "--upstream has the base path \(base): it is put before every path sent upstream (an app's /api/v1/x goes to \(base)/api/v1/x, the login to \(base)\(config.loginPath))"
+        )
+      }
     }
   }
 }

@@ -73,13 +73,72 @@ private func isClean(_ error: CredentialError) -> Bool {
     #expect(credentials.password.reveal == password)
   }
 
-  @Test(arguments: [0o644 as mode_t, 0o640, 0o604, 0o660, 0o700, 0o666])
+  @Test(arguments: [0o644 as mode_t, 0o604, 0o660, 0o700, 0o666])
   func refusesAFileOthersCanReadNamingItsModeAndTheFix(mode: mode_t) throws {
     let path = writeFile(json(), mode: mode)
     let error = try #require(loadError(.file(path: path)))
     #expect(error.kind == .invalid)
     #expect(error.description.contains(path))
     #expect(error.description.contains("0" + String(mode, radix: 8)))
+    #expect(error.description.contains("chmod 600 \(path)"))
+    #expect(isClean(error))
+  }
+
+  // MARK: the permission rule (issue 17: PostgreSQL's rule for its key file)
+
+  @Test func theRuleAcceptsOwnerOnlyOrRootOwnedAndReadableByTheProcessGroup() {
+    func problem(_ mode: mode_t, owner: uid_t, group: gid_t) -> String? {
+      CredentialFile.permissionProblem(
+        path: "/s/c.json", mode: mode, owner: owner, group: group, processUser: 1000, processGroups: [1000, 2000])
+    }
+    // Owner-only, owned by the process's user.
+    #expect(problem(0o600, owner: 1000, group: 1000) == nil)
+    #expect(problem(0o400, owner: 1000, group: 5) == nil)
+    // Root-owned, readable by one of the process's groups (fsGroup is a supplementary group).
+    #expect(problem(0o440, owner: 0, group: 2000) == nil)
+    #expect(problem(0o640, owner: 0, group: 1000) == nil)
+    #expect(problem(0o600, owner: 0, group: 1000) != nil, "root's own file is not readable by this process anyway")
+    // Never: others can read, the group can write, group-readable but not root's, another user's.
+    for mode: mode_t in [0o644, 0o604, 0o444, 0o660, 0o620, 0o700, 0o666] {
+      #expect(problem(mode, owner: 0, group: 2000) != nil, "\(String(mode, radix: 8)) root-owned")
+      #expect(problem(mode, owner: 1000, group: 1000) != nil, "\(String(mode, radix: 8)) own")
+    }
+    #expect(problem(0o640, owner: 1000, group: 1000) != nil, "group-readable only when root owns it")
+    #expect(problem(0o440, owner: 0, group: 3000) != nil, "a group the process is not in")
+    #expect(problem(0o600, owner: 1001, group: 1000) != nil, "another user's file")
+  }
+
+  @Test func aRefusalNamesTheRuleAndTheFixForItsCase() throws {
+    func problem(_ mode: mode_t, owner: uid_t, group: gid_t) throws -> String {
+      try #require(
+        CredentialFile.permissionProblem(
+          path: "/s/c.json", mode: mode, owner: owner, group: group, processUser: 1000, processGroups: [1000]))
+    }
+    let own = try problem(0o644, owner: 1000, group: 1000)
+    #expect(own.contains("0644") && own.contains("0600 or 0400") && own.contains("0640 or 0440"))
+    #expect(own.contains("chmod 600 /s/c.json"))
+    let foreignGroup = try problem(0o440, owner: 0, group: 3000)
+    #expect(foreignGroup.contains("chgrp 1000 /s/c.json"))
+    #expect(foreignGroup.contains("fsGroup"))
+    let rootWorldReadable = try problem(0o644, owner: 0, group: 1000)
+    #expect(rootWorldReadable.contains("chmod 640 /s/c.json"))
+    let otherUser = try problem(0o600, owner: 1001, group: 1000)
+    #expect(otherUser.contains("chown 1000 /s/c.json"))
+  }
+
+  @Test(.enabled(if: geteuid() == 0, "needs root to give a file to root and another group"))
+  func aRootOwnedFileReadableByTheProcessGroupIsReadAndAForeignGroupIsNot() throws {
+    let path = writeFile(json(), mode: 0o440)
+    #expect(chown(path, 0, getegid()) == 0)
+    let credentials = try CredentialSource.load(.file(path: path), environment: [:])
+    #expect(credentials.username == "integration")
+    // A group this process is not in.
+    var foreign: gid_t = 54_321
+    while CredentialFile.processGroups().contains(foreign) { foreign += 1 }
+    #expect(chown(path, 0, foreign) == 0)
+    let error = try #require(loadError(.file(path: path)))
+    // Root owns it and is this process: owner-only is the fix (chmod 600).
+    #expect(error.description.contains("0640 or 0440"))
     #expect(error.description.contains("chmod 600 \(path)"))
     #expect(isClean(error))
   }

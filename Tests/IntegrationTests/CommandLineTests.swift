@@ -213,3 +213,77 @@ extension CommandLineTests {
     #expect(!explicit.logs.all.contains { $0.contains("not a loopback address") })
   }
 }
+
+/// Issue 17, point 7: every start-up problem exits 64 (the flag and the fix) or 69 (something
+/// the host does not offer now), never 1, and names its flag.
+extension CommandLineTests {
+  @Test func aCAFileThatIsNotPEMExits64NamingTheFlag() throws {
+    let directory = temporaryDirectory()
+    let path = directory + "/ca.pem"
+    #expect(FileManager.default.createFile(atPath: path, contents: Data("just text\n".utf8)))
+    let run = try runBinary(
+      ["serve", "--upstream", "https://api.example.com", "--ca-file", path, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+      environment: credentials)
+    #expect(run.status == 64)
+    #expect(run.stderr.contains("--ca-file"))
+    #expect(run.stderr.contains("PEM"))
+    let check = try runBinary(["check-credentials", "--upstream", "https://127.0.0.1:1", "--ca-file", path], environment: credentials)
+    #expect(check.status == 64, "check-credentials too")
+    #expect(check.stderr.contains("--ca-file"))
+  }
+
+  @Test func aClientKeyThatIsNotPEMExits64NamingTheFlags() throws {
+    let directory = temporaryDirectory()
+    let path = directory + "/client.pem"
+    #expect(FileManager.default.createFile(atPath: path, contents: Data("just text\n".utf8)))
+    let run = try runBinary(
+      [
+        "serve", "--upstream", "https://api.example.com", "--client-cert", path, "--client-key", path, "--listen", "127.0.0.1:0",
+        "--admin-listen", "127.0.0.1:0",
+      ], environment: credentials)
+    #expect(run.status == 64)
+    #expect(run.stderr.contains("--client-cert"))
+  }
+
+  @Test func aPortInUseExits69NamingTheListenerFlag() throws {
+    let (fd, port) = try ListeningSocket.bind(host: "127.0.0.1", port: 0, reusePort: false)
+    defer { close(fd) }
+    for (flag, other) in [("--listen", "--admin-listen"), ("--admin-listen", "--listen")] {
+      let run = try runBinary(
+        ["serve", "--upstream", "https://api.example.com", flag, "127.0.0.1:\(port)", other, "127.0.0.1:0"], environment: credentials)
+      #expect(run.status == 69, "\(flag)")
+      #expect(run.stderr.contains("\(flag) 127.0.0.1:\(port)"), "\(run.stderr)")
+      #expect(run.stderr.contains("in use"))
+    }
+  }
+
+  @Test func aListenAddressThatIsNotAnIPExits64() throws {
+    let run = try runBinary(
+      ["serve", "--upstream", "https://api.example.com", "--listen", "proxy.example.com:8080", "--admin-listen", "127.0.0.1:0"],
+      environment: credentials)
+    #expect(run.status == 64)
+    #expect(run.stderr.contains("--listen"))
+  }
+
+  @Test func aNegativeDurationIsNamedAsSuchNotAMissingValue() throws {
+    let run = try runBinary(["serve", "--upstream", "https://api.example.com", "--timeout", "-5s"], environment: credentials)
+    #expect(run.status == 64)
+    #expect(run.stderr.contains("--timeout"))
+    #expect(run.stderr.contains("negative"))
+    #expect(!run.stderr.contains("Missing value"))
+  }
+
+  @Test func anUpstreamBasePathIsLoggedAtStart() throws {
+    let adminPort = freePort()
+    let proxy = try ProxyProcess(
+      [
+        "serve", "--upstream", "https://127.0.0.1:1/api/v2", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:\(adminPort)",
+        "--workers", "1",
+      ], environment: credentials)
+    #expect(eventually { (try? request(port: adminPort, target: "/healthz").status) == 200 })
+    #expect(proxy.stop() == 0)
+    let stderr = proxy.errorOutput
+    #expect(stderr.contains("base path /api/v2"), "\(stderr)")
+    #expect(stderr.contains("/api/v2/auth/login"))
+  }
+}

@@ -273,3 +273,77 @@ struct SecretScanner {
     }
   }
 }
+
+extension SecretLeakTests {
+  /// Issue 17: `--upstream 'https://user:S3cr3t@host'` exited 64 and printed the password. Every
+  /// way a secret can reach a start-up error (a flag, its variable, a stray argument, a secret
+  /// variable with a bad value) exits 64 or 69, names where the problem is, and shows no secret.
+  @Test func noStartUpErrorShowsASecret() throws {
+    let secret = "S3cr3t-Hunter2-\(UInt32.random(in: 100_000...999_999))"
+    let validKey = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+    let credentials = ["API_USERNAME": "demo", "API_PASSWORD": "demo-password"]
+    let directory = temporaryDirectory("authproxy-leak-startup")
+    let notPEM = directory + "/not-a-ca.pem"
+    #expect(FileManager.default.createFile(atPath: notPEM, contents: Data("not a certificate\n".utf8)))
+    struct Case {
+      var arguments: [String]
+      var environment: [String: String]
+      var names: String
+      var status: Int32 = 64
+    }
+    let cases: [Case] = [
+      Case(arguments: ["serve", "--upstream", "https://user:\(secret)@api.example.com"], environment: credentials, names: "--upstream"),
+      Case(arguments: ["serve", "--upstream", "https://:\(secret)@api.example.com/v1"], environment: credentials, names: "--upstream"),
+      Case(arguments: ["serve", "--upstream", "http://user:\(secret)@api.example.com"], environment: credentials, names: "--upstream"),
+      Case(
+        arguments: ["serve", "--upstream", "https://api.example.com/base?token=\(secret)"], environment: credentials, names: "--upstream"),
+      Case(arguments: ["serve", "--upstream=https://user:\(secret)@api.example.com"], environment: credentials, names: "--upstream"),
+      Case(
+        arguments: ["serve"], environment: credentials.merging(["AUTHPROXY_UPSTREAM": "https://user:\(secret)@api.example.com"]) { $1 },
+        names: "AUTHPROXY_UPSTREAM"),
+      Case(arguments: ["serve", "https://user:\(secret)@api.example.com"], environment: credentials, names: "Unexpected argument"),
+      Case(
+        arguments: ["check-credentials", "--upstream", "https://user:\(secret)@api.example.com"], environment: credentials,
+        names: "--upstream"),
+      Case(
+        arguments: ["serve", "--upstream", "https://api.example.com", "--token-store", "redis://:\(secret)@127.0.0.1:6379"],
+        environment: credentials, names: "--token-store"),
+      Case(
+        arguments: ["serve", "--upstream", "https://api.example.com", "--token-store", "redis://:\(secret)@host.invalid:6379"],
+        environment: credentials.merging(["ENCRYPTION_KEY": validKey]) { $1 }, names: "--token-store"),
+      Case(
+        arguments: ["serve", "--upstream", "https://api.example.com", "--token-store", "redis://127.0.0.1:6379"],
+        environment: credentials.merging(["ENCRYPTION_KEY": secret]) { $1 }, names: "ENCRYPTION_KEY"),
+      Case(
+        arguments: ["serve", "--upstream", "https://api.example.com", "--alert-webhook", "http://user:\(secret)@alerts.example.com/hook"],
+        environment: credentials, names: "--alert-webhook"),
+      Case(
+        arguments: ["serve", "--upstream", "https://api.example.com", "--alert-webhook", "ftp://alerts.example.com/\(secret)"],
+        environment: credentials, names: "--alert-webhook"),
+      Case(
+        arguments: ["serve", "--upstream", "https://api.example.com", "--credentials", "encrypted-file:/nonexistent/creds.sealed"],
+        environment: ["ENCRYPTION_KEY": secret], names: "ENCRYPTION_KEY"),
+      Case(
+        arguments: ["serve", "--upstream", "https://api.example.com", "--credentials", "vault:secret/data/authproxy"],
+        environment: ["VAULT_ADDR": "http://user:\(secret)@vault.example.com:8200", "VAULT_TOKEN": secret], names: "VAULT_ADDR"),
+      Case(
+        arguments: ["serve", "--upstream", "https://api.example.com", "--credentials", "vault:secret/data/authproxy"],
+        environment: ["VAULT_ADDR": "https://127.0.0.1:1", "VAULT_TOKEN": secret], names: "Vault", status: 69),
+      Case(
+        arguments: [
+          "serve", "--upstream", "https://api.example.com", "--ca-file", notPEM, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+        ],
+        environment: ["API_USERNAME": "demo", "API_PASSWORD": secret], names: "--ca-file"),
+    ]
+    var scanner = SecretScanner()
+    scanner.addExact(secret, label: "the secret")
+    for (index, run) in cases.enumerated() {
+      let result = try runBinary(run.arguments, environment: run.environment)
+      let hits = scanner.hits(in: Array((result.stdout + result.stderr).utf8))
+      // The case by its number and flag: the arguments hold the secret.
+      #expect(hits.isEmpty, "case \(index) (\(run.names)): the secret is in the output")
+      #expect(result.status == run.status, "case \(index) (\(run.names)): exit \(result.status)")
+      #expect(result.stderr.contains(run.names), "case \(index): the message names \(run.names)")
+    }
+  }
+}

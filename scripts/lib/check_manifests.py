@@ -111,9 +111,22 @@ def check_deployment(path, deployment):
         e["name"] == "ENCRYPTION_KEY" and "secretKeyRef" in (e.get("valueFrom") or {}) for e in proxy.get("env", [])
     ):
         problem(where, "encrypted-file: needs ENCRYPTION_KEY from a Secret")
-    for volume in spec.get("volumes", []):
-        if "secret" in volume and volume["secret"].get("defaultMode") != 0o400:
-            problem(path, f"volume {volume['name']}: defaultMode must be 0400")
+    # The Secret volume is read as mounted: root-owned, group fsGroup, 0440 (authproxy accepts
+    # owner-only or root-owned group-readable files); no container copies it elsewhere.
+    secret_volumes = [v for v in spec.get("volumes", []) if "secret" in v]
+    for volume in secret_volumes:
+        if volume["secret"].get("defaultMode") != 0o440:
+            problem(path, f"volume {volume['name']}: defaultMode must be 0440 (with fsGroup)")
+    if secret_volumes and "fsGroup" not in pod_security:
+        problem(path, "the pod needs fsGroup so that authproxy's group can read the Secret volume")
+    if any("emptyDir" in v for v in spec.get("volumes", [])):
+        problem(path, "no emptyDir copy of the credentials: authproxy reads the Secret volume directly")
+    mounts = {m["name"]: m["mountPath"] for m in proxy.get("volumeMounts", [])}
+    credential_file = credentials.split(":", 1)[1] if ":" in credentials else ""
+    if secret_volumes and not any(
+        v["name"] in mounts and credential_file.startswith(mounts[v["name"]].rstrip("/") + "/") for v in secret_volumes
+    ):
+        problem(where, "AUTHPROXY_CREDENTIALS must name a file in the Secret volume authproxy mounts")
     for container in containers:
         if container.get("restartPolicy") == "Always" or container in spec.get("containers", []):
             continue

@@ -3,7 +3,7 @@
 Called by scripts/validate-deploy inside a private network namespace (`unshare -n`), so the
 ports the manifests name (8080, 9901, 8443, 6379, ...) are free and nothing leaves loopback.
 Processes run as uid/gid 10001, the image's user. What is taken verbatim from the files:
-the authproxy containers' environment and arguments, the credentials-sync script, the image's
+the authproxy containers' environment, arguments and Secret volume mount, the image's
 ENV and HEALTHCHECK script, the compose services' commands, entrypoints and environment. What
 is substituted: the upstream (the `authproxy dev` sandbox and its CA), container paths (mapped
 into a temporary directory), and the host name `redis` (127.0.0.1).
@@ -185,14 +185,14 @@ def simulate_pod():
     init = {c["name"]: c for c in spec.get("initContainers", [])}
     app = spec["containers"][0]
     proxy = init["authproxy"]
-    sync = init["credentials-sync"]
     env = {e["name"]: e["value"] for e in proxy["env"] if "value" in e}
     credentials = env["AUTHPROXY_CREDENTIALS"]
     encrypted = credentials.startswith("encrypted-file:")
-    mounts = {m["name"]: m["mountPath"] for m in sync["volumeMounts"]}
+    mounts = {m["name"]: m["mountPath"] for m in proxy["volumeMounts"]}
     secret_volume = next(v for v in spec["volumes"] if "secret" in v)
     secret_mount = Path(mounts[secret_volume["name"]])
-    copy_mount = Path(mounts[next(n for n in mounts if n != secret_volume["name"])])
+    if secret_volume["secret"].get("defaultMode") != 0o440:
+        fail("the Secret volume's defaultMode is not 0440")
 
     sandbox_url, ca = start_sandbox(["--sandbox-listen", "127.0.0.1:18443", "--listen", "127.0.0.1:18080",
                                      "--admin-listen", "127.0.0.1:19901", "--access-log", "/dev/null"], work / "sandbox-tmp")
@@ -212,36 +212,23 @@ def simulate_pod():
 
     secret_dir = work / "secret"
     rollout_secret(secret_dir, secret_files("demo", "demo-password"), "2026_01_01_00_00_00.1")
-    copy_dir = work / "run"
-    own(copy_dir, 0o2777)  # an emptyDir with fsGroup
 
-    # What the Secret volume gives the pod: authproxy itself refuses it.
+    # What the Secret volume gives the pod (0440 root:fsGroup through ..data): authproxy reads it.
     secret_file = next(p for p in secret_dir.iterdir() if not p.name.startswith(".."))
     direct = subprocess.run(
         as_user([str(work / "bin/authproxy"), "check-credentials", "--upstream", sandbox_url, "--ca-file", ca,
                  "--credentials", f"{credentials.split(':', 1)[0]}:{secret_file}"]),
         env={"ENCRYPTION_KEY": key}, capture_output=True, text=True)
-    if direct.returncode == 0:
-        log("NOTE: authproxy now accepts the Secret's 0440 file directly; credentials-sync could go")
-    else:
-        log(f"the Secret's own file (0440 root:{GID}) is refused, as expected: {direct.stderr.strip()[:160]}")
-
-    # credentials-sync, verbatim but for the mount paths.
-    script = sync["command"][-1].replace(str(secret_mount), str(secret_dir)).replace(str(copy_mount), str(copy_dir))
-    start("credentials-sync", sync["command"][:-1] + [script], {})
-    copy = copy_dir / secret_file.name
-    wait_for("credentials-sync's copy (its startupProbe)", lambda: copy.exists() and copy.stat().st_size > 0)
-    info = copy.stat()
-    if (info.st_mode & 0o777, info.st_uid) != (0o400, UID):
-        fail(f"the copy is mode {oct(info.st_mode & 0o777)} owner {info.st_uid}, not 0400 {UID}")
-    log(f"credentials-sync copied the Secret to a 0400 file of uid {UID}")
+    if direct.returncode != 0:
+        fail(f"authproxy refuses the Secret's own file (0440 root:{GID}): {direct.stderr.strip()[:200]}")
+    log(f"the Secret's own file (0440 root:{GID}, through ..data) is accepted as mounted")
 
     # authproxy, with the manifest's environment and arguments.
     proxy_env = dict(dockerfile_env())
     proxy_env.update(env)
     proxy_env["AUTHPROXY_UPSTREAM"] = sandbox_url
     proxy_env["AUTHPROXY_CA_FILE"] = ca
-    proxy_env["AUTHPROXY_CREDENTIALS"] = credentials.replace(str(copy_mount), str(copy_dir))
+    proxy_env["AUTHPROXY_CREDENTIALS"] = credentials.replace(str(secret_mount), str(secret_dir))
     if encrypted:
         proxy_env["ENCRYPTION_KEY"] = key
     start("authproxy", ["authproxy"] + proxy["args"], proxy_env)
@@ -279,7 +266,7 @@ def simulate_pod():
     status, _ = http(f"{base}/api/v1/products?limit=1")
     if status != 200 or http(f"http://127.0.0.1:{admin}/readyz")[0] != 200:
         fail("not ready after the rotation")
-    log("rotation: the new Secret reached the proxy through credentials-sync; it logged in and switched, still ready")
+    log("rotation: the kubelet-style ..data swap reached the proxy; it logged in and switched, still ready")
 
 
 def interpolate(value, env):

@@ -14,7 +14,11 @@ public struct ServeConfig: Sendable {
   public var timeout = 60.0
   public var refreshBefore = 300.0
   public var accessLog = "-"
+  /// Most access-log bytes held while the log cannot be written; later lines are dropped.
+  public var accessLogBuffer = AccessLogSink.defaultBufferBytes
   public var workers = ServeConfig.defaultWorkers
+  /// `--max-connections`: client connections open at once, over all workers.
+  public var maxConnections = ServeConfig.defaultMaxConnections
   public var maxBody = 10 * 1024 * 1024
   public var drainTimeout = 20.0
   public var loginPath = "/auth/login"
@@ -57,6 +61,24 @@ public struct ServeConfig: Sendable {
     }
     return cores
   }
+
+  /// Client connections that fit in the file-descriptor limit: each may hold an upstream
+  /// connection too (two descriptors), and 64 stay for listeners, loops, logs and the control
+  /// thread (the admin listener must keep answering under pressure).
+  public static var defaultMaxConnections: Int {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < 4_000_000 else { return 1_000_000 }
+    return defaultMaxConnectionsFor(descriptorLimit: Int(limit.rlim_cur))
+  }
+
+  /// The default `--max-connections` under a file-descriptor limit (`ulimit -n`).
+  public static func defaultMaxConnectionsFor(descriptorLimit: Int) -> Int {
+    max(16, min(1_000_000, (descriptorLimit - 64 - 8 * defaultWorkers) / 2))
+  }
+
+  /// This worker's share of `maxConnections` (the kernel spreads connections over the workers'
+  /// sockets; a share each keeps the total within the limit).
+  public var maxConnectionsPerWorker: Int { max(1, (maxConnections + workers - 1) / workers) }
 
   /// The auth paths apps may never reach through the proxy.
   public var authPaths: [String] { [loginPath, refreshPath, logoutPath] }
@@ -103,7 +125,7 @@ extension ServeConfig {
     FlagSpec(
       name: "credentials", defaultValue: "env",
       help:
-        "Where the API username and password come from: env (API_USERNAME, API_PASSWORD); file:PATH (JSON {\"username\",\"password\"}, mode 0600 or 0400); encrypted-file:PATH (made by `authproxy seal`, key in ENCRYPTION_KEY); vault:PATH (VAULT_ADDR, VAULT_TOKEN or VAULT_TOKEN_FILE, VAULT_CACERT)."
+        "Where the API username and password come from: env (API_USERNAME, API_PASSWORD); file:PATH (JSON {\"username\",\"password\"}; mode 0600/0400, or 0640/0440 owned by root); encrypted-file:PATH (made by `authproxy seal`, key in ENCRYPTION_KEY); vault:PATH (VAULT_ADDR, VAULT_TOKEN or VAULT_TOKEN_FILE, VAULT_CACERT)."
     ),
     FlagSpec(name: "user-agent", defaultValue: "authproxy/\(AuthProxyVersion.current)", help: "User-Agent sent upstream."),
     FlagSpec(name: "connect-timeout", defaultValue: "30s", help: "Upstream connect timeout, per attempt."),
@@ -115,8 +137,18 @@ extension ServeConfig {
     FlagSpec(
       name: "refresh-before", defaultValue: "300s", help: "Refresh this long before the access token expires (at most half its lifetime)."),
     FlagSpec(name: "access-log", defaultValue: "-", help: "JSON-lines access log file, or - for stdout."),
+    FlagSpec(
+      name: "access-log-buffer", defaultValue: "64MiB",
+      help:
+        "Most access-log bytes kept in memory while the log cannot be written (a full disk); they are retried every second, "
+        + "later lines are dropped and counted (authproxy_access_log_dropped_lines_total)."),
     FlagSpec(name: "workers", defaultValue: String(ServeConfig.defaultWorkers), help: "Event-loop threads (default: the number of cores)."),
     FlagSpec(name: "max-body", defaultValue: "10MiB", help: "Larger request bodies get 413."),
+    FlagSpec(
+      name: "max-connections", defaultValue: nil,
+      help:
+        "Most client connections open at once, over all workers; at the limit the listener pauses and new clients wait in the "
+        + "kernel's queue (default: derived from the file-descriptor limit, (ulimit -n - 64 - 8 per worker) / 2)."),
     FlagSpec(
       name: "header-timeout", defaultValue: "10s",
       help: "How long a client may take to send a request head (a slow one gets 408 and is closed)."),
@@ -173,7 +205,13 @@ extension ServeConfig {
     func duration(_ name: String, positive: Bool = true) -> Double? {
       guard let text = value(name) else { return nil }
       guard let seconds = Units.duration(text), !positive || seconds > 0 else {
-        problems.append("\(source(name)): '\(text)' is not a duration; write it like 500ms, 30s, 5m or 1h")
+        if text.hasPrefix("-"), Units.duration(String(text.dropFirst())) != nil {
+          problems.append("\(source(name)): '\(text)' is negative; give a duration of \(positive ? "more than" : "at least") 0, like 5s")
+        } else if Units.duration(text) != nil {
+          problems.append("\(source(name)): '\(text)' must be more than 0; write it like 500ms, 30s, 5m or 1h")
+        } else {
+          problems.append("\(source(name)): '\(text)' is not a duration; write it like 500ms, 30s, 5m or 1h")
+        }
         return nil
       }
       return seconds
@@ -200,7 +238,8 @@ extension ServeConfig {
       switch UpstreamURL.parse(text) {
       case .success(let parsed): upstream = parsed
       case .failure(let why):
-        problems.append("\(source("upstream")): '\(text)' \(why); give the API's https:// base URL")
+        // Never echoed whole: user information or a query may hold a secret.
+        problems.append("\(source("upstream")): '\(Redaction.url(text))' \(why); give the API's https:// base URL")
       }
     } else {
       problems.append("--upstream is required: the API's base URL, e.g. --upstream https://api.example.com")
@@ -237,6 +276,9 @@ extension ServeConfig {
       guard let file = value(flag) else { continue }
       if access(file, R_OK) != 0 {
         problems.append("\(source(flag)): cannot read '\(file)' (\(String(cString: strerror(errno)))); give a readable PEM file")
+      } else if flag == "client-key", let problem = CredentialFile.permissionProblem(path: file) {
+        // A private key is a secret like the password: the same rule as credential files.
+        problems.append("\(source(flag)): \(problem)")
       } else {
         config.tls[keyPath: keyPath] = file
       }
@@ -269,11 +311,25 @@ extension ServeConfig {
         config.accessLog = log
       }
     }
+    if let text = value("access-log-buffer") {
+      if let size = Units.size(text), size >= 4096 {
+        config.accessLogBuffer = size
+      } else {
+        problems.append("\(source("access-log-buffer")): '\(text)' is not a size of 4KiB or more; write it like 512KiB or 64MiB")
+      }
+    }
     if let text = value("workers") {
       if let n = Int(text), (1...256).contains(n) {
         config.workers = n
       } else {
         problems.append("\(source("workers")): '\(text)' is not a number of threads from 1 to 256")
+      }
+    }
+    if let text = value("max-connections") {
+      if let n = Int(text), (1...1_000_000).contains(n) {
+        config.maxConnections = n
+      } else {
+        problems.append("\(source("max-connections")): '\(text)' is not a number of connections from 1 to 1000000")
       }
     }
     if let text = value("max-body") {

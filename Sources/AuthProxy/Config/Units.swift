@@ -79,9 +79,15 @@ public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
     let rest = text.dropFirst("https://".count)
     let authority = rest.prefix { $0 != "/" }
     var path = String(rest.dropFirst(authority.count))
-    guard !authority.isEmpty, !authority.contains("@"), !text.contains("?"), !text.contains("#"),
-      !text.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value >= 0x7F })
-    else { return .failure(ConfigProblem("is not a valid https URL (no user info, query, fragment or spaces)")) }
+    guard !authority.contains("@") else {
+      return .failure(
+        ConfigProblem("carries user information (user:password@); remove it: the API's credentials come from --credentials"))
+    }
+    guard !text.contains("?"), !text.contains("#") else {
+      return .failure(ConfigProblem("has a query or fragment; give only https://host[:port][/base-path]"))
+    }
+    guard !authority.isEmpty, !text.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value >= 0x7F })
+    else { return .failure(ConfigProblem("is not a valid https URL (no spaces or control characters)")) }
     while path.hasSuffix("/") { path.removeLast() }
     var host = String(authority)
     var portText: Substring?

@@ -4,7 +4,12 @@ import Glibc
 /// Errors of the libevent wrappers: a C call that returned failure, named.
 public struct EventError: Error, CustomStringConvertible, Sendable {
   public let description: String
-  init(_ what: String) { description = what }
+  /// The `errno` behind it, when a system call failed (0 otherwise).
+  public let code: Int32
+  init(_ what: String, code: Int32 = 0) {
+    description = what
+    self.code = code
+  }
 }
 
 /// One libevent `event_base`, owned by exactly one thread.

@@ -47,10 +47,13 @@ public final class HTTPServer {
   }
 
   /// Serves requests arriving on an already listening socket (see `ListeningSocket`).
-  public func accept(socket fd: Int32) throws(EventError) {
+  /// `pauseOnExhaustion`: out of descriptors, accepting pauses for a moment instead of
+  /// spinning; only for a socket bound until the loop stops (`stopAccepting` is not called).
+  public func accept(socket fd: Int32, pauseOnExhaustion: Bool = false) throws(EventError) {
     guard let handle = evhttp_accept_socket_with_handle(http, fd) else {
       throw EventError("evhttp_accept_socket failed")
     }
+    if pauseOnExhaustion { ap_evhttp_pause_on_exhaustion(handle) }
     bound.append(handle)
   }
 

@@ -16,7 +16,7 @@ public enum ListeningSocket {
       addr.sin6_family = sa_family_t(AF_INET6)
       addr.sin6_port = in_port_t(UInt16(port).bigEndian)
       guard inet_pton(AF_INET6, hostname, &addr.sin6_addr) == 1 else {
-        throw EventError("\(host) is not an IP address")
+        throw EventError("\(host) is not an IP address", code: EINVAL)
       }
       withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: addr, as: sockaddr_in6.self) }
       length = socklen_t(MemoryLayout<sockaddr_in6>.size)
@@ -26,7 +26,7 @@ public enum ListeningSocket {
       addr.sin_family = sa_family_t(AF_INET)
       addr.sin_port = in_port_t(UInt16(port).bigEndian)
       guard inet_pton(AF_INET, hostname, &addr.sin_addr) == 1 else {
-        throw EventError("\(host) is not an IP address")
+        throw EventError("\(host) is not an IP address", code: EINVAL)
       }
       withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: addr, as: sockaddr_in.self) }
       length = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -41,14 +41,14 @@ public enum ListeningSocket {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, length) }
     }
     guard bound == 0 else {
-      let message = String(cString: strerror(errno))
+      let code = errno
       close(fd)
-      throw EventError("cannot bind \(host):\(port): \(message)")
+      throw EventError("cannot bind \(host):\(port): \(String(cString: strerror(code)))", code: code)
     }
     guard listen(fd, 1024) == 0 else {
-      let message = String(cString: strerror(errno))
+      let code = errno
       close(fd)
-      throw EventError("cannot listen on \(host):\(port): \(message)")
+      throw EventError("cannot listen on \(host):\(port): \(String(cString: strerror(code)))", code: code)
     }
     var actual = sockaddr_storage()
     var actualLength = socklen_t(MemoryLayout<sockaddr_storage>.size)

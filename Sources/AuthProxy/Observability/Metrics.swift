@@ -5,6 +5,8 @@ final class Counter: Sendable {
   private let value = Atomic<Int>(0)
   init() {}
   func add(_ amount: Int) { value.add(amount, ordering: .relaxed) }
+  /// For a gauge its owner sets.
+  func store(_ amount: Int) { value.store(amount, ordering: .relaxed) }
   var current: Int { value.load(ordering: .relaxed) }
 }
 
@@ -33,6 +35,10 @@ public final class WorkerMetrics: Sendable {
   /// Requests that must not be sent twice whose reused connection broke before any answer:
   /// they may have reached the API, and were answered 502 without another attempt.
   let unsafeReuseFailures = Counter()
+  /// Client connections open now, and the times accepting paused, by reason.
+  let clientConnections = Counter()
+  let pausedAtLimit = Counter()
+  let pausedOutOfResources = Counter()
 
   public init() {
     requests = (0..<(Self.methods.count * Self.statusClasses.count)).map { _ in Counter() }
@@ -101,7 +107,8 @@ struct MetricsExposition {
 
   /// Everything SPEC §5 names, summed over the workers.
   static func render(
-    workers: [WorkerMetrics], control: ControlMetrics, tokenExpiresIn: Double?, credentialAge: Double?, ready: Bool
+    workers: [WorkerMetrics], control: ControlMetrics, tokenExpiresIn: Double?, credentialAge: Double?, ready: Bool,
+    accessLog: AccessLogSink.Stats = AccessLogSink.Stats()
   ) -> String {
     var out = MetricsExposition()
     out.family("authproxy_requests_total", "counter", "Requests answered to apps, by method and status class.")
@@ -142,6 +149,14 @@ struct MetricsExposition {
       "authproxy_upstream_reuse_failures_total",
       "POST/PATCH without an Idempotency-Key whose reused connection broke before any answer (502, not sent again)."
     ) { $0.unsafeReuseFailures.current }
+    gauge(
+      "authproxy_client_connections", "Client connections open now.", Double(workers.reduce(0) { $0 + $1.clientConnections.current }))
+    out.family("authproxy_accept_paused_total", "counter", "Times the proxy listener paused accepting, by reason.")
+    out.sample(
+      "authproxy_accept_paused_total", [("reason", "max_connections")], Double(workers.reduce(0) { $0 + $1.pausedAtLimit.current }))
+    out.sample(
+      "authproxy_accept_paused_total", [("reason", "out_of_descriptors")],
+      Double(workers.reduce(0) { $0 + $1.pausedOutOfResources.current }))
     counter("authproxy_reauth_total", "Requests replayed after a 401 renewed the token.") { $0.reauths.current }
     counter("authproxy_rejected_requests_total", "Requests refused before parsing (framing, header timeout).") { $0.rejected.current }
     out.family("authproxy_upstream_auth_failures_total", "counter", "Upstream 401 and 403 answers.")
@@ -157,13 +172,21 @@ struct MetricsExposition {
       for result in ["success", "failure"] { out.sample(name, [("result", result)], Double(values[result] ?? 0)) }
     }
     out.family("authproxy_alerts_total", "counter", "Security alerts raised, by rule.")
-    for rule in ["failed_auth", "forbidden_access", "login_failure", "rotation_failure"] {
+    for rule in SecurityAlert.Rule.allCases.map(\.rawValue) {
       out.sample("authproxy_alerts_total", [("rule", rule)], Double(control.alerts[rule] ?? 0))
     }
     out.family("authproxy_alert_sink_failures_total", "counter", "Alert deliveries that failed, by sink.")
     for sink in ["webhook", "command"] {
       out.sample("authproxy_alert_sink_failures_total", [("sink", sink)], Double(control.sinkFailures[sink] ?? 0))
     }
+    out.family("authproxy_access_log_dropped_lines_total", "counter", "Access-log lines that could not be written and were dropped.")
+    out.sample("authproxy_access_log_dropped_lines_total", [], Double(accessLog.droppedLines))
+    out.family("authproxy_access_log_write_errors_total", "counter", "Failed access-log writes, by cause.")
+    for cause in ["no_space", "quota", "io", "too_large", "closed", "other"] {
+      out.sample("authproxy_access_log_write_errors_total", [("cause", cause)], Double(accessLog.writeErrors[cause] ?? 0))
+    }
+    gauge(
+      "authproxy_access_log_buffered_bytes", "Access-log bytes waiting in memory to be written.", Double(accessLog.bufferedBytes))
     gauge("authproxy_ready", "1 while a valid token is held.", ready ? 1 : 0)
     if let tokenExpiresIn {
       gauge("authproxy_token_expires_in_seconds", "Seconds until the access token expires.", tokenExpiresIn.rounded())

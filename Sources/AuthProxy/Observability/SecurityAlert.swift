@@ -10,6 +10,7 @@ public struct SecurityAlert: Sendable, Equatable {
     case forbiddenAccess = "forbidden_access"
     case loginFailure = "login_failure"
     case rotationFailure = "rotation_failure"
+    case auditLogFailure = "audit_log_failure"
 
     public static func < (a: Rule, b: Rule) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
 
@@ -20,6 +21,7 @@ public struct SecurityAlert: Sendable, Equatable {
       case .forbiddenAccess: "upstream 403 answers"
       case .loginFailure: "failed logins or refreshes"
       case .rotationFailure: "failed credential rotations"
+      case .auditLogFailure: "failed access-log writes"
       }
     }
   }

@@ -9,6 +9,8 @@ public enum SecurityEvent: Sendable, Equatable {
   case refreshFailed(reason: String)
   /// A credential rotation could not complete (the old credentials stay in use).
   case rotationFailed(reason: String)
+  /// Access-log lines could not be written (the audit trail has a gap or may get one).
+  case auditLogFailed(reason: String)
 
   /// The rule this event counts towards, if any.
   public var rule: SecurityAlert.Rule? {
@@ -18,6 +20,7 @@ public enum SecurityEvent: Sendable, Equatable {
     case .upstreamAnswer: nil
     case .loginFailed, .refreshFailed: .loginFailure
     case .rotationFailed: .rotationFailure
+    case .auditLogFailed: .auditLogFailure
     }
   }
 }
@@ -40,6 +43,8 @@ public struct SecurityMonitor: Sendable {
     public var loginFailure = 3
     /// Any rotation that could not complete.
     public var rotationFailure = 1
+    /// Any failure to write the access log.
+    public var auditLogFailure = 1
 
     public init(failedAuth: Int = 10, forbiddenAccess: Int = 5, loginFailure: Int = 3, rotationFailure: Int = 1) {
       self.failedAuth = failedAuth
@@ -54,6 +59,7 @@ public struct SecurityMonitor: Sendable {
       case .forbiddenAccess: forbiddenAccess
       case .loginFailure: loginFailure
       case .rotationFailure: rotationFailure
+      case .auditLogFailure: auditLogFailure
       }
     }
   }
@@ -78,6 +84,7 @@ public struct SecurityMonitor: Sendable {
     clamped.forbiddenAccess = min(max(1, thresholds.forbiddenAccess), Self.maxThreshold)
     clamped.loginFailure = min(max(1, thresholds.loginFailure), Self.maxThreshold)
     clamped.rotationFailure = min(max(1, thresholds.rotationFailure), Self.maxThreshold)
+    clamped.auditLogFailure = min(max(1, thresholds.auditLogFailure), Self.maxThreshold)
     self.thresholds = clamped
     self.host = host
     states = SecurityAlert.Rule.allCases.map { RuleState(capacity: max(clamped[$0], Self.sampleLimit)) }
@@ -96,7 +103,7 @@ public struct SecurityMonitor: Sendable {
       sample = Sample(time: now, label: "login failed: " + reason.prefix(Self.labelLimit), flag: false)
     case .refreshFailed(let reason):
       sample = Sample(time: now, label: "refresh failed: " + reason.prefix(Self.labelLimit), flag: true)
-    case .rotationFailed(let reason):
+    case .rotationFailed(let reason), .auditLogFailed(let reason):
       sample = Sample(time: now, label: String(reason.prefix(Self.labelLimit)), flag: false)
     }
     states[index].append(sample)
@@ -143,6 +150,10 @@ public struct SecurityMonitor: Sendable {
       alert.detail = "\(samples.count - refreshes) failed logins, \(refreshes) failed refreshes; last: \(samples.last?.label ?? "")"
     case .rotationFailure:
       alert.detail = "The old credentials stay in use. Last failure: \(samples.last?.label ?? "")"
+    case .auditLogFailure:
+      alert.detail =
+        "Access-log lines wait in memory and are retried; past --access-log-buffer they are dropped and counted "
+        + "(authproxy_access_log_dropped_lines_total). Last failure: \(samples.last?.label ?? "")"
     }
     return alert
   }

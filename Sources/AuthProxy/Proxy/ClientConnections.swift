@@ -25,26 +25,47 @@ final class ClientConnections {
   /// Told of every request refused by the framing check or a timeout.
   var onReject: ((Refusal) -> Void)?
 
-  init(loop: EventLoop, limits: RequestLimits, listenSocket: Int32) throws(EventError) {
+  /// Most connections open at once (`--max-connections`, this worker's share); at the limit
+  /// the acceptor pauses until one closes.
+  let maxConnections: Int
+  /// Told each time accepting pauses (the limit, or out of descriptors).
+  var onPause: ((Acceptor.Pause) -> Void)? {
+    didSet { acceptor?.onPause = onPause }
+  }
+
+  init(loop: EventLoop, limits: RequestLimits, listenSocket: Int32, maxConnections: Int = .max) throws(EventError) {
     self.limits = limits
+    self.maxConnections = max(1, maxConnections)
     endOfPass = EndOfPass(loop: loop)
     acceptor = try Acceptor(loop: loop, socket: listenSocket) { [unowned self] socket in
       let connection = ClientConnection(socket: socket, server: self)
       self.open[ObjectIdentifier(connection)] = connection
+      self.acceptor?.limitReached = self.open.count >= self.maxConnections
     }
   }
+
+  /// Client connections open now.
+  var count: Int { open.count }
 
   /// Bytes queued to clients and not yet written, over every connection.
   var pendingOutput: Int { open.values.reduce(0) { $0 + $1.pendingOutput } }
 
-  /// Stops accepting new connections (drain); open ones go on.
+  /// Draining: every reply from now on is its connection's last (`Connection: close`).
+  private(set) var draining = false
+
+  /// Stops accepting new connections (drain); open ones finish the request they carry, and
+  /// idle keep-alive ones are closed now (a client would otherwise send on them as the
+  /// process exits and get a broken pipe).
   func stopAccepting() {
     acceptor?.stop()
     acceptor = nil
+    draining = true
+    for connection in Array(open.values) where connection.isIdle { connection.closeIdle() }
   }
 
   func closed(_ connection: ClientConnection) {
     open[ObjectIdentifier(connection)] = nil
+    acceptor?.limitReached = open.count >= maxConnections
   }
 
   func rejected(_ refusal: Refusal) {
@@ -110,6 +131,17 @@ final class ClientConnection: EndOfPassTask {
   }
 
   var peer: (address: String, port: Int) { socket.peer }
+
+  /// The proxy is draining: the reply being written is this connection's last.
+  var isDraining: Bool { server.draining }
+
+  /// No request under way or arriving, nothing left to write.
+  var isIdle: Bool { current == nil && input.isEmpty && pendingOutput == 0 }
+
+  func closeIdle() {
+    socket.close()
+    server.closed(self)
+  }
 
   var pendingOutput: Int { socket.pendingOutput + queued.count }
 

@@ -107,8 +107,10 @@ final class ClientRequest {
     status: Int, fields: ResponseFields, keep: (Int) -> Bool, adding: (name: String, value: String)?, hasLength: Bool,
     framing: (String, String)?
   ) -> [UInt8] {
-    // An HTTP/1.0 stream without a length ends with the connection.
-    let closing = !keepAlive || (isHTTP10 && framing == nil && !bodyless && !hasLength)
+    // An HTTP/1.0 stream without a length ends with the connection; so does every reply
+    // while the proxy drains.
+    let closing =
+      !keepAlive || (connection?.isDraining ?? false) || (isHTTP10 && framing == nil && !bodyless && !hasLength)
     if closing { connection?.closeAfterReply() }
     return ResponseHeadWriter.write(
       version: isHTTP10 ? "HTTP/1.0" : "HTTP/1.1", status: status, fields: fields, keep: keep, adding: adding,

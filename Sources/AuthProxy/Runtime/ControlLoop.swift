@@ -27,7 +27,10 @@ final class ControlLoop {
   private var drainTimer: Timer?
   private var drained: Set<Int> = []
   private var shuttingDown = false
+  /// `.workersStarted` arrived: `workers` is every worker there will be.
+  private var workersKnown = false
   private var ageTimer: Timer?
+  private let accessLog: AccessLogSink
 
   init(
     config: ServeConfig, credentials: Credentials, loader: CredentialLoader, adminSocket: Int32, accessLog: AccessLogSink,
@@ -35,6 +38,7 @@ final class ControlLoop {
     clock: any WallClock, logger: Logger, watchSignals: Bool
   ) throws(EventError) {
     self.workerMetrics = workerMetrics
+    self.accessLog = accessLog
     self.config = config
     self.clock = clock
     self.logger = logger
@@ -132,10 +136,12 @@ final class ControlLoop {
     let now = clock.now()
     return MetricsExposition.render(
       workers: workerMetrics, control: metrics, tokenExpiresIn: machine.pair.map { max(0, $0.accessExpiresAt - now) },
-      credentialAge: credentialAge, ready: machine.hasUsableToken(at: now))
+      credentialAge: credentialAge, ready: machine.hasUsableToken(at: now), accessLog: accessLog.stats)
   }
 
   private func readiness() -> (ready: Bool, reason: String) {
+    // From SIGTERM on, load balancers should stop sending: not ready, whatever the token.
+    if shuttingDown { return (false, "draining") }
     if machine.hasUsableToken(at: clock.now()) { return (true, "a valid token is held") }
     if let failure = machine.lastFailure { return (false, failure.description) }
     return (false, "no token yet: logging in")
@@ -145,6 +151,12 @@ final class ControlLoop {
     switch message {
     case .workersStarted(let senders):
       workers = senders
+      workersKnown = true
+      // A SIGTERM that came first: drain the workers now that they can be told.
+      if shuttingDown {
+        drainWorkers()
+        return
+      }
       // Log in at start-up, before the first request asks.
       apply(.tokenNeeded)
     case .tokenNeeded:
@@ -235,12 +247,20 @@ final class ControlLoop {
 
   // MARK: shutdown
 
+  /// SIGTERM: the workers stop accepting and finish what is in flight. The admin listener
+  /// stays up until the process exits, so that probes and scrapes see "draining" instead of
+  /// a refused connection.
   private func beginShutdown() {
     guard !shuttingDown else { return }
     shuttingDown = true
-    admin?.stopAccepting()
+    admin?.draining = true
     refreshTimer.cancel()
     retryTimer.cancel()
+    // Before the workers are known (a SIGTERM during start-up), `.workersStarted` drains them.
+    if workersKnown { drainWorkers() }
+  }
+
+  private func drainWorkers() {
     for worker in workers { worker.send(.drain) }
     drainTimer = Timer(loop: loop) { [unowned self] in
       self.logger.warning("drain timeout reached; closing the remaining requests")

@@ -41,14 +41,34 @@ final class CredentialRotator {
     if let file = loader.watchedFile {
       lastSeen = FileStamp(path: file)
       pollTimer = Timer(loop: loop) { [unowned self] in
-        let stamp = FileStamp(path: file)
-        if stamp != self.lastSeen, stamp != nil {
-          self.lastSeen = stamp
-          self.requestLoad?("the credentials file changed")
-        }
+        self.poll(file, interval: pollInterval)
         self.pollTimer?.schedule(after: pollInterval)
       }
       pollTimer?.schedule(after: pollInterval)
+    }
+  }
+
+  /// A change seen at the last poll and not yet read: the file is read once it has stayed
+  /// the same for a whole interval, so that a file rewritten in place (truncated, then
+  /// written) is read complete, not reported as a failed rotation half-way.
+  private var settling: FileStamp?
+
+  private func poll(_ file: String, interval: Double) {
+    // Missing for a moment (a swap under way): look again at the next poll.
+    guard let stamp = FileStamp(path: file) else { return }
+    guard stamp != lastSeen else {
+      settling = nil
+      return
+    }
+    if stamp == settling {
+      lastSeen = stamp
+      settling = nil
+      requestLoad?("the credentials file changed")
+    } else {
+      if settling == nil {
+        logger.info("the credentials file changed; reading it once it has stayed the same for \(interval)s")
+      }
+      settling = stamp
     }
   }
 
@@ -113,17 +133,31 @@ final class CredentialRotator {
   }
 }
 
-/// What identifies a version of a file without reading it: inode, size and mtime.
+/// What identifies a version of a file without reading it: device and inode (a Kubernetes
+/// `..data` swap or a rename points the path at another file), size and mtime (a rewrite), and
+/// mode, owner, group and ctime (a chmod or chown that makes a refused file acceptable: the
+/// fix the refusal suggests must be noticed).
 struct FileStamp: Equatable {
+  let device: UInt64
   let inode: UInt64
   let size: Int64
   let mtimeNanos: Int64
+  let ctimeNanos: Int64
+  let mode: UInt32
+  let owner: UInt32
+  let group: UInt32
 
+  /// Follows symbolic links: the stamp is the file's the path leads to now.
   init?(path: String) {
     var info = stat()
     guard stat(path, &info) == 0 else { return nil }
+    device = UInt64(info.st_dev)
     inode = UInt64(info.st_ino)
     size = Int64(info.st_size)
     mtimeNanos = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+    ctimeNanos = Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec)
+    mode = UInt32(info.st_mode)
+    owner = UInt32(info.st_uid)
+    group = UInt32(info.st_gid)
   }
 }

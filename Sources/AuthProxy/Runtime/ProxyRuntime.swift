@@ -13,6 +13,56 @@ public struct StartupError: Error, Sendable, CustomStringConvertible {
   }
 }
 
+extension StartupError {
+  static func badCAFile(_ tls: UpstreamTLS, _ error: EventError) -> StartupError {
+    let fix =
+      tls.caFile == nil ? "install the system CA bundle (ca-certificates) or give --ca-file" : "give --ca-file a file of PEM certificates"
+    return StartupError("--ca-file: \(error.description): \(fix)", exitCode: 64)
+  }
+
+  static func badClientCertificate(_ error: EventError) -> StartupError {
+    StartupError("--client-cert/--client-key: \(error.description); give a PEM certificate and its matching PEM private key", exitCode: 64)
+  }
+
+  /// The TLS files of `tls` (`--ca-file`, `--client-cert`, `--client-key`) loaded once, as
+  /// `serve` does at start: nil when they load, else the usage error naming the flag.
+  public static func checkTLSFiles(_ tls: UpstreamTLS) -> StartupError? {
+    let trust: TrustStore
+    do {
+      trust = try TrustStore(caFile: tls.caFile)
+    } catch {
+      return badCAFile(tls, error)
+    }
+    do {
+      _ = try TLSClientContext(tls, trust: trust)
+    } catch {
+      return badClientCertificate(error)
+    }
+    return nil
+  }
+
+  /// A listener that could not be bound: 69 when the port is taken (the host is busy, the flag
+  /// may be right), 64 when the address cannot be used here at all.
+  static func cannotListen(flag: String, at address: HostPort, _ error: EventError) -> StartupError {
+    switch error.code {
+    case EADDRINUSE:
+      StartupError(
+        "\(flag) \(address): the address is already in use (another process listens there); stop it or choose another port with \(flag)",
+        exitCode: 69)
+    case EACCES:
+      StartupError(
+        "\(flag) \(address): permission denied (ports below 1024 need CAP_NET_BIND_SERVICE); choose a port of 1024 or more with \(flag)",
+        exitCode: 64)
+    case EINVAL:
+      StartupError("\(flag) \(address): \(error.description); give an IP address (or localhost), like 127.0.0.1:8080", exitCode: 64)
+    case EADDRNOTAVAIL:
+      StartupError("\(flag) \(address): no interface of this host has that address; give one of its addresses with \(flag)", exitCode: 64)
+    default:
+      StartupError("\(flag) \(address): \(error.description)", exitCode: 69)
+    }
+  }
+}
+
 /// The running proxy: sockets, the control thread and the workers, wired together. `main`
 /// and the tests start it the same way.
 public final class ProxyRuntime: Sendable {
@@ -40,9 +90,11 @@ public final class ProxyRuntime: Sendable {
       pthread_sigmask(SIG_UNBLOCK, &handled, nil)
     }
     self.config = config
+    // libevent's own warnings (a failed accept, say) through the diagnostic log, rate-limited.
+    EventLog.install(logger: logger, clock: clock)
     let sink: AccessLogSink
     do {
-      sink = try AccessLogSink(path: config.accessLog)
+      sink = try AccessLogSink(path: config.accessLog, bufferBytes: config.accessLogBuffer, logger: logger, clock: clock)
     } catch {
       throw StartupError(error.description, exitCode: 64)
     }
@@ -55,12 +107,17 @@ public final class ProxyRuntime: Sendable {
         listenSockets.append(try ListeningSocket.bind(host: config.listen.host, port: first.port, reusePort: true).fd)
       }
       proxyPort = first.port
+    } catch {
+      for fd in listenSockets { close(fd) }
+      throw StartupError.cannotListen(flag: "--listen", at: config.listen, error)
+    }
+    do {
       let admin = try ListeningSocket.bind(host: config.adminListen.host, port: config.adminListen.port, reusePort: false)
       adminSocket = admin.fd
       adminPort = admin.port
     } catch {
       for fd in listenSockets { close(fd) }
-      throw StartupError("cannot listen: \(error.description)", exitCode: 1)
+      throw StartupError.cannotListen(flag: "--admin-listen", at: config.adminListen, error)
     }
 
     if !config.listen.isLoopback && !config.allowCIDRGiven {
@@ -78,7 +135,15 @@ public final class ProxyRuntime: Sendable {
       loginTrust = try trust.sibling()
     } catch {
       for fd in listenSockets + [adminSocket] { close(fd) }
-      throw StartupError(error.description, exitCode: 1)
+      throw StartupError.badCAFile(config.tls, error)
+    }
+    // The client certificate and key are read here, once, so that a bad one is a usage error
+    // naming its flag instead of a worker that fails to start.
+    do {
+      _ = try TLSClientContext(config.tls, trust: trust)
+    } catch {
+      for fd in listenSockets + [adminSocket] { close(fd) }
+      throw StartupError.badClientCertificate(error)
     }
     let started = DispatchSemaphore(value: 0)
     let senders = Mutex<[Int: MailboxSender<WorkerMessage>]>([:])
@@ -105,9 +170,12 @@ public final class ProxyRuntime: Sendable {
       })
     started.wait()
     guard let control = controlSender.withLock({ $0 }) else {
-      throw StartupError(failures.withLock { $0.joined(separator: "; ") }, exitCode: 1)
+      // Out of descriptors or memory, or a sink that cannot start: the system, not the flags.
+      throw StartupError(failures.withLock { $0.joined(separator: "; ") }, exitCode: 69)
     }
     self.control = control
+    // A failing access log is an alert of the security monitor (`audit_log_failure`).
+    sink.onFailure { reason in control.send(.security(.auditLogFailed(reason: reason))) }
 
     for (index, fd) in listenSockets.enumerated() {
       let thread = LoopThread(name: "ap-worker-\(index)") {
@@ -128,8 +196,10 @@ public final class ProxyRuntime: Sendable {
     for _ in listenSockets { started.wait() }
     let workerSenders = senders.withLock { all in (0..<listenSockets.count).compactMap { all[$0] } }
     guard workerSenders.count == listenSockets.count else {
+      // The workers that did start are told to stop too (the control thread joins them all).
+      control.send(.workersStarted(workerSenders))
       control.send(.shutdown)
-      throw StartupError(failures.withLock { $0.joined(separator: "; ") }, exitCode: 1)
+      throw StartupError(failures.withLock { $0.joined(separator: "; ") }, exitCode: 69)
     }
     control.send(.workersStarted(workerSenders))
     self.threads = threads

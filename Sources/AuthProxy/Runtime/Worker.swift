@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 
 /// One event-loop thread: its listener, its upstream connection pool, its access-log buffer
@@ -50,12 +51,15 @@ final class Worker {
     pool = try UpstreamPool(
       loop: loop, tls: config.tls, host: config.upstream.host, port: config.upstream.port, connectTimeout: config.connectTimeout,
       metrics: metrics, trust: trust)
-    connections = try ClientConnections(loop: loop, limits: RequestLimits(maxBody: config.maxBody), listenSocket: listenSocket)
+    connections = try ClientConnections(
+      loop: loop, limits: RequestLimits(maxBody: config.maxBody), listenSocket: listenSocket,
+      maxConnections: config.maxConnectionsPerWorker)
     forwarder = Forwarder(pool: pool, config: config, metrics: metrics)
     policy = RequestPolicy(config: config)
     accessLog = AccessLogBuffer(sink: sink, loop: loop)
     mailbox = try MailboxReceiver(loop: loop) { [unowned self] message in self.received(message) }
     connections.onRequest = { [unowned self] request in self.handle(request) }
+    connections.onPause = { [unowned self] pause in self.acceptPaused(pause) }
     connections.onClientGone = { [unowned self] request in
       if let exchange = self.inFlight[ObjectIdentifier(request)] { self.clientGone(exchange) }
     }
@@ -81,6 +85,7 @@ final class Worker {
     headTimer = Timer(loop: loop) { [unowned self] in
       self.connections.sweep(headerTimeout: self.config.headerTimeout, bodyTimeout: self.config.timeout, idleTimeout: idleTimeout)
       self.pool.expireIdle()
+      self.metrics.clientConnections.store(self.connections.count)
       self.headTimer?.schedule(after: 1)
     }
     headTimer?.schedule(after: 1)
@@ -89,6 +94,42 @@ final class Worker {
   func run() {
     loop.run()
     accessLog.flush()
+  }
+
+  // MARK: connection pressure
+
+  /// When each kind of pause was last said (one diagnostic line a minute per kind).
+  private var pauseSaid: [Bool: Double] = [:]
+  private var pausesSinceSaid: [Bool: Int] = [:]
+  static let pauseReportInterval = 60.0
+
+  private func acceptPaused(_ pause: Acceptor.Pause) {
+    let atLimit: Bool
+    switch pause {
+    case .connectionLimit:
+      atLimit = true
+      metrics.pausedAtLimit.add(1)
+    case .outOfResources:
+      atLimit = false
+      metrics.pausedOutOfResources.add(1)
+    }
+    let now = clock.now()
+    pausesSinceSaid[atLimit, default: 0] += 1
+    if let said = pauseSaid[atLimit], now - said < Worker.pauseReportInterval { return }
+    let times = pausesSinceSaid[atLimit] ?? 1
+    pauseSaid[atLimit] = now
+    pausesSinceSaid[atLimit] = 0
+    let again = times > 1 ? " (\(times) times since this was last said)" : ""
+    switch pause {
+    case .connectionLimit:
+      logger.warning(
+        "worker \(id): \(connections.count) client connections reached --max-connections (\(config.maxConnections), \(config.maxConnectionsPerWorker) per worker); new clients wait in the kernel's queue until one closes\(again)",
+        metadata: ["reason": "max_connections"])
+    case .outOfResources(let code, let seconds):
+      logger.error(
+        "worker \(id): cannot accept connections: \(String(cString: strerror(code))); pausing \(seconds)s (raise the file-descriptor limit, ulimit -n, or lower --max-connections)\(again)",
+        metadata: ["reason": "out_of_descriptors"])
+    }
   }
 
   // MARK: requests

@@ -56,6 +56,11 @@ struct evkeyval *ap_evkeyval_next(struct evkeyval *kv);
 /// Makes every connection the server accepts a TLS one, with this server context.
 void ap_evhttp_use_tls(struct evhttp *http, SSL_CTX *ctx);
 
+/// When accept(2) fails for want of descriptors or memory, pauses the bound socket's listener
+/// for 200 ms instead of letting libevent log and retry at once (a busy loop). The socket must
+/// stay bound until its loop stops (the admin listener does).
+void ap_evhttp_pause_on_exhaustion(struct evhttp_bound_socket *bound);
+
 
 // MARK: OpenSSL
 

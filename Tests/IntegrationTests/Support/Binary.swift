@@ -49,8 +49,9 @@ final class ProxyProcess {
   let stdout = Pipe()
   let stderr = Pipe()
 
-  init(_ arguments: [String], environment: [String: String]) throws {
-    process.executableURL = URL(fileURLWithPath: authproxyBinary)
+  /// `executable`: another program that runs authproxy (e.g. prlimit); by default, authproxy.
+  init(_ arguments: [String], environment: [String: String], executable: String = authproxyBinary) throws {
+    process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     process.environment = environment.merging(["PATH": "/usr/bin:/bin"]) { given, _ in given }
     process.standardOutput = stdout
