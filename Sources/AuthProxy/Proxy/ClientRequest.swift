@@ -46,7 +46,7 @@ final class ClientRequest {
   func respond(status: Int, headers: [(name: String, value: String)], body: [UInt8]) {
     guard !isFinished, let connection else { return }
     isFinished = true
-    let fields = ResponseFields(headers)
+    let fields = HTTPFields(headers)
     let hasLength = fields.firstIndex(named: FieldName.contentLength) != nil
     var out = head(
       status: status, fields: fields, keep: { _ in true }, adding: nil, hasLength: hasLength,
@@ -60,7 +60,7 @@ final class ClientRequest {
   /// they are: the upstream's, straight from its parser) and one of ours, `adding`. With a
   /// Content-Length the body goes as is; without one, chunked (HTTP/1.1) or until the
   /// connection closes (HTTP/1.0).
-  func startStream(status: Int, fields: ResponseFields, keep: (Int) -> Bool, adding: (name: String, value: String)?) {
+  func startStream(status: Int, fields: HTTPFields, keep: (Int) -> Bool, adding: (name: String, value: String)?) {
     guard !isFinished, let connection else { return }
     bodyless = method == "HEAD" || !ResponseHeadWriter.allowsBody(status)
     let hasLength = fields.indices.contains { fields.name(at: $0, is: FieldName.contentLength) && keep($0) }
@@ -104,7 +104,7 @@ final class ClientRequest {
   }
 
   private func head(
-    status: Int, fields: ResponseFields, keep: (Int) -> Bool, adding: (name: String, value: String)?, hasLength: Bool,
+    status: Int, fields: HTTPFields, keep: (Int) -> Bool, adding: (name: String, value: String)?, hasLength: Bool,
     framing: (String, String)?
   ) -> [UInt8] {
     // An HTTP/1.0 stream without a length ends with the connection.
@@ -123,7 +123,7 @@ enum ResponseHeadWriter {
   /// The head: status line, the lines of the `fields` that `keep` accepts as they are, the
   /// `adding` field, `Date` unless there is one, the framing field and `Connection`.
   static func write(
-    version: String, status: Int, fields: ResponseFields, keep: (Int) -> Bool, adding: (name: String, value: String)?,
+    version: String, status: Int, fields: HTTPFields, keep: (Int) -> Bool, adding: (name: String, value: String)?,
     framing: (String, String)?, connection: String?
   ) -> [UInt8] {
     var out: [UInt8] = []

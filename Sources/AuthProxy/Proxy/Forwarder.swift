@@ -61,7 +61,7 @@ final class Forwarder {
 
   /// The wait before the next attempt: --retry-delay, or longer when a `Retry-After` (seconds
   /// or an HTTP date) asks for it; nil when it asks for more than --timeout (no retry then).
-  private func retryDelay(_ headers: ResponseFields) -> Double? {
+  private func retryDelay(_ headers: HTTPFields) -> Double? {
     guard let value = headers.value(named: FieldName.retryAfter)?[...].trimmingSpaces(),
       let seconds = RetryAfter.seconds(value, now: SystemClock().now())
     else {
@@ -92,7 +92,7 @@ final class Forwarder {
   }
 
   /// The attempt's answer has a head: pass it on, or drop it for a replay or a retry.
-  fileprivate func attemptHead(_ exchange: Exchange, _ transfer: UpstreamTransfer, status: Int, headers: ResponseFields) {
+  fileprivate func attemptHead(_ exchange: Exchange, _ transfer: UpstreamTransfer, status: Int, headers: HTTPFields) {
     exchange.timer?.cancel()
     exchange.upstreamStatus = status
     exchange.attempt?.status = status
@@ -206,7 +206,7 @@ final class Forwarder {
 /// The exchange is its attempt's delegate and its connection's drain observer: objects it
 /// already is, so a request allocates no callbacks for them.
 extension Exchange: UpstreamTransferDelegate, OutputDrainObserver {
-  func transferHead(_ transfer: UpstreamTransfer, status: Int, headers: ResponseFields) {
+  func transferHead(_ transfer: UpstreamTransfer, status: Int, headers: HTTPFields) {
     attempt?.forwarder.attemptHead(self, transfer, status: status, headers: headers)
   }
 

@@ -64,14 +64,14 @@ public struct HeaderRewrite: Sendable {
 
   /// Response headers for the app: the upstream's, less hop-by-hop ones, plus our request id.
   public func responseHeaders(from upstream: [(name: String, value: String)], requestID: String) -> [(name: String, value: String)] {
-    Array(responseFields(from: ResponseFields(upstream), requestID: requestID))
+    Array(responseFields(from: HTTPFields(upstream), requestID: requestID))
   }
 
   /// `responseHeaders` on the parser's fields: the lines kept are copied as received. (The
   /// data path writes the kept lines straight into the app's head: `keepsResponseField`.)
-  func responseFields(from upstream: ResponseFields, requestID: String) -> ResponseFields {
+  func responseFields(from upstream: HTTPFields, requestID: String) -> HTTPFields {
     let named = connectionNamed(upstream)
-    var fields = ResponseFields()
+    var fields = HTTPFields()
     for i in upstream.indices where keepsResponseField(upstream, at: i, connectionNamed: named) {
       fields.append(upstream, at: i)
     }
@@ -81,7 +81,7 @@ public struct HeaderRewrite: Sendable {
 
   /// Does the upstream's field at `position` go to the app? Not hop-by-hop ones, not those
   /// its `Connection` names (`named`: `connectionNamed(fields)`), not its request id.
-  func keepsResponseField(_ fields: ResponseFields, at position: Int, connectionNamed named: Set<String>) -> Bool {
+  func keepsResponseField(_ fields: HTTPFields, at position: Int, connectionNamed named: Set<String>) -> Bool {
     let length = fields.nameLength(at: position)
     if length < HeaderRewrite.droppedResponseNamesByLength.count,
       HeaderRewrite.droppedResponseNamesByLength[length].contains(where: { fields.name(at: position, is: $0) })
@@ -106,7 +106,7 @@ public struct HeaderRewrite: Sendable {
     return names
   }
 
-  func connectionNamed(_ fields: ResponseFields) -> Set<String> {
+  func connectionNamed(_ fields: HTTPFields) -> Set<String> {
     var names: Set<String> = []
     for i in fields.indices where fields.name(at: i, is: FieldName.connection) {
       HeaderRewrite.addConnectionTokens(of: fields.value(at: i), to: &names)

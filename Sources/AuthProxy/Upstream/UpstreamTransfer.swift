@@ -2,7 +2,7 @@
 /// closure per callback).
 protocol UpstreamTransferDelegate: AnyObject {
   /// The final response's status and headers (1xx responses are skipped).
-  func transferHead(_ transfer: UpstreamTransfer, status: Int, headers: ResponseFields)
+  func transferHead(_ transfer: UpstreamTransfer, status: Int, headers: HTTPFields)
   /// Body bytes, taken whole; return false to pause after them until `resume`.
   func transferData(_ transfer: UpstreamTransfer, _ bytes: UnsafeRawBufferPointer) -> Bool
   /// The attempt ended (once; not after `cancel`).

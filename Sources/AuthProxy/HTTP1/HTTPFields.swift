@@ -1,8 +1,8 @@
-/// The fields of a response head as the `ResponseParser` accepted them: one buffer that holds
+/// The fields of a head as the codec accepted them (a response's, or a request's): one buffer that holds
 /// every field as a wire line (`name: value` CRLF, the value trimmed), and where each name and
 /// value lies in it. The proxy hands the lines it keeps to the app byte for byte, without a
 /// String per header; the collection view (name, value) decodes them for the rare reader.
-struct ResponseFields: RandomAccessCollection {
+struct HTTPFields: RandomAccessCollection {
   private struct Span {
     var start: Int
     var nameEnd: Int
@@ -40,7 +40,7 @@ struct ResponseFields: RandomAccessCollection {
   }
 
   /// Adds `other`'s field at `position`, its line copied as is.
-  mutating func append(_ other: ResponseFields, at position: Int) {
+  mutating func append(_ other: HTTPFields, at position: Int) {
     if spans.isEmpty {
       bytes.reserveCapacity(other.bytes.count + 64)
       spans.reserveCapacity(other.spans.count + 1)
@@ -102,7 +102,7 @@ struct ResponseFields: RandomAccessCollection {
   }
 }
 
-/// Lower-case field names as bytes, for `ResponseFields` lookups made for every response.
+/// Lower-case field names as bytes, for `HTTPFields` lookups made for every response.
 enum FieldName {
   static let connection = Array("connection".utf8)
   static let contentLength = Array("content-length".utf8)

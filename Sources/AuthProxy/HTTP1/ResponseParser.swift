@@ -37,7 +37,7 @@ struct ResponseParseError: Error, Equatable, Sendable {
 ///   may be empty or absent. Then header lines `name: value` (a token name, no whitespace before the colon, no
 ///   obs-fold) and an empty line. Lines end with CRLF or a bare LF. Values are trimmed of spaces and tabs and
 ///   may hold no control character but HTAB (neither may the reason phrase). Names and values are kept as
-///   bytes (`ResponseFields`), and passed on as received.
+///   bytes (`HTTPFields`), and passed on as received.
 /// - Interim 1xx responses, which are checked and skipped; 101 is refused (the proxy never asks to upgrade).
 /// - Bodies framed as in §6.3: none for HEAD, 204 and 304; chunked when the last transfer coding is `chunked`;
 ///   until close for any other Transfer-Encoding (refused in an HTTP/1.0 response: faulty framing, §6.1);
@@ -50,7 +50,7 @@ struct ResponseParseError: Error, Equatable, Sendable {
 struct ResponseParser: Sendable {
   enum Event {
     /// The final (non-1xx) response head. Header names and values as received (values with surrounding spaces/tabs trimmed), in order.
-    case head(status: Int, headers: ResponseFields)
+    case head(status: Int, headers: HTTPFields)
     /// Body bytes (already de-chunked), a slice of the buffer passed to `consume`.
     case body(UnsafeRawBufferPointer)
     /// The response is complete. `reusable`: the connection may carry another request.
@@ -78,7 +78,7 @@ struct ResponseParser: Sendable {
   // The current head.
   private var status = 0
   private var isHTTP10 = false
-  private var headers = ResponseFields()
+  private var headers = HTTPFields()
   private var contentLength: Int?
   private var hasTransferEncoding = false
   private var lastCodingIsChunked = false
@@ -310,7 +310,7 @@ struct ResponseParser: Sendable {
     }
     reusable = !connectionClose && (!isHTTP10 || connectionKeepAlive) && !(hasTransferEncoding && contentLength != nil)
     _ = deliver(.head(status: status, headers: headers))
-    headers = ResponseFields()
+    headers = HTTPFields()
     if isHEAD || status == 204 || status == 304 {
       finish(deliver)
     } else if hasTransferEncoding && lastCodingIsChunked {
@@ -363,7 +363,7 @@ struct ResponseParser: Sendable {
     fieldCount = 0
     status = 0
     isHTTP10 = false
-    headers = ResponseFields()
+    headers = HTTPFields()
     contentLength = nil
     hasTransferEncoding = false
     lastCodingIsChunked = false
