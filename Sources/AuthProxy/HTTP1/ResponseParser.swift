@@ -1,32 +1,3 @@
-/// Why an upstream response was refused. `reason` is fixed text: it never echoes bytes of the response.
-struct ResponseParseError: Error, Equatable, Sendable {
-  let reason: String
-
-  static let malformedStatusLine = ResponseParseError(reason: "malformed status line")
-  static let invalidStatusCode = ResponseParseError(reason: "status code below 100")
-  static let switchingProtocols = ResponseParseError(reason: "101 Switching Protocols is not supported")
-  static let invalidReasonPhrase = ResponseParseError(reason: "invalid character in reason phrase")
-  static let headTooLarge = ResponseParseError(reason: "response head too large")
-  static let tooManyHeaders = ResponseParseError(reason: "too many header fields")
-  static let trailersTooLarge = ResponseParseError(reason: "trailer section too large")
-  static let tooManyTrailers = ResponseParseError(reason: "too many trailer fields")
-  static let obsoleteLineFolding = ResponseParseError(reason: "obsolete line folding")
-  static let emptyFieldName = ResponseParseError(reason: "empty header field name")
-  static let invalidFieldName = ResponseParseError(reason: "invalid character in header field name")
-  static let whitespaceBeforeColon = ResponseParseError(reason: "whitespace between header field name and colon")
-  static let missingColon = ResponseParseError(reason: "header line without colon")
-  static let invalidFieldValue = ResponseParseError(reason: "invalid character in header field value")
-  static let invalidContentLength = ResponseParseError(reason: "invalid Content-Length")
-  static let contentLengthOutOfRange = ResponseParseError(reason: "Content-Length out of range")
-  static let conflictingContentLengths = ResponseParseError(reason: "conflicting Content-Length values")
-  static let transferEncodingInHTTP10 = ResponseParseError(reason: "Transfer-Encoding in an HTTP/1.0 response")
-  static let chunkLineTooLong = ResponseParseError(reason: "chunk size line too long")
-  static let invalidChunkSize = ResponseParseError(reason: "invalid chunk size")
-  static let chunkSizeOutOfRange = ResponseParseError(reason: "chunk size out of range")
-  static let invalidChunkExtension = ResponseParseError(reason: "invalid character in chunk extension")
-  static let missingChunkDataCRLF = ResponseParseError(reason: "chunk data not followed by CRLF")
-}
-
 /// Streaming, strict HTTP/1.1 response parser for the upstream client; one per request/response exchange.
 ///
 /// It is fed the bytes received on the upstream connection (after TLS) in arrival order, split anywhere, and
@@ -42,15 +13,20 @@ struct ResponseParseError: Error, Equatable, Sendable {
 /// - Bodies framed as in §6.3: none for HEAD, 204 and 304; chunked when the last transfer coding is `chunked`;
 ///   until close for any other Transfer-Encoding (refused in an HTTP/1.0 response: faulty framing, §6.1);
 ///   else Content-Length (digits only; repeated fields or lists only with equal values; at most 2^62); else
-///   until close.
-/// - Chunk sizes of at most 16 hex digits, chunk extensions (ignored) and trailer fields (checked, dropped).
+///   until close. Transfer-Encoding beats Content-Length. Content-Length fields are interpreted, never kept
+///   in the head's fields: the head reports the one length (nil when a transfer coding frames the body), and
+///   whoever passes the answer on writes its own framing, so a desynchronising length never goes further.
+/// - Chunk-size lines as `ChunkSizeLine` reads them (the request framer's reader: sizes of at most 16 hex
+///   digits, chunk extensions checked and ignored) and trailer fields (checked, dropped).
 ///
 /// Each head, each trailer section and each chunk-size line is at most `maxHeadBytes` bytes, line endings
 /// included; a head or trailer section has at most `maxHeaderCount` fields.
 struct ResponseParser: Sendable {
   enum Event {
-    /// The final (non-1xx) response head. Header names and values as received (values with surrounding spaces/tabs trimmed), in order.
-    case head(status: Int, headers: HTTPFields)
+    /// The final (non-1xx) response head. Header names and values as received (values with surrounding
+    /// spaces/tabs trimmed), in order, but Content-Length; `contentLength` is its one value when it frames
+    /// the body, or describes the body a HEAD or 304 stands for (nil with a Transfer-Encoding, or none).
+    case head(status: Int, headers: HTTPFields, contentLength: Int?)
     /// Body bytes (already de-chunked), a slice of the buffer passed to `consume`.
     case body(UnsafeRawBufferPointer)
     /// The response is complete. `reusable`: the connection may carry another request.
@@ -88,11 +64,6 @@ struct ResponseParser: Sendable {
 
   /// Bytes left in the Content-Length body or in the current chunk.
   private var remaining = 0
-
-  /// Largest Content-Length or chunk size.
-  static let maxLength = 1 << 62
-  /// Most hex digits in a chunk size.
-  static let maxChunkSizeDigits = 16
 
   init(isHEAD: Bool, maxHeadBytes: Int = 65536, maxHeaderCount: Int = 200) {
     self.isHEAD = isHEAD
@@ -241,7 +212,7 @@ struct ResponseParser: Sendable {
     }
     if line.count > 12 {
       guard line[12] == HTTPBytes.sp else { throw .malformedStatusLine }
-      for k in 13..<line.count where !Self.isFieldByte(line[k]) { throw .invalidReasonPhrase }
+      for k in 13..<line.count where !HTTPBytes.isFieldByte(line[k]) { throw .invalidReasonPhrase }
     }
     guard code >= 100 else { throw .invalidStatusCode }
     guard code != 101 else { throw .switchingProtocols }
@@ -266,25 +237,26 @@ struct ResponseParser: Sendable {
     }
     var start = colon + 1
     var end = line.count
-    while start < end && Self.isOWS(line[start]) { start += 1 }
-    while end > start && Self.isOWS(line[end - 1]) { end -= 1 }
-    for k in start..<end where !Self.isFieldByte(line[k]) { throw .invalidFieldValue }
+    while start < end && HTTPBytes.isOWS(line[start]) { start += 1 }
+    while end > start && HTTPBytes.isOWS(line[end - 1]) { end -= 1 }
+    for k in start..<end where !HTTPBytes.isFieldByte(line[k]) { throw .invalidFieldValue }
     // Trailers and interim heads are only checked.
     if isTrailer || status < 200 { return }
     let name = UnsafeRawBufferPointer(rebasing: line[0..<colon])
     let value = UnsafeRawBufferPointer(rebasing: line[start..<end])
-    try interpret(name, value)
-    headers.append(name: name, value: value)
+    if try interpret(name, value) { headers.append(name: name, value: value) }
   }
 
-  /// Notes what the framing and connection fields of a final head say.
-  private mutating func interpret(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws(ResponseParseError) {
+  /// Notes what the framing and connection fields of a final head say; false for a field that
+  /// is not kept (Content-Length: the head reports its one value instead).
+  private mutating func interpret(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws(ResponseParseError) -> Bool {
     if Self.equalsIgnoringCase(name, "content-length") {
       try Self.forEachElement(of: value) { (element) throws(ResponseParseError) in
         let length = try Self.decimal(element)
         if let contentLength, contentLength != length { throw .conflictingContentLengths }
         contentLength = length
       }
+      return false
     } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
       if isHTTP10 { throw .transferEncodingInHTTP10 }
       hasTransferEncoding = true
@@ -300,6 +272,7 @@ struct ResponseParser: Sendable {
         }
       }
     }
+    return true
   }
 
   /// The empty line ending a head.
@@ -308,8 +281,9 @@ struct ResponseParser: Sendable {
       startHead()
       return
     }
+    // Both framings (§6.3): the coding frames this body, and the connection is not trusted after it.
     reusable = !connectionClose && (!isHTTP10 || connectionKeepAlive) && !(hasTransferEncoding && contentLength != nil)
-    _ = deliver(.head(status: status, headers: headers))
+    _ = deliver(.head(status: status, headers: headers, contentLength: hasTransferEncoding ? nil : contentLength))
     headers = HTTPFields()
     if isHEAD || status == 204 || status == 304 {
       finish(deliver)
@@ -329,23 +303,10 @@ struct ResponseParser: Sendable {
   }
 
   private mutating func chunkSizeLine(_ line: UnsafeRawBufferPointer) throws(ResponseParseError) {
-    var size = 0
-    var k = 0
-    while k < line.count, let digit = HTTPBytes.hexValue(line[k]) {
-      guard k < Self.maxChunkSizeDigits, size <= (Self.maxLength - digit) >> 4 else { throw .chunkSizeOutOfRange }
-      size = size * 16 + digit
-      k += 1
-    }
-    guard k > 0 else { throw .invalidChunkSize }
-    let digitsEnd = k
-    while k < line.count && Self.isOWS(line[k]) { k += 1 }
-    if k < line.count {
-      // Extensions: `;` after optional whitespace, then anything without control characters (HTAB aside).
-      guard line[k] == HTTPBytes.semicolon else { throw .invalidChunkSize }
-      for j in k + 1..<line.count where !Self.isFieldByte(line[j]) { throw .invalidChunkExtension }
-    } else if k != digitsEnd {
-      throw .invalidChunkSize
-    }
+    var reader = ChunkSizeLine()
+    for b in line { try Self.check(reader.take(b, maxSize: HTTPBytes.maxLength)) }
+    try Self.check(reader.atLineEnd)
+    let size = reader.size
     if size > 0 {
       remaining = size
       state = .chunkData
@@ -391,6 +352,15 @@ struct ResponseParser: Sendable {
 
   // MARK: - Helpers
 
+  private static func check(_ verdict: ChunkSizeLine.Verdict) throws(ResponseParseError) {
+    switch verdict {
+    case .ok: return
+    case .invalidSize: throw .invalidChunkSize
+    case .sizeOutOfRange: throw .chunkSizeOutOfRange
+    case .invalidExtension: throw .invalidChunkExtension
+    }
+  }
+
   /// Calls `body` with each element of a comma-separated list, without surrounding spaces and tabs (may be empty).
   private static func forEachElement<E: Error>(
     of list: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws(E) -> Void
@@ -400,22 +370,23 @@ struct ResponseParser: Sendable {
       var end = start
       while end < list.count && list[end] != HTTPBytes.comma { end += 1 }
       let next = end + 1
-      while start < end && isOWS(list[start]) { start += 1 }
-      while end > start && isOWS(list[end - 1]) { end -= 1 }
+      while start < end && HTTPBytes.isOWS(list[start]) { start += 1 }
+      while end > start && HTTPBytes.isOWS(list[end - 1]) { end -= 1 }
       try body(UnsafeRawBufferPointer(rebasing: list[start..<end]))
       start = next
     }
   }
 
-  /// A Content-Length value: digits only, at most `maxLength`.
+  /// A Content-Length value: digits only, at most `HTTPBytes.maxLength`.
   private static func decimal(_ digits: UnsafeRawBufferPointer) throws(ResponseParseError) -> Int {
     guard !digits.isEmpty else { throw .invalidContentLength }
     var value = 0
     for b in digits {
-      let digit = Int(b &- 0x30)
-      guard digit < 10 else { throw .invalidContentLength }
-      guard value <= (maxLength - digit) / 10 else { throw .contentLengthOutOfRange }
-      value = value * 10 + digit
+      switch HTTPBytes.appendDecimal(b, to: value, max: HTTPBytes.maxLength) {
+      case .value(let next): value = next
+      case .invalid: throw .invalidContentLength
+      case .outOfRange: throw .contentLengthOutOfRange
+      }
     }
     return value
   }
@@ -427,16 +398,5 @@ struct ResponseParser: Sendable {
       for k in 0..<expected.count where HTTPBytes.lowercased(bytes[k]) != expected[k] { return false }
       return true
     }
-  }
-
-  /// HTAB, SP, visible ASCII and obs-text (no other control character, no DEL).
-  @inline(__always)
-  private static func isFieldByte(_ b: UInt8) -> Bool {
-    b >= 0x20 ? b != 0x7F : b == HTTPBytes.htab
-  }
-
-  @inline(__always)
-  private static func isOWS(_ b: UInt8) -> Bool {
-    b == HTTPBytes.sp || b == HTTPBytes.htab
   }
 }
