@@ -151,16 +151,18 @@ enum ResponseHeadWriter {
     var out: [UInt8] = []
     out.reserveCapacity(fields.bytes.count + 128)
     func line(_ name: String, _ value: String) {
-      out.append(contentsOf: name.utf8)
-      out.append(contentsOf: [0x3A, 0x20])
-      out.append(contentsOf: value.utf8)
-      out.append(contentsOf: [0x0D, 0x0A])
+      out.appendUTF8(name)
+      out.append(HTTPBytes.colon)
+      out.append(HTTPBytes.sp)
+      out.appendUTF8(value)
+      out.append(HTTPBytes.cr)
+      out.append(HTTPBytes.lf)
     }
-    out.append(contentsOf: version.utf8)
+    out.appendUTF8(version)
     out.append(0x20)
     JSONText.appendInt(status, to: &out)
     out.append(0x20)
-    out.append(contentsOf: reason(status).utf8)
+    out.appendUTF8(reason(status))
     out.append(contentsOf: [0x0D, 0x0A])
     var hasDate = false
     for i in fields.indices where keep(i) {
