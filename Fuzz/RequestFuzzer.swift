@@ -1,6 +1,7 @@
-// libFuzzer target over the request path's pure parts: the framing check (RequestFramer), the
-// request policy (RequestPolicy) and the header rewriting (HeaderRewrite). Built and run only by
-// scripts/fuzz (it needs -sanitize=fuzzer); a plain `swift build` never sees this file.
+// libFuzzer target over the proxy's pure parts: the request framing check (RequestFramer), the
+// request policy (RequestPolicy), the header rewriting (HeaderRewrite) and, in
+// ResponseFuzzer.swift, the response parser (ResponseParser). Built and run only by scripts/fuzz
+// (it needs -sanitize=fuzzer); a plain `swift build` never sees these files.
 //
 // The fuzz input is read as a stream of choices: its first byte picks a mode, the rest drive
 // that mode's generator (or are the raw bytes, in mode 0). Every property below is a `require`:
@@ -14,13 +15,17 @@
 public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
   guard let data, size > 0 else { return 0 }
   var choices = Choices(UnsafeBufferPointer(start: data, count: size))
-  switch choices.byte() % 6 {
+  switch choices.byte() % 9 {
   case 0: fuzzRawFraming(&choices)
   case 1: fuzzValidRequests(&choices, mutate: false)
   case 2: fuzzValidRequests(&choices, mutate: true)
   case 3: fuzzHeaderRewrite(&choices)
   case 4: fuzzPolicyNormalize(&choices)
-  default: fuzzAuthPathVariants(&choices)
+  case 5: fuzzAuthPathVariants(&choices)
+  // The response side (ResponseFuzzer.swift).
+  case 6: fuzzRawResponse(&choices)
+  case 7: fuzzGeneratedResponse(&choices, mutate: false)
+  default: fuzzGeneratedResponse(&choices, mutate: true)
   }
   return 0
 }
@@ -230,10 +235,10 @@ func fieldValue(_ choices: inout Choices, maxLength: Int = 24) -> [UInt8] {
 
 func lineEnd(_ choices: inout Choices) -> [UInt8] { choices.chance(8) ? [0x0A] : [0x0D, 0x0A] }
 
-/// A request the framer must accept (and frame as evhttp does).
+/// A request the framer must accept (and frame as RFC 9112 says).
 func generateRequest(_ choices: inout Choices) -> GeneratedRequest {
   var out = GeneratedRequest()
-  let method = choices.pick(["GET", "GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"])
+  let method = choices.pick(["GET", "GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "PROPFIND", "QUERY", "purge"])
   var target: [UInt8] = [0x2F]
   let long = choices.chance(5)
   for _ in 0..<(long ? 200 + choices.below(300) : choices.below(30)) {
@@ -295,6 +300,7 @@ func generateRequest(_ choices: inout Choices) -> GeneratedRequest {
       var hex = String(size, radix: 16)
       if choices.chance(20) { hex = hex.uppercased() }
       if choices.chance(10) { hex = "000" + hex }
+      if choices.chance(10) { hex += choices.pick([";foo=bar", " ;a", ";a=\"x;y\";b"]) }
       body += Array(hex.utf8) + lineEnd(&choices)
       let data = (0..<size).map { _ in choices.byte() }
       out.data += data
@@ -319,7 +325,9 @@ func generateRequest(_ choices: inout Choices) -> GeneratedRequest {
   head += lineEnd(&choices)
   out.fieldCount = fields.count
   out.headBytes = head.count
-  out.bytes = head + body
+  // Empty lines before the request line are ignored (RFC 9112 §2.2).
+  let empty = choices.chance(5) ? lineEnd(&choices) : []
+  out.bytes = empty + head + body
   return out
 }
 
@@ -475,7 +483,7 @@ func headerList(_ choices: inout Choices) -> [(name: String, value: String)] {
           + choices.pick(["", " ", "\t"])
       }.joined(separator: choices.pick([",", ", ", ",,"]))
     } else {
-      // evhttp hands values over without leading or trailing whitespace.
+      // The codec hands values over without leading or trailing whitespace.
       value = trimOWS(String(decoding: fieldValue(&choices), as: UTF8.self))
     }
     headers.append((name, value))

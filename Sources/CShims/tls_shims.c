@@ -129,6 +129,13 @@ SSL_CTX *ap_tls_client_ctx(X509_STORE *store, const char *cert_path, const char 
   // request); the pool frees the buffers of connections that stay idle instead (SSL_free_buffers).
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_CTX_set_read_ahead(ctx, 1);
+  // A peer that closes without close_notify ends the stream like one that sends it (OpenSSL 3
+  // otherwise reports an error, and a close-delimited answer would reach the app cut). Whether
+  // the answer was whole is the response parser's call: a length or chunked body cut short by
+  // the close is still refused as broken.
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+  SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   SSL_CTX_sess_set_new_cb(ctx, ap_tls_keep_session);
   SSL_CTX_set_app_data(ctx, NULL);

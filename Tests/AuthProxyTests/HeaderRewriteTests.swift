@@ -141,7 +141,7 @@ private func linesNamed(_ name: String, in lines: [String]) -> [String] {
   /// The proxy forwards the upstream's field lines as received (no decoding and re-encoding):
   /// obs-text bytes that are not UTF-8 reach the app unchanged, dropped lines leave no trace.
   @Test func keptLinesAreTheUpstreamBytes() {
-    var fields = ResponseFields()
+    var fields = HTTPFields()
     fields.append(name: "X-Latin".utf8, value: [0x63, 0x61, 0x66, 0xE9])
     fields.append(name: "Connection".utf8, value: "keep-alive, X-Hop".utf8)
     fields.append(name: "x-hop".utf8, value: "1".utf8)

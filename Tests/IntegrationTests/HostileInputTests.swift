@@ -4,7 +4,7 @@ import SandboxAPI
 import Testing
 
 /// Hostile and malformed requests on raw sockets: each gets the proxy's JSON error, the connection
-/// is closed, and nothing reaches the API (SPEC §4, NOTES "evhttp as a listener").
+/// is closed, and nothing reaches the API (SPEC §4: ambiguous requests are refused, never guessed).
 @Suite(.serialized) struct HostileInputTests {
   // MARK: Framing: Content-Length and Transfer-Encoding
 
@@ -40,7 +40,7 @@ import Testing
       "POST /api/v1/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \(value)\r\n\r\n0\r\n\r\n", status: 400, code: "bad_request")
   }
 
-  /// RFC 9112 §7.4: a client must not name "chunked" in TE; evhttp takes it without a word.
+  /// RFC 9112 §7.4: a client must not name "chunked" in TE; lenient servers take it without a word.
   @Test(arguments: ["gzip, chunked", "chunked", "trailers, CHUNKED;q=0.5", "deflate ,chunked "])
   func aTEHeaderNamingChunkedGets400(value: String) throws {
     try expectRefused("GET /api/v1/echo HTTP/1.1\r\nHost: x\r\nTE: \(value)\r\n\r\n", status: 400, code: "bad_request")
@@ -178,7 +178,7 @@ import Testing
     try expectRefused("POST /api/v1/echo HTTP/1.1\r\nHost: x\r\n\(framing)\r\n\r\n0\r\n\r\n\(hidden)", status: 400, code: "bad_request")
   }
 
-  /// Body bytes on a HEAD: evhttp reads no body for HEAD, so they would become the next request.
+  /// Body bytes on a HEAD: a server reads no body for HEAD, so they would become the next request.
   @Test func aHEADWithABodyIsRefusedAndTheBodyIsNeverParsedAsARequest() throws {
     let hidden = "GET /api/v1/echo?smuggled=head HTTP/1.1\r\nHost: x\r\n\r\n"
     try expectRefused(

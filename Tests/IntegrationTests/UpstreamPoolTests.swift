@@ -230,7 +230,7 @@ private final class Attempt: UpstreamTransferDelegate {
     transfer.delegate = self
   }
 
-  func transferHead(_ transfer: UpstreamTransfer, status: Int, headers: ResponseFields) { self.status = status }
+  func transferHead(_ transfer: UpstreamTransfer, status: Int, headers: HTTPFields, contentLength: Int?) { self.status = status }
   func transferData(_ transfer: UpstreamTransfer, _ bytes: UnsafeRawBufferPointer) -> Bool { true }
   func transferCompleted(_ transfer: UpstreamTransfer, _ result: UpstreamResult) { self.result = result }
 }

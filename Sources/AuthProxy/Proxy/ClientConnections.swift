@@ -174,6 +174,13 @@ final class ClientConnection: EndOfPassTask {
       }
       guard framer.requestsCompleted != completedBefore else {
         // Not whole yet: everything was taken.
+        if !framer.isReadingHead && !framer.isReadingBody {
+          // Only empty lines before a request line (RFC 9112 §2.2): the framer counted them,
+          // nothing needs them again (and an idle connection is one with no input).
+          input.removeFirst(scanned)
+          scanned = 0
+          break
+        }
         if framer.isReadingBody && !continueChecked {
           continueChecked = true
           if expectsContinue() { queue(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)) }
@@ -200,7 +207,30 @@ final class ClientConnection: EndOfPassTask {
   /// The head just completed asks for `100 Continue` before its body (HTTP/1.1 only).
   private func expectsContinue() -> Bool {
     guard let head = RequestHead(input[0..<scanned]), !head.isHTTP10 else { return false }
-    return head.headers.contains { $0.name.equalsIgnoringASCIICase("expect") && $0.value.equalsIgnoringASCIICase("100-continue") }
+    return head.headers.indices.contains {
+      head.headers.name(at: $0, is: FieldName.expect)
+        && String(decoding: head.headers.value(at: $0), as: UTF8.self).equalsIgnoringASCIICase("100-continue")
+    }
+  }
+
+  /// A point in the output: what was queued and not written yet, and whether the connection
+  /// was to close after its reply.
+  struct OutputMark {
+    fileprivate var queued: Int
+    fileprivate var flushes: Int
+    fileprivate var closing: Bool
+  }
+
+  private var flushes = 0
+
+  var outputMark: OutputMark { OutputMark(queued: queued.count, flushes: flushes, closing: closing) }
+
+  /// Drops what was queued since `mark`, if none of it was written yet; false otherwise.
+  func retract(to mark: OutputMark) -> Bool {
+    guard mark.flushes == flushes, mark.queued <= queued.count, !socket.isClosed else { return false }
+    queued.removeSubrange(mark.queued...)
+    closing = mark.closing
+    return true
   }
 
   /// Queues bytes for the socket; they are written once, at the end of the loop pass.
@@ -237,6 +267,7 @@ final class ClientConnection: EndOfPassTask {
   private func flush() {
     flushScheduled = false
     guard !queued.isEmpty, !socket.isClosed else { return }
+    flushes += 1
     queued.withUnsafeBytes { socket.write($0) }
     queued.removeAll(keepingCapacity: queued.capacity <= 256 * 1024)
     // The socket took enough at once that it will not call back: whoever waits for the output

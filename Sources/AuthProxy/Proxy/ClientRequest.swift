@@ -6,7 +6,8 @@ import Glibc
 final class ClientRequest {
   let method: String
   let target: String
-  let headers: [(name: String, value: String)]
+  /// The app's fields as it sent them (values are bytes: obs-text too).
+  let headers: HTTPFields
   let body: [UInt8]
   let isHTTP10: Bool
   /// The connection stays open after this reply.
@@ -15,6 +16,8 @@ final class ClientRequest {
   private(set) var isFinished = false
   private var chunked = false
   private var bodyless = false
+  /// Where the streamed reply starts in the connection's output, until a flush writes it.
+  private var streamMark: ClientConnection.OutputMark?
 
   init(_ head: RequestHead, connection: ClientConnection) {
     method = head.method
@@ -23,18 +26,20 @@ final class ClientRequest {
     body = head.body
     isHTTP10 = head.isHTTP10
     var tokens: [String] = []
-    for (name, value) in head.headers where name.equalsIgnoringASCIICase("connection") {
-      tokens += value.lowercased().split(separator: ",").map { $0.trimmingSpaces() }
+    for i in head.headers.indices where head.headers.name(at: i, is: FieldName.connection) {
+      tokens += String(decoding: head.headers.value(at: i), as: UTF8.self).lowercased().split(separator: ",").map {
+        $0.trimmingSpaces()
+      }
     }
     keepAlive = isHTTP10 ? tokens.contains("keep-alive") : !tokens.contains("close")
     self.connection = connection
   }
 
   /// The first header of that name, any case.
-  func header(_ name: String) -> String? {
-    let lower = name.lowercased()
-    return headers.first { $0.name.equalsIgnoringASCIICase(lower) }?.value
-  }
+  func header(_ name: String) -> String? { header(named: Array(name.lowercased().utf8)) }
+
+  /// The first header of that (lower-case, as `FieldName`'s) name.
+  func header(named lowercase: [UInt8]) -> String? { headers.value(named: lowercase) }
 
   var clientAddress: String { connection?.peer.address ?? "" }
 
@@ -46,7 +51,7 @@ final class ClientRequest {
   func respond(status: Int, headers: [(name: String, value: String)], body: [UInt8]) {
     guard !isFinished, let connection else { return }
     isFinished = true
-    let fields = ResponseFields(headers)
+    let fields = HTTPFields(headers)
     let hasLength = fields.firstIndex(named: FieldName.contentLength) != nil
     var out = head(
       status: status, fields: fields, keep: { _ in true }, adding: nil, hasLength: hasLength,
@@ -57,18 +62,35 @@ final class ClientRequest {
   }
 
   /// Starts a streamed reply with the fields of `fields` that `keep` accepts (their lines as
-  /// they are: the upstream's, straight from its parser) and one of ours, `adding`. With a
-  /// Content-Length the body goes as is; without one, chunked (HTTP/1.1) or until the
-  /// connection closes (HTTP/1.0).
-  func startStream(status: Int, fields: ResponseFields, keep: (Int) -> Bool, adding: (name: String, value: String)?) {
+  /// they are: the upstream's, straight from its parser) and one of ours, `adding`. The framing
+  /// is the proxy's own, whatever the upstream's was (RFC 9112 §6.3): with a known
+  /// `contentLength` (the parser's one value) one `Content-Length` and the body as is; without
+  /// one, chunked (HTTP/1.1) or until the connection closes (HTTP/1.0). A HEAD or 304 reply
+  /// carries the length the body would have had.
+  func startStream(status: Int, fields: HTTPFields, contentLength: Int?, keep: (Int) -> Bool, adding: (name: String, value: String)?) {
     guard !isFinished, let connection else { return }
     bodyless = method == "HEAD" || !ResponseHeadWriter.allowsBody(status)
-    let hasLength = fields.indices.contains { fields.name(at: $0, is: FieldName.contentLength) && keep($0) }
-    chunked = !bodyless && !hasLength && !isHTTP10
+    chunked = !bodyless && contentLength == nil && !isHTTP10
+    var framing: (String, String)?
+    if let contentLength, status != 204 {
+      framing = ("Content-Length", String(contentLength))
+    } else if chunked {
+      framing = ("Transfer-Encoding", "chunked")
+    }
+    streamMark = connection.outputMark
     connection.queue(
-      head(
-        status: status, fields: fields, keep: keep, adding: adding, hasLength: hasLength,
-        framing: chunked ? ("Transfer-Encoding", "chunked") : nil))
+      head(status: status, fields: fields, keep: keep, adding: adding, hasLength: contentLength != nil, framing: framing))
+  }
+
+  /// Takes back a streamed reply of which nothing reached the socket yet (the upstream's answer
+  /// turned out broken right after its head): the caller answers with an error instead. False
+  /// once any of it was written: then only `abort` is left.
+  func retractStream() -> Bool {
+    guard !isFinished, let connection, let mark = streamMark, connection.retract(to: mark) else { return false }
+    streamMark = nil
+    chunked = false
+    bodyless = false
+    return true
   }
 
   /// Queues body bytes. `drainObserver` hears once the output queued so far fell to the low
@@ -104,7 +126,7 @@ final class ClientRequest {
   }
 
   private func head(
-    status: Int, fields: ResponseFields, keep: (Int) -> Bool, adding: (name: String, value: String)?, hasLength: Bool,
+    status: Int, fields: HTTPFields, keep: (Int) -> Bool, adding: (name: String, value: String)?, hasLength: Bool,
     framing: (String, String)?
   ) -> [UInt8] {
     // An HTTP/1.0 stream without a length ends with the connection; so does every reply
@@ -125,22 +147,24 @@ enum ResponseHeadWriter {
   /// The head: status line, the lines of the `fields` that `keep` accepts as they are, the
   /// `adding` field, `Date` unless there is one, the framing field and `Connection`.
   static func write(
-    version: String, status: Int, fields: ResponseFields, keep: (Int) -> Bool, adding: (name: String, value: String)?,
+    version: String, status: Int, fields: HTTPFields, keep: (Int) -> Bool, adding: (name: String, value: String)?,
     framing: (String, String)?, connection: String?
   ) -> [UInt8] {
     var out: [UInt8] = []
     out.reserveCapacity(fields.bytes.count + 128)
     func line(_ name: String, _ value: String) {
-      out.append(contentsOf: name.utf8)
-      out.append(contentsOf: [0x3A, 0x20])
-      out.append(contentsOf: value.utf8)
-      out.append(contentsOf: [0x0D, 0x0A])
+      out.appendUTF8(name)
+      out.append(HTTPBytes.colon)
+      out.append(HTTPBytes.sp)
+      out.appendUTF8(value)
+      out.append(HTTPBytes.cr)
+      out.append(HTTPBytes.lf)
     }
-    out.append(contentsOf: version.utf8)
+    out.appendUTF8(version)
     out.append(0x20)
     JSONText.appendInt(status, to: &out)
     out.append(0x20)
-    out.append(contentsOf: reason(status).utf8)
+    out.appendUTF8(reason(status))
     out.append(contentsOf: [0x0D, 0x0A])
     var hasDate = false
     for i in fields.indices where keep(i) {
@@ -149,7 +173,7 @@ enum ResponseHeadWriter {
     }
     if let adding { line(adding.name, adding.value) }
     if !hasDate { line("Date", HTTPDate.now()) }
-    if let (name, value) = framing, allowsBody(status) { line(name, value) }
+    if let (name, value) = framing, status >= 200 && status != 204 { line(name, value) }
     if let connection { line("Connection", connection) }
     out.append(contentsOf: [0x0D, 0x0A])
     return out

@@ -6,7 +6,7 @@ final class Exchange {
   let target: String
   let client: String
   let body: [UInt8]
-  let appHeaders: [(name: String, value: String)]
+  let appHeaders: HTTPFields
   let startedAt: Double  // monotonic
   let startedWall: Double
 

@@ -50,7 +50,9 @@ final class Forwarder {
   /// SPEC §4: only idempotent methods, or requests the app marked with an Idempotency-Key.
   static func isRetrySafe(_ exchange: Exchange) -> Bool {
     isIdempotent(exchange.method)
-      || exchange.appHeaders.contains { $0.name.equalsIgnoringASCIICase("idempotency-key") && !$0.value.isEmpty }
+      || exchange.appHeaders.indices.contains {
+        exchange.appHeaders.name(at: $0, is: FieldName.idempotencyKey) && !exchange.appHeaders.value(at: $0).isEmpty
+      }
   }
 
   /// May this exchange have one more attempt now?
@@ -61,7 +63,7 @@ final class Forwarder {
 
   /// The wait before the next attempt: --retry-delay, or longer when a `Retry-After` (seconds
   /// or an HTTP date) asks for it; nil when it asks for more than --timeout (no retry then).
-  private func retryDelay(_ headers: ResponseFields) -> Double? {
+  private func retryDelay(_ headers: HTTPFields) -> Double? {
     guard let value = headers.value(named: FieldName.retryAfter)?[...].trimmingSpaces(),
       let seconds = RetryAfter.seconds(value, now: SystemClock().now())
     else {
@@ -82,7 +84,7 @@ final class Forwarder {
     let transfer = UpstreamTransfer(
       head: rewrite.upstreamHead(
         method: exchange.method, target: config.upstream.basePath + exchange.target, host: upstreamAuthority,
-        appHeaders: exchange.appHeaders, authorization: token.authorization, requestID: exchange.requestID,
+        appFields: exchange.appHeaders, authorization: token.authorization, requestID: exchange.requestID,
         bodyLength: exchange.body.count),
       body: exchange.body, isHEAD: exchange.method == "HEAD", freshConnection: freshConnection, stallTimeout: config.timeout)
     if !retrySafe { transfer.reuseWithin = config.reuseWindow }
@@ -95,7 +97,7 @@ final class Forwarder {
   }
 
   /// The attempt's answer has a head: pass it on, or drop it for a replay or a retry.
-  fileprivate func attemptHead(_ exchange: Exchange, _ transfer: UpstreamTransfer, status: Int, headers: ResponseFields) {
+  fileprivate func attemptHead(_ exchange: Exchange, _ transfer: UpstreamTransfer, status: Int, headers: HTTPFields, contentLength: Int?) {
     exchange.timer?.cancel()
     exchange.upstreamStatus = status
     exchange.attempt?.status = status
@@ -113,7 +115,8 @@ final class Forwarder {
     exchange.headSent = true
     let named = rewrite.connectionNamed(headers)
     exchange.request.startStream(
-      status: status, fields: headers, keep: { rewrite.keepsResponseField(headers, at: $0, connectionNamed: named) },
+      status: status, fields: headers, contentLength: contentLength,
+      keep: { rewrite.keepsResponseField(headers, at: $0, connectionNamed: named) },
       adding: ("X-Request-ID", exchange.requestID))
   }
 
@@ -156,6 +159,12 @@ final class Forwarder {
     } else if result.isSuccess {
       exchange.request.endStream()
       finish(exchange, status: exchange.upstreamStatus ?? 502, error: nil)
+    } else if exchange.headSent && exchange.request.retractStream() {
+      // Broken right after its head, before any of the reply was written: the app gets the
+      // JSON error as if the head had never come (the connection stays in step).
+      exchange.headSent = false
+      exchange.bytesOut = 0
+      fail(exchange, .upstream(UpstreamFailure.from(curlCode: result.code)))
     } else if exchange.headSent {
       // The app must not take a cut body for a whole one. Log it first: cutting the
       // connection runs its close callback at once (the worker would log a "client_closed"
@@ -215,8 +224,8 @@ final class Forwarder {
 /// The exchange is its attempt's delegate and its connection's drain observer: objects it
 /// already is, so a request allocates no callbacks for them.
 extension Exchange: UpstreamTransferDelegate, OutputDrainObserver {
-  func transferHead(_ transfer: UpstreamTransfer, status: Int, headers: ResponseFields) {
-    attempt?.forwarder.attemptHead(self, transfer, status: status, headers: headers)
+  func transferHead(_ transfer: UpstreamTransfer, status: Int, headers: HTTPFields, contentLength: Int?) {
+    attempt?.forwarder.attemptHead(self, transfer, status: status, headers: headers, contentLength: contentLength)
   }
 
   func transferData(_ transfer: UpstreamTransfer, _ bytes: UnsafeRawBufferPointer) -> Bool {

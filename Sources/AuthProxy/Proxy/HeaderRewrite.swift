@@ -16,11 +16,15 @@ public struct HeaderRewrite: Sendable {
     "proxy-authenticate", "x-request-id",
   ]
   /// The same as bytes, by length: a field name is compared only with those of its length.
-  private static let droppedResponseNamesByLength: [[[UInt8]]] = {
+  private static let droppedRequestNamesByLength = byLength(droppedRequestHeaders)
+  private static let droppedResponseNamesByLength = byLength(droppedResponseHeaders)
+  private static let proxyPrefix = Array("proxy-".utf8)
+
+  private static func byLength(_ names: [String]) -> [[[UInt8]]] {
     var table = [[[UInt8]]](repeating: [], count: 32)
-    for name in droppedResponseHeaders { table[name.utf8.count].append(Array(name.utf8)) }
+    for name in names { table[name.utf8.count].append(Array(name.utf8)) }
     return table
-  }()
+  }
 
   /// The upstream request's head, ready for the wire: request line, `Host`, the app's headers
   /// less the dropped ones (in order, byte for byte), ours, and the framing of a body of
@@ -29,49 +33,77 @@ public struct HeaderRewrite: Sendable {
     method: String, target: String, host: String, appHeaders: [(name: String, value: String)], authorization: Secret,
     requestID: String, bodyLength: Int
   ) -> [UInt8] {
-    let named = connectionNamed(appHeaders)
+    upstreamHead(
+      method: method, target: target, host: host, appFields: HTTPFields(appHeaders), authorization: authorization,
+      requestID: requestID, bodyLength: bodyLength)
+  }
+
+  /// `upstreamHead` on the fields as the codec read them: the lines kept are copied as received
+  /// (field values are bytes: obs-text passes unchanged).
+  func upstreamHead(
+    method: String, target: String, host: String, appFields: HTTPFields, authorization: Secret, requestID: String,
+    bodyLength: Int
+  ) -> [UInt8] {
+    let named = connectionNamed(appFields)
     var out: [UInt8] = []
-    out.reserveCapacity(256 + appHeaders.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 })
+    out.reserveCapacity(256 + appFields.bytes.count)
     func line(_ name: String, _ value: String) {
-      out.append(contentsOf: name.utf8)
-      out.append(0x3A)
-      out.append(0x20)
-      out.append(contentsOf: value.utf8)
-      out.append(0x0D)
-      out.append(0x0A)
+      out.appendUTF8(name)
+      out.append(HTTPBytes.colon)
+      out.append(HTTPBytes.sp)
+      out.appendUTF8(value)
+      out.append(HTTPBytes.cr)
+      out.append(HTTPBytes.lf)
     }
-    out.append(contentsOf: method.utf8)
-    out.append(0x20)
-    out.append(contentsOf: target.utf8)
-    out.append(contentsOf: " HTTP/1.1\r\n".utf8)
+    out.appendUTF8(method)
+    out.append(HTTPBytes.sp)
+    out.appendUTF8(target)
+    out.appendUTF8(" HTTP/1.1\r\n")
     line("Host", host)
-    for (name, value) in appHeaders {
-      if HeaderRewrite.isNamed(name, in: HeaderRewrite.droppedRequestHeaders) || name.hasPrefixIgnoringASCIICase("proxy-")
-        || (!named.isEmpty && named.contains(name.lowercased()))
-      {
-        continue
-      }
-      line(name, value)
+    for i in appFields.indices where keepsRequestField(appFields, at: i, connectionNamed: named) {
+      out.append(contentsOf: appFields.line(at: i))
     }
     line("Authorization", authorization.reveal)
     line("X-Request-ID", requestID)
     line("User-Agent", userAgent)
-    if bodyLength > 0 || ["POST", "PUT", "PATCH"].contains(method) { line("Content-Length", String(bodyLength)) }
-    out.append(0x0D)
-    out.append(0x0A)
+    if bodyLength > 0 || HeaderRewrite.framesAnEmptyBody(method) { line("Content-Length", String(bodyLength)) }
+    out.append(HTTPBytes.cr)
+    out.append(HTTPBytes.lf)
     return out
+  }
+
+  /// Methods whose empty body still gets `Content-Length: 0` (a switch: an array literal here
+  /// was built for every request).
+  private static func framesAnEmptyBody(_ method: String) -> Bool {
+    switch method {
+    case "POST", "PUT", "PATCH": true
+    default: false
+    }
+  }
+
+  /// Does the app's field at `position` go upstream? Not the dropped ones, not `Proxy-*`, not
+  /// those its `Connection` names (`named`: `connectionNamed(fields)`).
+  private func keepsRequestField(_ fields: HTTPFields, at position: Int, connectionNamed named: Set<String>) -> Bool {
+    let length = fields.nameLength(at: position)
+    if length < HeaderRewrite.droppedRequestNamesByLength.count,
+      HeaderRewrite.droppedRequestNamesByLength[length].contains(where: { fields.name(at: position, is: $0) })
+    {
+      return false
+    }
+    if fields.name(at: position, hasPrefix: HeaderRewrite.proxyPrefix) { return false }
+    return named.isEmpty || !named.contains(fields[position].name.lowercased())
   }
 
   /// Response headers for the app: the upstream's, less hop-by-hop ones, plus our request id.
   public func responseHeaders(from upstream: [(name: String, value: String)], requestID: String) -> [(name: String, value: String)] {
-    Array(responseFields(from: ResponseFields(upstream), requestID: requestID))
+    Array(responseFields(from: HTTPFields(upstream), requestID: requestID))
   }
 
   /// `responseHeaders` on the parser's fields: the lines kept are copied as received. (The
   /// data path writes the kept lines straight into the app's head: `keepsResponseField`.)
-  func responseFields(from upstream: ResponseFields, requestID: String) -> ResponseFields {
+  func responseFields(from upstream: HTTPFields, requestID: String) -> HTTPFields {
     let named = connectionNamed(upstream)
-    var fields = ResponseFields()
+    var fields = HTTPFields()
     for i in upstream.indices where keepsResponseField(upstream, at: i, connectionNamed: named) {
       fields.append(upstream, at: i)
     }
@@ -81,7 +113,7 @@ public struct HeaderRewrite: Sendable {
 
   /// Does the upstream's field at `position` go to the app? Not hop-by-hop ones, not those
   /// its `Connection` names (`named`: `connectionNamed(fields)`), not its request id.
-  func keepsResponseField(_ fields: ResponseFields, at position: Int, connectionNamed named: Set<String>) -> Bool {
+  func keepsResponseField(_ fields: HTTPFields, at position: Int, connectionNamed named: Set<String>) -> Bool {
     let length = fields.nameLength(at: position)
     if length < HeaderRewrite.droppedResponseNamesByLength.count,
       HeaderRewrite.droppedResponseNamesByLength[length].contains(where: { fields.name(at: position, is: $0) })
@@ -91,22 +123,10 @@ public struct HeaderRewrite: Sendable {
     return named.isEmpty || !named.contains(fields[position].name.lowercased())
   }
 
-  private static func isNamed(_ name: String, in lowercaseNames: [String]) -> Bool {
-    lowercaseNames.contains { name.equalsIgnoringASCIICase($0) }
-  }
-
   /// Header names listed in `Connection` (they are hop-by-hop too). `close` and `keep-alive`,
   /// the usual values, name fields dropped anyway (`Close` is a reserved field name, RFC 9110
   /// §18.4): no set is built for them.
-  private func connectionNamed(_ headers: [(name: String, value: String)]) -> Set<String> {
-    var names: Set<String> = []
-    for (name, value) in headers where name.equalsIgnoringASCIICase("connection") {
-      HeaderRewrite.addConnectionTokens(of: value.utf8[...], to: &names)
-    }
-    return names
-  }
-
-  func connectionNamed(_ fields: ResponseFields) -> Set<String> {
+  func connectionNamed(_ fields: HTTPFields) -> Set<String> {
     var names: Set<String> = []
     for i in fields.indices where fields.name(at: i, is: FieldName.connection) {
       HeaderRewrite.addConnectionTokens(of: fields.value(at: i), to: &names)

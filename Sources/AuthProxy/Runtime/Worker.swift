@@ -136,7 +136,7 @@ final class Worker {
 
   private func handle(_ request: ClientRequest) {
     let now = clock.now()
-    let requestID = RequestID.pick(request.header("X-Request-ID"), using: &requestIDs)
+    let requestID = RequestID.pick(request.header(named: FieldName.requestID), using: &requestIDs)
     let exchange = Exchange(request: request, requestID: requestID, client: request.clientAddress, now: now)
     inFlight[ObjectIdentifier(request)] = exchange
     metrics.inFlight.add(1)

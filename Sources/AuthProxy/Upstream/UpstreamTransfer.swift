@@ -1,8 +1,9 @@
 /// What an `UpstreamTransfer` tells the one who started it (one object per attempt, not a
 /// closure per callback).
 protocol UpstreamTransferDelegate: AnyObject {
-  /// The final response's status and headers (1xx responses are skipped).
-  func transferHead(_ transfer: UpstreamTransfer, status: Int, headers: ResponseFields)
+  /// The final response's status and headers (1xx responses are skipped), and its one length
+  /// (`ResponseParser.Event.head`).
+  func transferHead(_ transfer: UpstreamTransfer, status: Int, headers: HTTPFields, contentLength: Int?)
   /// Body bytes, taken whole; return false to pause after them until `resume`.
   func transferData(_ transfer: UpstreamTransfer, _ bytes: UnsafeRawBufferPointer) -> Bool
   /// The attempt ended (once; not after `cancel`).
@@ -118,9 +119,9 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
       var reusable = false
       let used = try parser.consume(bytes) { event in
         switch event {
-        case .head(let status, let headers):
+        case .head(let status, let headers, let contentLength):
           self.headReceived = true
-          self.delegate?.transferHead(self, status: status, headers: headers)
+          self.delegate?.transferHead(self, status: status, headers: headers, contentLength: contentLength)
           return !self.finished
         case .body(let slice):
           guard !self.finished else { return false }

@@ -131,6 +131,60 @@ final class RawConnection {
     return response
   }
 
+  /// The next line with its ending (LF or CRLF), as bytes; nil at EOF.
+  private func readRawLine() throws -> [UInt8]? {
+    while true {
+      if let lf = buffered.firstIndex(of: 0x0A) {
+        let line = Array(buffered[...lf])
+        buffered.removeFirst(lf + 1)
+        return line
+      }
+      guard try fill() else { return nil }
+    }
+  }
+
+  /// Reads one response exactly as it is on the wire: the head's lines (without their CRLF),
+  /// and the body's bytes with their framing (chunk-size lines, the last chunk and trailers).
+  func readWireResponse(forHEAD: Bool = false) throws -> (lines: [String], body: [UInt8]) {
+    var lines: [String] = []
+    while let line = try readLine(), !line.isEmpty { lines.append(line) }
+    guard let statusLine = lines.first else { throw HTTPClientError(description: "connection closed before a response") }
+    let parts = statusLine.split(separator: " ", maxSplits: 2)
+    guard parts.count >= 2, let status = Int(parts[1]) else { throw HTTPClientError(description: "bad status line \(statusLine)") }
+    func header(_ name: String) -> String? {
+      lines.dropFirst().first { $0.lowercased().hasPrefix(name.lowercased() + ":") }.map {
+        String($0.dropFirst(name.count + 1)).trimmingCharacters(in: .whitespaces)
+      }
+    }
+    var body: [UInt8] = []
+    if forHEAD || status == 204 || status == 304 || (100..<200).contains(status) {
+      // no body
+    } else if let length = header("Content-Length").flatMap(Int.init) {
+      try readExactly(length) { body.append(contentsOf: $0) }
+    } else if header("Transfer-Encoding")?.lowercased() == "chunked" {
+      while let sizeLine = try readRawLine() {
+        body += sizeLine
+        let text = String(decoding: sizeLine, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let size = Int(text.split(separator: ";").first.map(String.init) ?? "", radix: 16) else {
+          throw HTTPClientError(description: "bad chunk size line \(text.debugDescription)")
+        }
+        if size == 0 {
+          while let trailer = try readRawLine() {
+            body += trailer
+            if trailer == [0x0D, 0x0A] || trailer == [0x0A] { break }
+          }
+          break
+        }
+        try readExactly(size + 2) { body.append(contentsOf: $0) }
+      }
+    } else {
+      while try fill() {}
+      body += buffered
+      buffered.removeAll()
+    }
+    return (lines, body)
+  }
+
   /// Reads until the peer closes the connection (EOF or reset) or the read times out; says which.
   func readUntilClosed() -> (bytes: [UInt8], closedByPeer: Bool) {
     var received = buffered

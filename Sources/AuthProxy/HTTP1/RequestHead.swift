@@ -1,30 +1,31 @@
 /// A request the `RequestFramer` accepted, cut into its parts. The framer has already checked
 /// every byte (token method, sane target, field syntax, one framing), so this only splits.
+/// Field values stay bytes (`HTTPFields`): obs-text goes upstream exactly as the app sent it.
 struct RequestHead {
   var method: String
   var target: String
   var isHTTP10: Bool
-  var headers: [(name: String, value: String)]
+  var headers: HTTPFields
   var body: [UInt8]
 
-  /// The request in `bytes` (exactly one: head, then its Content-Length or chunked body).
+  /// The request in `bytes` (exactly one: the empty lines the framer let through, the head, then
+  /// its Content-Length or chunked body).
   init?(_ bytes: ArraySlice<UInt8>) {
     var lines = LineReader(bytes: bytes)
-    guard let requestLine = lines.next(), let spaces = RequestHead.spaces(in: requestLine) else { return nil }
+    guard let requestLine = lines.nextAfterEmptyLines(), let spaces = RequestHead.spaces(in: requestLine) else { return nil }
     method = String(decoding: requestLine[..<spaces.first], as: UTF8.self)
     target = String(decoding: requestLine[(spaces.first + 1)..<spaces.second], as: UTF8.self)
     isHTTP10 = requestLine[(spaces.second + 1)...].elementsEqual("HTTP/1.0".utf8)
-    headers = []
-    headers.reserveCapacity(16)
+    headers = HTTPFields()
     var chunked = false
     while let line = lines.next(), !line.isEmpty {
-      guard let colon = line.firstIndex(of: 0x3A) else { return nil }
-      let name = String(decoding: line[line.startIndex..<colon], as: UTF8.self)
+      guard let colon = line.firstIndex(of: HTTPBytes.colon) else { return nil }
+      let name = line[line.startIndex..<colon]
       var value = line[(colon + 1)...]
-      while let first = value.first, first == 0x20 || first == 0x09 { value = value.dropFirst() }
-      while let last = value.last, last == 0x20 || last == 0x09 { value = value.dropLast() }
-      if !chunked && name.equalsIgnoringASCIICase("transfer-encoding") { chunked = true }
-      headers.append((name, String(decoding: value, as: UTF8.self)))
+      while let first = value.first, HTTPBytes.isOWS(first) { value = value.dropFirst() }
+      while let last = value.last, HTTPBytes.isOWS(last) { value = value.dropLast() }
+      headers.append(name: name, value: value)
+      if !chunked && headers.name(at: headers.endIndex - 1, is: FieldName.transferEncoding) { chunked = true }
     }
     body = chunked ? RequestHead.dechunk(lines.rest) : Array(lines.rest)
   }
@@ -33,7 +34,7 @@ struct RequestHead {
   /// accepted (`RequestFramer.requestLineAccepted`); what follows it may be incomplete.
   static func methodAndTarget(_ bytes: ArraySlice<UInt8>) -> (method: String, target: String)? {
     var lines = LineReader(bytes: bytes)
-    guard let requestLine = lines.next(), let spaces = spaces(in: requestLine) else { return nil }
+    guard let requestLine = lines.nextAfterEmptyLines(), let spaces = spaces(in: requestLine) else { return nil }
     return (
       String(decoding: requestLine[..<spaces.first], as: UTF8.self),
       String(decoding: requestLine[(spaces.first + 1)..<spaces.second], as: UTF8.self)
@@ -48,8 +49,8 @@ struct RequestHead {
     return (first, second)
   }
 
-  /// The data of a chunked body (sizes in hex, no extensions: the framer refused them), without
-  /// its trailer section.
+  /// The data of a chunked body (sizes in hex; extensions, which the framer checked, are
+  /// dropped), without its trailer section.
   private static func dechunk(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
     var lines = LineReader(bytes: bytes)
     var body: [UInt8] = []
@@ -82,6 +83,14 @@ private struct LineReader {
     if line.last == 0x0D { line = line.dropLast() }
     bytes = bytes[(lf + 1)...]
     return line
+  }
+
+  /// The first line that is not empty.
+  mutating func nextAfterEmptyLines() -> ArraySlice<UInt8>? {
+    while let line = next() {
+      if !line.isEmpty { return line }
+    }
+    return nil
   }
 
   mutating func take(_ count: Int) -> ArraySlice<UInt8> {

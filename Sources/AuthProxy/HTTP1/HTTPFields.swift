@@ -1,8 +1,9 @@
-/// The fields of a response head as the `ResponseParser` accepted them: one buffer that holds
-/// every field as a wire line (`name: value` CRLF, the value trimmed), and where each name and
-/// value lies in it. The proxy hands the lines it keeps to the app byte for byte, without a
-/// String per header; the collection view (name, value) decodes them for the rare reader.
-struct ResponseFields: RandomAccessCollection {
+/// The fields of a head as the codec accepted them (an app's request, an upstream's response):
+/// one buffer that holds every field as a wire line (`name: value` CRLF, the value trimmed), and
+/// where each name and value lies in it. The proxy passes the lines it keeps on byte for byte
+/// (field values are bytes, RFC 9110 §5.5: obs-text too), without a String per header; the
+/// collection view (name, value) decodes them for the rare reader.
+struct HTTPFields: RandomAccessCollection {
   private struct Span {
     var start: Int
     var nameEnd: Int
@@ -40,7 +41,7 @@ struct ResponseFields: RandomAccessCollection {
   }
 
   /// Adds `other`'s field at `position`, its line copied as is.
-  mutating func append(_ other: ResponseFields, at position: Int) {
+  mutating func append(_ other: HTTPFields, at position: Int) {
     if spans.isEmpty {
       bytes.reserveCapacity(other.bytes.count + 64)
       spans.reserveCapacity(other.spans.count + 1)
@@ -93,6 +94,18 @@ struct ResponseFields: RandomAccessCollection {
     return true
   }
 
+  /// Does the field's name start with `lowercase` (lower-case ASCII bytes), ignoring ASCII case?
+  func name(at position: Int, hasPrefix lowercase: [UInt8]) -> Bool {
+    let span = spans[position]
+    guard span.nameEnd - span.start >= lowercase.count else { return false }
+    var k = 0
+    while k < lowercase.count {
+      guard HTTPBytes.lowercased(bytes[span.start + k]) == lowercase[k] else { return false }
+      k += 1
+    }
+    return true
+  }
+
   /// The first field of that (lower-case) name.
   func firstIndex(named lowercase: [UInt8]) -> Int? { indices.first { name(at: $0, is: lowercase) } }
 
@@ -102,9 +115,13 @@ struct ResponseFields: RandomAccessCollection {
   }
 }
 
-/// Lower-case field names as bytes, for `ResponseFields` lookups made for every response.
+/// Lower-case field names as bytes, for `HTTPFields` lookups made for every request and response.
 enum FieldName {
   static let connection = Array("connection".utf8)
+  static let expect = Array("expect".utf8)
+  static let idempotencyKey = Array("idempotency-key".utf8)
+  static let transferEncoding = Array("transfer-encoding".utf8)
+  static let requestID = Array("x-request-id".utf8)
   static let contentLength = Array("content-length".utf8)
   static let date = Array("date".utf8)
   static let retryAfter = Array("retry-after".utf8)
