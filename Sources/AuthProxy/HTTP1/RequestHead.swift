@@ -19,12 +19,9 @@ struct RequestHead {
     headers = HTTPFields()
     var chunked = false
     while let line = lines.next(), !line.isEmpty {
-      guard let colon = line.firstIndex(of: HTTPBytes.colon) else { return nil }
-      let name = line[line.startIndex..<colon]
-      var value = line[(colon + 1)...]
-      while let first = value.first, HTTPBytes.isOWS(first) { value = value.dropFirst() }
-      while let last = value.last, HTTPBytes.isOWS(last) { value = value.dropLast() }
-      headers.append(name: name, value: value)
+      guard let field = line.withUnsafeBytes({ FieldLine.split($0) }) else { return nil }
+      let base = line.startIndex
+      headers.append(name: line[base..<(base + field.colon)], value: line[(base + field.valueStart)..<(base + field.valueEnd)])
       if !chunked && headers.name(at: headers.endIndex - 1, is: FieldName.transferEncoding) { chunked = true }
     }
     body = chunked ? RequestHead.dechunk(lines.rest) : Array(lines.rest)

@@ -45,24 +45,23 @@ extension ResponseParser {
     let isTrailer = state == .trailerLine
     fieldCount += 1
     guard fieldCount <= maxHeaderCount else { throw isTrailer ? .tooManyTrailers : .tooManyHeaders }
-    if line[0] == HTTPBytes.sp || line[0] == HTTPBytes.htab { throw .obsoleteLineFolding }
-    var colon = 0
-    while colon < line.count && HTTPBytes.isTchar(line[colon]) { colon += 1 }
-    guard colon < line.count else { throw .missingColon }
-    switch line[colon] {
-    case HTTPBytes.colon: if colon == 0 { throw .emptyFieldName }
-    case HTTPBytes.sp, HTTPBytes.htab: throw .whitespaceBeforeColon
-    default: throw .invalidFieldName
+    let field: FieldLine
+    do {
+      field = try FieldLine.read(line)
+    } catch {
+      switch error {
+      case .obsoleteLineFolding: throw .obsoleteLineFolding
+      case .missingColon: throw .missingColon
+      case .emptyName: throw .emptyFieldName
+      case .whitespaceBeforeColon: throw .whitespaceBeforeColon
+      case .invalidName: throw .invalidFieldName
+      case .invalidValue: throw .invalidFieldValue
+      }
     }
-    var start = colon + 1
-    var end = line.count
-    while start < end && HTTPBytes.isOWS(line[start]) { start += 1 }
-    while end > start && HTTPBytes.isOWS(line[end - 1]) { end -= 1 }
-    for k in start..<end where !HTTPBytes.isFieldByte(line[k]) { throw .invalidFieldValue }
     // Trailers and interim heads are only checked.
     if isTrailer || status < 200 { return }
-    let name = UnsafeRawBufferPointer(rebasing: line[0..<colon])
-    let value = UnsafeRawBufferPointer(rebasing: line[start..<end])
+    let name = UnsafeRawBufferPointer(rebasing: line[0..<field.colon])
+    let value = UnsafeRawBufferPointer(rebasing: line[field.valueStart..<field.valueEnd])
     if try interpret(name, value) { headers.append(name: name, value: value) }
   }
 
