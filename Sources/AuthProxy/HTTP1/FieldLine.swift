@@ -5,7 +5,8 @@
 /// request before its line is whole: limits, timeouts, early refusal), with the same byte
 /// classes (`HTTPBytes`).
 struct FieldLine {
-  /// Where the colon is (the name is everything before it), and the value without its OWS.
+  /// Where the colon is (the name is everything before it), and the value without its OWS:
+  /// indices of the line read or split.
   let colon: Int
   let valueStart: Int
   let valueEnd: Int
@@ -15,6 +16,7 @@ struct FieldLine {
   }
 
   /// The line checked byte by byte: a token name right before the colon, a value of field bytes.
+  @inline(__always)
   static func read(_ line: UnsafeRawBufferPointer) throws(Problem) -> FieldLine {
     guard let first = line.first else { throw .missingColon }
     if HTTPBytes.isOWS(first) { throw .obsoleteLineFolding }
@@ -32,14 +34,15 @@ struct FieldLine {
   }
 
   /// The line split at its first colon, for bytes already checked; nil without a colon.
-  static func split(_ line: UnsafeRawBufferPointer) -> FieldLine? {
+  static func split<Line: RandomAccessCollection<UInt8>>(_ line: Line) -> FieldLine? where Line.Index == Int {
     guard let colon = line.firstIndex(of: HTTPBytes.colon) else { return nil }
     return trimmed(line, colon: colon)
   }
 
-  private static func trimmed(_ line: UnsafeRawBufferPointer, colon: Int) -> FieldLine {
+  @inline(__always)
+  private static func trimmed<Line: RandomAccessCollection<UInt8>>(_ line: Line, colon: Int) -> FieldLine where Line.Index == Int {
     var start = colon + 1
-    var end = line.count
+    var end = line.endIndex
     while start < end && HTTPBytes.isOWS(line[start]) { start += 1 }
     while end > start && HTTPBytes.isOWS(line[end - 1]) { end -= 1 }
     return FieldLine(colon: colon, valueStart: start, valueEnd: end)

@@ -19,9 +19,8 @@ struct RequestHead {
     headers = HTTPFields()
     var chunked = false
     while let line = lines.next(), !line.isEmpty {
-      guard let field = line.withUnsafeBytes({ FieldLine.split($0) }) else { return nil }
-      let base = line.startIndex
-      headers.append(name: line[base..<(base + field.colon)], value: line[(base + field.valueStart)..<(base + field.valueEnd)])
+      guard let field = FieldLine.split(line) else { return nil }
+      headers.append(name: line[line.startIndex..<field.colon], value: line[field.valueStart..<field.valueEnd])
       if !chunked && headers.name(at: headers.endIndex - 1, is: FieldName.transferEncoding) { chunked = true }
     }
     body = chunked ? RequestHead.dechunk(lines.rest) : Array(lines.rest)
