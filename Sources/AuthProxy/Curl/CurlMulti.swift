@@ -63,18 +63,6 @@ public final class CurlMulti {
     transfer.detach(from: multi)
   }
 
-  /// Resumes a transfer paused by its data callback.
-  public func resume(_ transfer: CurlTransfer) {
-    guard transfers[transfer.easy] != nil, !inCurl else {
-      if transfers[transfer.easy] != nil { loop.soon { [weak self, transfer] in self?.resume(transfer) } }
-      return
-    }
-    inCurl = true
-    curl_easy_pause(transfer.easy, CURLPAUSE_CONT)
-    inCurl = false
-    finishDone()
-  }
-
   fileprivate func socketAction(_ fd: Int32, _ flags: Int32) {
     var running: Int32 = 0
     inCurl = true

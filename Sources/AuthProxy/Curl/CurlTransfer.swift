@@ -2,15 +2,6 @@ import CCurl
 import CShims
 import Glibc
 
-/// TLS settings for talking to the upstream. Verification is always on.
-public struct UpstreamTLS: Sendable, Equatable {
-  public var caFile: String?
-  public var pinnedPublicKeys: [String] = []
-  public var clientCertificate: String?
-  public var clientKey: String?
-  public init(caFile: String? = nil) { self.caFile = caFile }
-}
-
 /// What one upstream attempt sends.
 public struct CurlRequest {
   public var url: String
@@ -69,8 +60,8 @@ public final class CurlTransfer {
 
   /// The final response's status and headers (1xx responses are skipped).
   public var onHead: ((Int, [(name: String, value: String)]) -> Void)?
-  /// Body bytes; return false to pause the transfer (curl keeps the bytes and offers them again after `resume`).
-  public var onData: ((UnsafeRawBufferPointer) -> Bool)?
+  /// Body bytes as they arrive (the control plane's answers are small: no backpressure).
+  public var onData: ((UnsafeRawBufferPointer) -> Void)?
   public var onComplete: ((CurlResult) -> Void)?
 
   public init(_ request: CurlRequest) throws(EventError) {
@@ -177,9 +168,9 @@ public final class CurlTransfer {
     responseHeaders.append((name, value))
   }
 
-  fileprivate func data(_ bytes: UnsafeRawBufferPointer) -> Bool {
+  fileprivate func data(_ bytes: UnsafeRawBufferPointer) {
     if !headDelivered { deliverHead() }
-    return onData?(bytes) ?? true
+    onData?(bytes)
   }
 }
 
@@ -200,10 +191,10 @@ private func curlHeaderTrampoline(_ ptr: UnsafeMutablePointer<CChar>?, _ size: I
   return size * count
 }
 
-/* CURLOPT_WRITEFUNCTION: body bytes as they arrive; CURL_WRITEFUNC_PAUSE for backpressure. */
+/* CURLOPT_WRITEFUNCTION: body bytes as they arrive. */
 private func curlWriteTrampoline(_ ptr: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ ctx: UnsafeMutableRawPointer?) -> Int {
   guard let ptr, let ctx else { return 0 }
   let transfer = Unmanaged<CurlTransfer>.fromOpaque(ctx).takeUnretainedValue()
-  let accepted = transfer.data(UnsafeRawBufferPointer(start: ptr, count: size * count))
-  return accepted ? size * count : Int(CURL_WRITEFUNC_PAUSE)
+  transfer.data(UnsafeRawBufferPointer(start: ptr, count: size * count))
+  return size * count
 }

@@ -118,7 +118,6 @@ final class TokenClient {
     }
     transfer.onData = { bytes in
       if received.count < Self.maxAnswer { received.append(contentsOf: bytes.prefix(Self.maxAnswer - received.count)) }
-      return true
     }
     let deadline = Timer(loop: multi.loop) { [weak multi, transfer] in
       transfer.onComplete = nil
