@@ -3,28 +3,15 @@ import COpenSSL
 import CShims
 import Glibc
 
-/// Why a `TLSClientSocket` closed. The cases map onto the curl error numbers the rest of the
-/// proxy already speaks (`UpstreamFailure.from(curlCode:)`).
+/// Why a `TLSClientSocket` closed.
 public enum TLSSocketFailure: Sendable, Equatable {
-  case refused  // 7
-  case timedOut  // 28
-  case handshake  // 35
-  case notTrusted  // 60
-  case pinMismatch  // 90
-  case send  // 55
-  case receive  // 56
-
-  public var curlCode: Int32 {
-    switch self {
-    case .refused: 7
-    case .timedOut: 28
-    case .handshake: 35
-    case .notTrusted: 60
-    case .pinMismatch: 90
-    case .send: 55
-    case .receive: 56
-    }
-  }
+  case refused
+  case timedOut
+  case handshake
+  case notTrusted
+  case pinMismatch
+  case send
+  case receive
 }
 
 /// The receive buffer a worker's upstream sockets share (their reads run one at a time on the

@@ -43,9 +43,6 @@ final class Forwarder {
     }
   }
   private static func isRetryable(status: Int) -> Bool { status == 429 || (502...504).contains(status) }
-  /// Failures (curl's numbers) where the upstream did not act on the request: connect, DNS, handshake,
-  /// broken or empty connections, timeouts. Never trust or pin failures: they will not heal.
-  private static let retryableCurlCodes: Set<Int32> = [6, 7, 16, 18, 28, 35, 52, 55, 56, 92]
 
   /// SPEC §4: only idempotent methods, or requests the app marked with an Idempotency-Key.
   static func isRetrySafe(_ exchange: Exchange) -> Bool {
@@ -156,37 +153,39 @@ final class Forwarder {
       exchange.retryAfter = nil
       exchange.upstreamStatus = nil
       onRetry?(exchange, delay)
-    } else if result.isSuccess {
+    } else if let error = result.error {
+      attemptFailed(exchange, attempt, error, reusedConnection: result.reusedConnection)
+    } else {
       exchange.request.endStream()
       finish(exchange, status: exchange.upstreamStatus ?? 502, error: nil)
-    } else if exchange.headSent && exchange.request.retractStream() {
+    }
+  }
+
+  private func attemptFailed(_ exchange: Exchange, _ attempt: Exchange.Attempt, _ error: UpstreamError, reusedConnection: Bool) {
+    if exchange.headSent && exchange.request.retractStream() {
       // Broken right after its head, before any of the reply was written: the app gets the
       // JSON error as if the head had never come (the connection stays in step).
       exchange.headSent = false
       exchange.bytesOut = 0
-      fail(exchange, .upstream(UpstreamFailure.from(curlCode: result.code)))
+      fail(exchange, .upstream(error.failure))
     } else if exchange.headSent {
       // The app must not take a cut body for a whole one. Log it first: cutting the
       // connection runs its close callback at once (the worker would log a "client_closed"
       // and free the exchange under us).
       let request = exchange.request
-      finish(exchange, status: exchange.upstreamStatus ?? 502, error: UpstreamFailure.from(curlCode: result.code).code)
+      finish(exchange, status: exchange.upstreamStatus ?? 502, error: error.failure.code)
       request.abort()
-    } else if !attempt.freshConnection && result.reusedConnection && [52, 55, 56].contains(result.code)
-      && Forwarder.isIdempotent(exchange.method)
-    {
+    } else if !attempt.freshConnection && reusedConnection && error.mayBeAStaleConnection && Forwarder.isIdempotent(exchange.method) {
       // A pooled connection the upstream closed just as we sent on it: once more on a new one.
       forward(exchange, token: attempt.token, freshConnection: true)
-    } else if result.reusedConnection && attempt.status == nil && [52, 55, 56].contains(result.code)
-      && !Forwarder.isRetrySafe(exchange)
-    {
+    } else if reusedConnection && attempt.status == nil && error.mayBeAStaleConnection && !Forwarder.isRetrySafe(exchange) {
       // The same race, for a request that must not be sent twice: it may have reached the API.
       metrics.unsafeReuseFailures.add(1)
       fail(exchange, .upstream(.brokenAfterSend))
-    } else if Forwarder.retryableCurlCodes.contains(result.code) && mayRetry(exchange) {
+    } else if error.isRetryable && mayRetry(exchange) {
       onRetry?(exchange, config.retryDelay)
     } else {
-      fail(exchange, .upstream(UpstreamFailure.from(curlCode: result.code)))
+      fail(exchange, .upstream(error.failure))
     }
   }
 

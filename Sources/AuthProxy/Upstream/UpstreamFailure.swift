@@ -1,4 +1,5 @@
-/// Why an upstream attempt got no answer, in our words (curl's error codes mapped once).
+/// Why an upstream attempt got no answer, in our words: from the data path's `UpstreamError`,
+/// or from the control plane's curl error codes (mapped once, here).
 public struct UpstreamFailure: Error, Sendable, Equatable {
   public var status: Int  // 502 or 504 for the app
   public var code: String

@@ -1,10 +1,9 @@
-/// How an upstream attempt ended. `code` speaks curl's error numbers (0: success), the
-/// vocabulary `UpstreamFailure.from(curlCode:)` maps to answers and the retry rules use.
+/// How an upstream attempt ended: a whole answer (`error` nil), or why not.
 public struct UpstreamResult: Sendable {
-  public var code: Int32
+  public var error: UpstreamError?
   /// Did the attempt run on a pooled connection (no new connect)?
   public var reusedConnection: Bool
-  public var isSuccess: Bool { code == 0 }
+  public var isSuccess: Bool { error == nil }
 }
 
 /// A worker's keep-alive connections to the upstream, and the attempts that use them.
@@ -139,7 +138,7 @@ public final class UpstreamPool {
   func attemptEnded() { active = max(0, active - 1) }
 
   /// A lookup's answer: kept if there is one; the attempts waiting for it connect, or fail as
-  /// curl does when a name does not resolve (6).
+  /// unresolvable.
   private func answered(_ answer: [SocketAddress]) {
     if !answer.isEmpty {
       addresses = answer
@@ -149,12 +148,12 @@ public final class UpstreamPool {
     waiting = []
     waitTimer.cancel()
     for entry in ready where !entry.transfer.isFinished {
-      if addresses.isEmpty { entry.transfer.fail(code: 6) } else { connect(entry.transfer) }
+      if addresses.isEmpty { entry.transfer.fail(.unresolvable) } else { connect(entry.transfer) }
     }
   }
 
   /// Attempts that waited `connectTimeout` for a lookup still under way fail as a connect that
-  /// timed out (28); the lookup goes on for the next ones.
+  /// timed out; the lookup goes on for the next ones.
   private func expireWaiting() {
     let now = monotonicSeconds()
     // Oldest first (appended as they came): the expired ones are a prefix.
@@ -162,7 +161,7 @@ public final class UpstreamPool {
     let expired = waiting.prefix(expiredCount)
     waiting.removeFirst(expiredCount)
     if let oldest = waiting.first { waitTimer.schedule(after: connectTimeout - (now - oldest.since)) }
-    for entry in expired where !entry.transfer.isFinished { entry.transfer.fail(code: 28) }
+    for entry in expired where !entry.transfer.isFinished { entry.transfer.fail(.timedOut) }
   }
 
   /// Takes back a connection whose last response ended cleanly and allows another request.

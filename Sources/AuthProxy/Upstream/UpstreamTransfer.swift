@@ -11,8 +11,8 @@ protocol UpstreamTransferDelegate: AnyObject {
 }
 
 /// One HTTP/1.1 attempt on an `UpstreamPool`: the request goes out whole (head and body), the
-/// response comes back to the delegate as it arrives (head, body bytes, completion), with
-/// curl's error numbers, as the control plane's `CurlTransfer` reports them.
+/// response comes back to the delegate as it arrives (head, body bytes, completion: a whole
+/// answer, or the `UpstreamError` that ended it).
 public final class UpstreamTransfer: TLSClientSocketDelegate {
   /// The request head, ready for the wire, and its body (sent after it, not copied into it).
   let head: [UInt8]
@@ -25,7 +25,7 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
   /// that just answered is not about to be closed by the upstream's keep-alive timeout).
   public var reuseWithin = Double.infinity
   /// The response head must come within this long of the start, and then no gap in the body
-  /// may last this long: else the attempt fails with a timeout (28).
+  /// may last this long: else the attempt fails as timed out.
   let stallTimeout: Double
   /// How many times the request was sent (never more than once: no silent resends here).
   public private(set) var sends = 0
@@ -89,14 +89,14 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
     let now = monotonicSeconds()
     guard headReceived else {
       // The whole wait for the head counts, however the upstream trickles it.
-      if now - started >= stallTimeout { drop(code: 28) } else { socket?.armTimer(after: stallTimeout - (now - started)) }
+      if now - started >= stallTimeout { drop(.timedOut) } else { socket?.armTimer(after: stallTimeout - (now - started)) }
       return
     }
     // While paused the app is the slow one: the upstream is not stalling.
     if paused { lastActivity = now }
     let idleFor = now - lastActivity
     if idleFor >= stallTimeout {
-      drop(code: 28)
+      drop(.timedOut)
     } else {
       socket?.armTimer(after: stallTimeout - idleFor)
     }
@@ -137,13 +137,13 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
       if finished { return }
       if ended {
         // Bytes past the end of the response: the upstream answered more than it was asked.
-        complete(code: 0, reusable: reusable && used == bytes.count)
+        complete(nil, reusable: reusable && used == bytes.count)
       } else if used < bytes.count {
         held.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[used...]))
         socket?.pauseReading()
       }
     } catch {
-      drop(code: 8)
+      drop(.invalidAnswer)
     }
   }
 
@@ -153,7 +153,7 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
       if draining {
         drainedBytes += bytes.count
         if drainedBytes > UpstreamTransfer.maxDrain {
-          drop(code: 23)  // nobody hears the code: the exchange is gone
+          drop(.abandoned)  // nobody hears it: the exchange is gone
           return false
         }
       }
@@ -181,7 +181,7 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
     guard !finished else { return }
     if let failure {
       // Broken in the middle of an answer: a receive failure whatever the socket saw.
-      return complete(code: parser.hasStarted ? 56 : failure.curlCode, reusable: false)
+      return complete(parser.hasStarted ? .receiveFailed : UpstreamTransfer.error(failure), reusable: false)
     }
     if !held.isEmpty || paused {
       // The upstream finished sending while we were paused: the rest is still to be delivered.
@@ -201,22 +201,34 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
       return true
     }
     if whole || completed {
-      complete(code: 0, reusable: false)
+      complete(nil, reusable: false)
     } else {
-      // Closed before any answer byte (52), or in the middle of one (18: a cut body).
-      complete(code: parser.hasStarted ? 18 : 52, reusable: false)
+      // Closed before any answer byte, or in the middle of one.
+      complete(parser.hasStarted ? .cutBody : .emptyReply, reusable: false)
     }
   }
 
-  /// Ends the attempt with `code`, closing its connection.
-  func fail(code: Int32) { drop(code: code) }
+  /// Ends the attempt with `error`, closing its connection.
+  func fail(_ error: UpstreamError) { drop(error) }
 
-  private func drop(code: Int32) {
+  private func drop(_ error: UpstreamError) {
     guard !finished else { return }
     let socket = self.socket
     self.socket = nil
     socket?.discard()
-    complete(code: code, reusable: false)
+    complete(error, reusable: false)
+  }
+
+  private static func error(_ failure: TLSSocketFailure) -> UpstreamError {
+    switch failure {
+    case .refused: .refused
+    case .timedOut: .timedOut
+    case .handshake: .handshakeFailed
+    case .notTrusted: .notTrusted
+    case .pinMismatch: .pinMismatch
+    case .send: .sendFailed
+    case .receive: .receiveFailed
+    }
   }
 
   /// Stops the attempt without calling back (the app went away). A request sent whole whose
@@ -240,18 +252,18 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
     delegate = nil
   }
 
-  private func complete(code: Int32, reusable: Bool) {
+  private func complete(_ error: UpstreamError?, reusable: Bool) {
     guard !finished else { return }
     finished = true
     if let socket {
       self.socket = nil
       socket.cancelTimer()
-      if code == 0 && reusable, let pool { pool.release(socket) } else { socket.discard() }
+      if error == nil && reusable, let pool { pool.release(socket) } else { socket.discard() }
     }
     pool?.attemptEnded()
     pool = nil
     let delegate = self.delegate
     self.delegate = nil
-    delegate?.transferCompleted(self, UpstreamResult(code: code, reusedConnection: reused))
+    delegate?.transferCompleted(self, UpstreamResult(error: error, reusedConnection: reused))
   }
 }
