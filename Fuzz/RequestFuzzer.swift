@@ -555,7 +555,23 @@ let serveConfig: ServeConfig = {
   return ServeConfig(upstream: upstream)
 }()
 let policy = RequestPolicy(config: serveConfig)
+/// The same rules with `--api-prefix /`: only the auth paths and their variants are refused.
+let everythingPolicy: RequestPolicy = {
+  var config = serveConfig
+  config.apiPrefix = "/"
+  return RequestPolicy(config: config)
+}()
 let authPaths = serveConfig.authPaths
+
+/// The rule, written out plainly over the normalized path: an auth path, or one followed by a
+/// byte other than a letter, a digit, "-" or "_".
+func startsLikeAnAuthPath(_ normalized: String) -> Bool {
+  authPaths.map(RequestPolicy.normalize).contains { auth in
+    guard normalized.hasPrefix(auth) else { return false }
+    guard let next = normalized.utf8.dropFirst(auth.utf8.count).first else { return true }
+    return !((0x30...0x39).contains(next) || (0x41...0x5A).contains(next) || (0x61...0x7A).contains(next) || next == 0x2D || next == 0x5F)
+  }
+}
 
 func fuzzPolicyNormalize(_ choices: inout Choices) {
   let method = choices.pick(["GET", "POST", "HEAD", "DELETE", "CONNECT", "TRACE"])
@@ -569,10 +585,16 @@ func fuzzPolicyNormalize(_ choices: inout Choices) {
   if target.utf8.first != 0x2F || method == "CONNECT" || method == "TRACE" {
     require(verdict?.status == 400, "\(method) \(target.debugDescription) is a bad request")
   } else {
-    let path = String(decoding: target.utf8.prefix { $0 != 0x3F }, as: UTF8.self)
-    let isAuth = authPaths.map(RequestPolicy.normalize).contains(RequestPolicy.normalize(path))
+    let path = RequestPolicy.normalize(String(decoding: target.utf8.prefix { $0 != 0x3F }, as: UTF8.self))
+    let underPrefix = path == "/api" || path.hasPrefix("/api/")
+    let refused = !underPrefix || startsLikeAnAuthPath(path)
     require(
-      (verdict?.status == 403) == isAuth, "403 exactly for the auth paths: \(target.debugDescription) -> \(String(describing: verdict))")
+      (verdict?.status == 403) == refused,
+      "403 exactly outside /api/ and for the auth paths: \(target.debugDescription) -> \(String(describing: verdict))")
+    let anywhere = everythingPolicy.check(method: method, target: target, bodyLength: 0)
+    require(
+      (anywhere?.status == 403) == startsLikeAnAuthPath(path),
+      "with --api-prefix /, 403 exactly for the auth paths: \(target.debugDescription) -> \(String(describing: anywhere))")
   }
 }
 
@@ -601,10 +623,12 @@ func fuzzAuthPathVariants(_ choices: inout Choices) {
   if choices.chance(30) { target += choices.pick(["/", "//", "/.", "/;x", "/%2e"]) }
   if choices.chance(30) { target += choices.pick(["?", "?a=b", "?next=/auth/login"]) }
   let method = choices.pick(["GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD", "PATCH"])
-  let verdict = policy.check(method: method, target: target, bodyLength: 0)
-  require(
-    verdict?.status == 403 && verdict?.code == "forbidden",
-    "\(method) \(target) (\(original)) is refused, not \(String(describing: verdict))")
+  for rules in [policy, everythingPolicy] {
+    let verdict = rules.check(method: method, target: target, bodyLength: 0)
+    require(
+      verdict?.status == 403 && verdict?.code == "forbidden",
+      "\(method) \(target) (\(original)) is refused, not \(String(describing: verdict))")
+  }
 }
 
 func hex(_ b: UInt8, upper: Bool) -> String {
