@@ -33,6 +33,12 @@ struct ServeFlags: ParsableArguments {
   @Option(name: .customLong("retry-delay"), help: flagHelp("retry-delay")) var retryDelay: String?
   @Option(name: .customLong("allow-cidr"), help: flagHelp("allow-cidr")) var allowCIDR: String?
   @Option(name: .customLong("token-store"), help: flagHelp("token-store")) var tokenStore: String?
+  @Option(name: .customLong("token-store-password-file"), help: flagHelp("token-store-password-file"))
+  var tokenStorePasswordFile: String?
+  @Option(name: .customLong("token-store-ca-file"), help: flagHelp("token-store-ca-file")) var tokenStoreCAFile: String?
+  @Option(name: .customLong("token-store-client-cert"), help: flagHelp("token-store-client-cert")) var tokenStoreClientCert: String?
+  @Option(name: .customLong("token-store-client-key"), help: flagHelp("token-store-client-key")) var tokenStoreClientKey: String?
+  @Option(name: .customLong("token-store-timeout"), help: flagHelp("token-store-timeout")) var tokenStoreTimeout: String?
   @Option(name: .customLong("log-level"), help: flagHelp("log-level")) var logLevel: String?
   @Option(name: .customLong("log-format"), help: flagHelp("log-format")) var logFormat: String?
   @Option(name: .customLong("login-path"), help: flagHelp("login-path")) var loginPath: String?
@@ -55,7 +61,10 @@ struct ServeFlags: ParsableArguments {
       ("user-agent", userAgent), ("connect-timeout", connectTimeout), ("timeout", timeout),
       ("refresh-before", refreshBefore), ("access-log", accessLog), ("workers", workers), ("max-body", maxBody),
       ("drain-timeout", drainTimeout), ("header-timeout", headerTimeout), ("retries", retries), ("retry-delay", retryDelay),
-      ("allow-cidr", allowCIDR), ("token-store", tokenStore), ("log-level", logLevel), ("log-format", logFormat),
+      ("allow-cidr", allowCIDR), ("token-store", tokenStore), ("token-store-password-file", tokenStorePasswordFile),
+      ("token-store-ca-file", tokenStoreCAFile), ("token-store-client-cert", tokenStoreClientCert),
+      ("token-store-client-key", tokenStoreClientKey), ("token-store-timeout", tokenStoreTimeout), ("log-level", logLevel),
+      ("log-format", logFormat),
       ("alert-window", alertWindow), ("alert-401-threshold", alert401Threshold),
       ("alert-403-threshold", alert403Threshold), ("alert-login-failure-threshold", alertLoginFailureThreshold),
       ("alert-webhook", alertWebhook), ("alert-command", alertCommand), ("login-path", loginPath), ("refresh-path", refreshPath),
