@@ -157,7 +157,8 @@ struct MetricsExposition {
     }
     gauge("authproxy_ready", "1 while a valid token is held.", ready ? 1 : 0)
     if let up = control.tokenStoreUp {
-      gauge("authproxy_token_store_up", "Whether the Redis token store is connected and accepts our credentials (1) or not (0).", up ? 1 : 0)
+      gauge(
+        "authproxy_token_store_up", "Whether the Redis token store is connected and accepts our credentials (1) or not (0).", up ? 1 : 0)
       out.family("authproxy_token_store_failures_total", "counter", "Redis token store failures, by reason.")
       for reason in ["auth", "timeout", "unreachable", "tls", "failover", "protocol"] {
         out.sample("authproxy_token_store_failures_total", [("reason", reason)], Double(control.tokenStoreFailures[reason] ?? 0))
