@@ -187,7 +187,9 @@ final class RedisClient {
     }
     if wasUp { onStateChange?(false) }
     flushWaiting()
-    scheduleReconnect(fast: reason == "failover")
+    // Fast only right after a working master turned replica: a Sentinel that keeps naming a
+    // non-master gets the usual backoff.
+    scheduleReconnect(fast: reason == "failover" && wasUp)
   }
 
   private func flushWaiting() {
