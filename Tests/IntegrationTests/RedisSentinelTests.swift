@@ -49,6 +49,26 @@ import Testing
     #expect((try? redis.replica.cli(["--scan"]))?.contains("authproxy:v1:token:") == true, "the new master holds the token")
   }
 
+  @Test func overTLSFindsTheMasterAndFollowsAFailover() throws {
+    let redis = try SentinelSet(tls: true)
+    #expect(eventually(timeout: 30) { redis.isReadyForFailover() }, "the Sentinels know the replica and each other")
+    let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")
+    defer { sandbox.stop() }
+    let proxies = try (0..<2).map { _ in
+      try ProxyHarness(
+        workers: 1, flags: ["token-store": redis.url, "token-store-ca-file": redis.master.caPath], sandbox: sandbox,
+        environment: ["ENCRYPTION_KEY": key])
+    }
+    defer { proxies.forEach { $0.stop() } }
+    #expect(eventually { proxies.allSatisfy(storeIsUp) })
+    for proxy in proxies { #expect(try proxy.get("/api/v1/echo").status == 200) }
+    #expect(sandbox.counters.logins == 1)
+    redis.master.kill()
+    #expect(eventually(timeout: 30) { redis.masterPort() == redis.replica.port }, "the Sentinels promoted the replica")
+    #expect(eventually(timeout: 15) { proxies.allSatisfy { $0.logs.all.contains { $0.contains("Redis failover") } } })
+    #expect(eventually { proxies.allSatisfy(storeIsUp) })
+  }
+
   @Test func aSentinelThatIsDownIsSkipped() throws {
     let redis = try SentinelSet()
     redis.sentinels[0].kill()

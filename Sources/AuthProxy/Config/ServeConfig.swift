@@ -131,7 +131,8 @@ extension ServeConfig {
       help:
         "memory, or a Redis to share one token pair between replicas (needs ENCRYPTION_KEY): redis://[[user]:password@]host:port[/db], "
         + "rediss://… (TLS, certificate and name verified), or redis-sentinel://host:port[,host:port…]/MASTER[/db] (the master the "
-        + "Sentinels name, followed through failovers). A user in the URL authenticates as that ACL user."),
+        + "Sentinels name, followed through failovers; rediss-sentinel:// for TLS to the Sentinels and the master). A user in the "
+        + "URL authenticates as that ACL user."),
     FlagSpec(
       name: "token-store-password-file", defaultValue: nil,
       help: "File holding the Redis password (one line), instead of the URL: keeps it out of the process list and the environment."),

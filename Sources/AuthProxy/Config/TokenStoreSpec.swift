@@ -4,14 +4,14 @@ public enum TokenStoreSpec: Sendable, Equatable {
   case redis(RedisTarget)
 
   public static let forms =
-    "memory, redis://[[user]:password@]host:port[/db], rediss://… (TLS) or redis-sentinel://host:port[,host:port…]/MASTER[/db]"
+    "memory, redis://[[user]:password@]host:port[/db], rediss://… (TLS), redis-sentinel://host:port[,host:port…]/MASTER[/db] or rediss-sentinel://… (TLS)"
 
   /// Parses the flag's value. Problems never quote the value: it may hold the Redis password.
   /// Host names are kept as names: they are resolved off the loop at every connect.
   public static func parse(_ text: String) -> Result<TokenStoreSpec, ConfigProblem> {
     if text == "memory" { return .success(.memory) }
     let schemes: [(String, Bool, Bool)] = [
-      ("redis://", false, false), ("rediss://", true, false), ("redis-sentinel://", false, true),
+      ("redis://", false, false), ("rediss://", true, false), ("redis-sentinel://", false, true), ("rediss-sentinel://", true, true),
     ]
     guard let (scheme, tls, sentinel) = schemes.first(where: { text.hasPrefix($0.0) }) else {
       return .failure(ConfigProblem("is not one of \(forms)"))
@@ -100,7 +100,7 @@ public struct RedisTarget: Sendable, Equatable {
     case sentinel([HostPort], masterName: String)
   }
   public var locator: Locator
-  /// TLS to the data node (`rediss://`). Sentinels are asked over plain TCP.
+  /// TLS (`rediss://`, `rediss-sentinel://`: to the Sentinels and the master alike).
   public var tls: Bool
   /// An ACL user (`AUTH user password`); nil: the default user (`AUTH password`).
   public var username: String?
@@ -125,7 +125,8 @@ public struct RedisTarget: Sendable, Equatable {
   public var summary: String {
     switch locator {
     case .direct(let server): "\(tls ? "rediss" : "redis")://\(server)"
-    case .sentinel(let sentinels, let name): "redis-sentinel://\(sentinels.map(\.description).joined(separator: ","))/\(name)"
+    case .sentinel(let sentinels, let name):
+      "\(tls ? "rediss" : "redis")-sentinel://\(sentinels.map(\.description).joined(separator: ","))/\(name)"
     }
   }
 }

@@ -100,7 +100,7 @@ final class RedisClient {
       lost(.down("no Sentinel named a master '\(masterName)'"), reason: "unreachable")
       return
     }
-    let setup = RedisConnection.Setup(host: sentinel.host, port: sentinel.port, bare: true, timeout: target.timeout)
+    let setup = RedisConnection.Setup(host: sentinel.host, port: sentinel.port, tls: tlsContext, bare: true, timeout: target.timeout)
     let rest = sentinels.dropFirst()
     var answered = false
     let probe = RedisConnection(

@@ -18,6 +18,9 @@ final class RedisServer {
     var replicaOf: Int?
     /// Run as a Sentinel watching the master on this port under `SentinelSet.masterName`.
     var sentinelFor: Int?
+    /// With `tls`: the certificates of this directory (a CA shared by several servers)
+    /// instead of a throw-away CA of its own.
+    var pki: String?
   }
 
   let port: Int
@@ -29,7 +32,7 @@ final class RedisServer {
   init(port: Int = freePort(), _ options: Options = Options()) throws {
     self.port = port
     self.options = options
-    if options.tls {
+    if options.tls && options.pki == nil {
       try ThrowawayPKI.make(in: directory, caName: "throw-away Redis CA")
     }
     try start()
@@ -39,17 +42,28 @@ final class RedisServer {
     ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
   }
 
-  var caPath: String { directory + "/ca.pem" }
-  var certificatePath: String { directory + "/server.pem" }
-  var keyPath: String { directory + "/server-key.pem" }
+  var caPath: String { (options.pki ?? directory) + "/ca.pem" }
+  var certificatePath: String { (options.pki ?? directory) + "/server.pem" }
+  var keyPath: String { (options.pki ?? directory) + "/server-key.pem" }
 
   private var arguments: [String] {
     var arguments: [String] = []
     if let master = options.sentinelFor {
       // A Sentinel rewrites its configuration file: it must be one of its own.
       let config = directory + "/sentinel.conf"
+      let listen =
+        options.tls
+        ? """
+        port 0
+        tls-port \(port)
+        tls-cert-file \(certificatePath)
+        tls-key-file \(keyPath)
+        tls-ca-cert-file \(caPath)
+        tls-auth-clients no
+        tls-replication yes
+        """ : "port \(port)"
       let text = """
-        port \(port)
+        \(listen)
         bind 127.0.0.1
         protected-mode no
         dir \(directory)
@@ -68,6 +82,7 @@ final class RedisServer {
       arguments += [
         "--port", "0", "--tls-port", String(port), "--tls-cert-file", certificatePath, "--tls-key-file", keyPath,
         "--tls-ca-cert-file", caPath, "--tls-auth-clients", options.requireClientCertificate ? "yes" : "no",
+        "--tls-replication", "yes",
       ]
     } else {
       arguments += ["--port", String(port)]
@@ -149,15 +164,31 @@ final class SentinelSet {
   let replica: RedisServer
   let sentinels: [RedisServer]
 
-  init() throws {
-    let master = try RedisServer()
+  let tls: Bool
+
+  /// `tls`: every server speaks TLS only, with one throw-away CA (replication and the
+  /// Sentinels' own connections too).
+  init(tls: Bool = false) throws {
+    self.tls = tls
+    var options = RedisServer.Options(tls: tls)
+    if tls {
+      let pki = temporaryDirectory("redis-pki")
+      try ThrowawayPKI.make(in: pki, caName: "throw-away Redis CA")
+      options.pki = pki
+    }
+    let master = try RedisServer(options)
     self.master = master
-    replica = try RedisServer(RedisServer.Options(replicaOf: master.port))
-    sentinels = try (0..<3).map { _ in try RedisServer(RedisServer.Options(sentinelFor: master.port)) }
+    var replicaOptions = options
+    replicaOptions.replicaOf = master.port
+    replica = try RedisServer(replicaOptions)
+    var sentinelOptions = options
+    sentinelOptions.sentinelFor = master.port
+    sentinels = try (0..<3).map { _ in try RedisServer(sentinelOptions) }
   }
 
   var url: String {
-    "redis-sentinel://" + sentinels.map { "127.0.0.1:\($0.port)" }.joined(separator: ",") + "/\(SentinelSet.masterName)"
+    (tls ? "rediss-sentinel://" : "redis-sentinel://") + sentinels.map { "127.0.0.1:\($0.port)" }.joined(separator: ",")
+      + "/\(SentinelSet.masterName)"
   }
 
   /// The port the first Sentinel names as the master now.
