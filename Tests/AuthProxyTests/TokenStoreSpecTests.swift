@@ -41,7 +41,12 @@ struct TokenStoreSpecTests {
           [HostPort(host: "10.0.0.1", port: 26379), HostPort(host: "10.0.0.2", port: 26379), HostPort(host: "fd00::3", port: 26379)],
           masterName: "mymaster"))
     #expect(parsed.database == 1)
+    #expect(!parsed.tls)
     #expect(parsed.summary == "redis-sentinel://10.0.0.1:26379,10.0.0.2:26379,[fd00::3]:26379/mymaster")
+    let overTLS = try target("rediss-sentinel://user:pw@s1.internal:26379/cache")
+    #expect(overTLS.tls)
+    #expect(overTLS.username == "user")
+    #expect(overTLS.summary == "rediss-sentinel://s1.internal:26379/cache")
   }
 
   @Test func theSummaryNeverHoldsCredentials() throws {

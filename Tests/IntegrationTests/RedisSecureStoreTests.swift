@@ -127,6 +127,12 @@ import Testing
     #expect(problems(["token-store": "redis://127.0.0.1:6379", "token-store-password-file": "/nonexistent"]).contains("cannot read"))
     #expect(problems(["token-store": "memory", "token-store-password-file": "/etc/hostname"]).contains("only means something"))
     #expect(problems(["token-store": "redis://127.0.0.1:6379", "token-store-timeout": "soon"]).contains("--token-store-timeout"))
+    let notPEM = temporaryDirectory() + "/not-a-certificate.pem"
+    try "not a certificate\n".write(toFile: notPEM, atomically: true, encoding: .utf8)
+    #expect(problems(["token-store": "rediss://127.0.0.1:6379", "token-store-ca-file": notPEM]).contains("--token-store-ca-file"))
+    #expect(
+      problems(["token-store": "rediss://127.0.0.1:6379", "token-store-client-cert": notPEM, "token-store-client-key": notPEM])
+        .contains("--token-store-client-cert"))
     // Names are not resolved at start-up any more (that blocked); the forms are accepted.
     for good in [
       "redis://redis.internal:6379/2", "rediss://user:pw@redis.example.com:6380", "redis-sentinel://10.0.0.1:26379,[::1]:26379/mymaster/3",

@@ -414,6 +414,20 @@ extension ServeConfig {
     }
     if (value("token-store-client-cert") == nil) != (value("token-store-client-key") == nil) {
       problems.append("--token-store-client-cert and --token-store-client-key go together: give both for mutual TLS to Redis")
+    } else if target.tls && problems.isEmpty {
+      // Load the files now: a CA file that is not PEM is a configuration problem (exit 64),
+      // not a failure of the running control thread.
+      var settings = UpstreamTLS(caFile: target.caFile)
+      settings.clientCertificate = target.clientCertificate
+      settings.clientKey = target.clientKey
+      do {
+        _ = try TLSClientContext(settings)
+      } catch {
+        let flag =
+          error.description.contains("client key")
+          ? "token-store-client-key" : error.description.contains("client certificate") ? "token-store-client-cert" : "token-store-ca-file"
+        problems.append("\(source(flag)): \(error.description); give a PEM file")
+      }
     }
     return problems
   }
