@@ -38,6 +38,16 @@ struct ServeFlags: ParsableArguments {
   @Option(name: .customLong("reuse-window"), parsing: .unconditional, help: flagHelp("reuse-window")) var reuseWindow: String?
   @Option(name: .customLong("allow-cidr"), parsing: .unconditional, help: flagHelp("allow-cidr")) var allowCIDR: String?
   @Option(name: .customLong("token-store"), parsing: .unconditional, help: flagHelp("token-store")) var tokenStore: String?
+  @Option(name: .customLong("token-store-password-file"), parsing: .unconditional, help: flagHelp("token-store-password-file"))
+  var tokenStorePasswordFile: String?
+  @Option(name: .customLong("token-store-ca-file"), parsing: .unconditional, help: flagHelp("token-store-ca-file"))
+  var tokenStoreCAFile: String?
+  @Option(name: .customLong("token-store-client-cert"), parsing: .unconditional, help: flagHelp("token-store-client-cert"))
+  var tokenStoreClientCert: String?
+  @Option(name: .customLong("token-store-client-key"), parsing: .unconditional, help: flagHelp("token-store-client-key"))
+  var tokenStoreClientKey: String?
+  @Option(name: .customLong("token-store-timeout"), parsing: .unconditional, help: flagHelp("token-store-timeout"))
+  var tokenStoreTimeout: String?
   @Option(name: .customLong("log-level"), parsing: .unconditional, help: flagHelp("log-level")) var logLevel: String?
   @Option(name: .customLong("log-format"), parsing: .unconditional, help: flagHelp("log-format")) var logFormat: String?
   @Option(name: .customLong("login-path"), parsing: .unconditional, help: flagHelp("login-path")) var loginPath: String?
@@ -64,7 +74,10 @@ struct ServeFlags: ParsableArguments {
       ("max-connections", maxConnections), ("workers", workers), ("max-body", maxBody),
       ("drain-timeout", drainTimeout), ("header-timeout", headerTimeout), ("retries", retries), ("retry-delay", retryDelay),
       ("reuse-window", reuseWindow),
-      ("allow-cidr", allowCIDR), ("token-store", tokenStore), ("log-level", logLevel), ("log-format", logFormat),
+      ("allow-cidr", allowCIDR), ("token-store", tokenStore), ("token-store-password-file", tokenStorePasswordFile),
+      ("token-store-ca-file", tokenStoreCAFile), ("token-store-client-cert", tokenStoreClientCert),
+      ("token-store-client-key", tokenStoreClientKey), ("token-store-timeout", tokenStoreTimeout), ("log-level", logLevel),
+      ("log-format", logFormat),
       ("alert-window", alertWindow), ("alert-401-threshold", alert401Threshold),
       ("alert-403-threshold", alert403Threshold), ("alert-login-failure-threshold", alertLoginFailureThreshold),
       ("alert-webhook", alertWebhook), ("alert-command", alertCommand), ("login-path", loginPath), ("refresh-path", refreshPath),

@@ -107,13 +107,6 @@ import Testing
       return
     }
     #expect(errors.description.contains("ENCRYPTION_KEY"))
-    let tls = ServeConfig.load(
-      flags: ["upstream": "https://api.example.com", "token-store": "rediss://127.0.0.1:6380"], environment: ["ENCRYPTION_KEY": key])
-    guard case .failure(let tlsErrors) = tls else {
-      Issue.record("rediss:// was accepted")
-      return
-    }
-    #expect(tlsErrors.description.contains("no TLS"))
     let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")
     defer { sandbox.stop() }
     let proxies = try replicas(1, sandbox: sandbox, redis: redis, flags: ["logout-on-exit": "true"])

@@ -8,6 +8,7 @@ import Testing
 final class LoadGenerator: @unchecked Sendable {
   private let statuses = Mutex<[Int]>([])
   private let running = Atomic<Bool>(true)
+  private let slowest = Mutex<Double>(0)
   private var threads: [Thread] = []
 
   /// `pause` between requests keeps a long run from exhausting loopback's ephemeral ports
@@ -16,8 +17,11 @@ final class LoadGenerator: @unchecked Sendable {
     for _ in 0..<count {
       let thread = Thread { [self] in
         while running.load(ordering: .relaxed) {
+          let started = Date()
           let status = (try? request(port: port, target: target).status) ?? -1
+          let took = Date().timeIntervalSince(started)
           statuses.withLock { $0.append(status) }
+          slowest.withLock { $0 = max($0, took) }
           if pause > 0 { usleep(pause) }
         }
       }
@@ -34,6 +38,8 @@ final class LoadGenerator: @unchecked Sendable {
   }
 
   var count: Int { statuses.withLock { $0.count } }
+  /// The longest a request took, in seconds.
+  var slowestSeconds: Double { slowest.withLock { $0 } }
 }
 
 /// Credentials that a test can change, as an operator changes a Secret.

@@ -168,7 +168,23 @@ extension ServeConfig {
     FlagSpec(name: "drain-timeout", defaultValue: "20s", help: "On SIGTERM, how long in-flight requests may finish."),
     FlagSpec(
       name: "token-store", defaultValue: "memory",
-      help: "memory, or redis://[:password@]host:port[/db] to share one token pair between replicas (needs ENCRYPTION_KEY)."),
+      help:
+        "memory, or a Redis to share one token pair between replicas (needs ENCRYPTION_KEY): redis://[[user]:password@]host:port[/db], "
+        + "rediss://… (TLS, certificate and name verified), or redis-sentinel://host:port[,host:port…]/MASTER[/db] (the master the "
+        + "Sentinels name, followed through failovers; rediss-sentinel:// for TLS to the Sentinels and the master). A user in the "
+        + "URL authenticates as that ACL user."),
+    FlagSpec(
+      name: "token-store-password-file", defaultValue: nil,
+      help: "File holding the Redis password (one line), instead of the URL: keeps it out of the process list and the environment."),
+    FlagSpec(
+      name: "token-store-ca-file", defaultValue: nil, help: "PEM trust anchors for a rediss:// token store, instead of the system store."),
+    FlagSpec(name: "token-store-client-cert", defaultValue: nil, help: "PEM client certificate for a rediss:// token store (mutual TLS)."),
+    FlagSpec(name: "token-store-client-key", defaultValue: nil, help: "PEM private key of --token-store-client-cert."),
+    FlagSpec(
+      name: "token-store-timeout", defaultValue: "2s",
+      help:
+        "Bounds each Redis step: resolving, connecting, TLS and AUTH together, and every command. A Redis that does not answer in "
+        + "time is dropped and reconnected with backoff; the proxy renews on its own meanwhile."),
     FlagSpec(name: "log-level", defaultValue: "info", help: "Diagnostic log level: trace, debug, info, notice, warning, error, critical."),
     FlagSpec(name: "log-format", defaultValue: "text", help: "Diagnostic log format on stderr: text or json."),
     FlagSpec(name: "login-path", defaultValue: "/auth/login", help: "The API's login path (never reachable by apps)."),
@@ -378,6 +394,16 @@ extension ServeConfig {
         problems.append("\(source("token-store")): the value \(problem.description)")
       }
     }
+    if case .redis(var target) = config.tokenStore {
+      problems += loadRedisSettings(&target, value: value, source: source)
+      if let seconds = duration("token-store-timeout") { target.timeout = seconds }
+      config.tokenStore = .redis(target)
+    } else {
+      for flag in ["token-store-password-file", "token-store-ca-file", "token-store-client-cert", "token-store-client-key"]
+      where value(flag) != nil {
+        problems.append("\(source(flag)): only means something with a Redis --token-store")
+      }
+    }
     if let text = value("log-level") {
       if let level = Logger.Level(rawValue: text.lowercased()) {
         config.logLevel = level
@@ -414,6 +440,72 @@ extension ServeConfig {
     case .failure(let errors): problems += errors.problems
     }
     return problems.isEmpty ? .success(config) : .failure(ConfigErrors(problems: problems))
+  }
+}
+
+extension ServeConfig {
+  /// The `--token-store-*` flags that complete a Redis target: password file, TLS files, timeout.
+  fileprivate static func loadRedisSettings(
+    _ target: inout RedisTarget, value: (String) -> String?, source: (String) -> String
+  ) -> [String] {
+    var problems: [String] = []
+    if let file = value("token-store-password-file") {
+      if target.password != nil {
+        problems.append("\(source("token-store-password-file")): the --token-store URL holds a password too; give it in one place only")
+      } else if let bytes = readSmallFile(file) {
+        let line = String(decoding: bytes.prefix { $0 != 0x0A && $0 != 0x0D }, as: UTF8.self)
+        if line.isEmpty {
+          problems.append("\(source("token-store-password-file")): '\(file)' is empty; write the Redis password on its first line")
+        } else {
+          target.password = Secret(line)
+        }
+      } else {
+        problems.append("\(source("token-store-password-file")): cannot read '\(file)' (\(String(cString: strerror(errno))))")
+      }
+    }
+    let tlsFlags = [
+      ("token-store-ca-file", \RedisTarget.caFile), ("token-store-client-cert", \RedisTarget.clientCertificate),
+      ("token-store-client-key", \RedisTarget.clientKey),
+    ]
+    for (flag, keyPath) in tlsFlags {
+      guard let file = value(flag) else { continue }
+      if !target.tls {
+        problems.append("\(source(flag)): only means something with a rediss:// --token-store (TLS)")
+      } else if access(file, R_OK) != 0 {
+        problems.append("\(source(flag)): cannot read '\(file)' (\(String(cString: strerror(errno)))); give a readable PEM file")
+      } else {
+        target[keyPath: keyPath] = file
+      }
+    }
+    if (value("token-store-client-cert") == nil) != (value("token-store-client-key") == nil) {
+      problems.append("--token-store-client-cert and --token-store-client-key go together: give both for mutual TLS to Redis")
+    } else if target.tls && problems.isEmpty {
+      // Load the files now: a CA file that is not PEM is a configuration problem (exit 64),
+      // not a failure of the running control thread.
+      var settings = UpstreamTLS(caFile: target.caFile)
+      settings.clientCertificate = target.clientCertificate
+      settings.clientKey = target.clientKey
+      do {
+        _ = try TLSClientContext(settings)
+      } catch {
+        let flag =
+          error.description.contains("client key")
+          ? "token-store-client-key" : error.description.contains("client certificate") ? "token-store-client-cert" : "token-store-ca-file"
+        problems.append("\(source(flag)): \(error.description); give a PEM file")
+      }
+    }
+    return problems
+  }
+
+  /// A secret file's bytes (at most 4 KiB); nil with errno set when it cannot be read.
+  private static func readSmallFile(_ path: String) -> [UInt8]? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    let n = read(fd, &buffer, buffer.count)
+    guard n >= 0 else { return nil }
+    return Array(buffer[0..<n])
   }
 }
 

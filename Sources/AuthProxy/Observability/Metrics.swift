@@ -68,6 +68,10 @@ final class ControlMetrics {
   var alerts: [String: Int] = [:]  // by rule
   var sinkFailures: [String: Int] = [:]  // by sink
   var rotations: [String: Int] = [:]
+  /// Redis token store: failures by reason (auth, timeout, unreachable, tls, failover,
+  /// protocol) and whether it is connected now (nil: no Redis store).
+  var tokenStoreFailures: [String: Int] = [:]
+  var tokenStoreUp: Bool?
 }
 
 /// Renders the Prometheus text exposition format (version 0.0.4).
@@ -188,6 +192,14 @@ struct MetricsExposition {
     gauge(
       "authproxy_access_log_buffered_bytes", "Access-log bytes waiting in memory to be written.", Double(accessLog.bufferedBytes))
     gauge("authproxy_ready", "1 while a valid token is held.", ready ? 1 : 0)
+    if let up = control.tokenStoreUp {
+      gauge(
+        "authproxy_token_store_up", "Whether the Redis token store is connected and accepts our credentials (1) or not (0).", up ? 1 : 0)
+      out.family("authproxy_token_store_failures_total", "counter", "Redis token store failures, by reason.")
+      for reason in ["auth", "timeout", "unreachable", "tls", "failover", "protocol"] {
+        out.sample("authproxy_token_store_failures_total", [("reason", reason)], Double(control.tokenStoreFailures[reason] ?? 0))
+      }
+    }
     if let tokenExpiresIn {
       gauge("authproxy_token_expires_in_seconds", "Seconds until the access token expires.", tokenExpiresIn.rounded())
     }

@@ -1,206 +1,232 @@
-import CHiredis
-import CShims
-import Glibc
 import Logging
-
-/// A Redis reply, copied out of hiredis's memory.
-public enum RedisReply: Sendable, Equatable {
-  case string([UInt8])
-  case status(String)
-  case integer(Int)
-  case null
-  case array([RedisReply])
-  case error(String)
-}
 
 /// Why a command got no reply.
 public enum RedisError: Error, Sendable, Equatable {
   case notConnected
   case timedOut
   case connectionLost
+  /// Redis refuses our credentials: waiting will not help until the password is fixed.
+  case authenticationFailed
 }
 
-/// One asynchronous Redis connection on the control loop (hiredis + its libevent adapter).
-/// Commands fail fast while it is down; it reconnects by itself with capped backoff.
+/// How the token store's Redis is doing, for /readyz and the logs.
+enum RedisHealth: Equatable {
+  case connecting
+  case up
+  case down(String)
+  case authenticationFailed(String)
+
+  /// A sentence for /readyz, nil while all is well.
+  var problem: String? {
+    switch self {
+    case .up: nil
+    case .connecting: "token store: connecting to Redis"
+    case .down(let why): "token store: Redis unreachable (\(why)); renewing on our own"
+    case .authenticationFailed(let why): "token store: \(why); renewing on our own until the password is fixed"
+    }
+  }
+}
+
+/// The token store's Redis connection, on the control loop. Commands fail fast while it is down;
+/// it reconnects by itself with capped, jittered backoff. With Sentinels it asks them for the
+/// master before every connect, so after a failover the next connect finds the new master.
+/// Nothing here blocks: see `RedisConnection`.
 final class RedisClient {
   private let loop: EventLoop
-  private let host: String
-  private let port: Int
-  private let password: Secret?
-  private let database: Int
+  private let target: RedisTarget
+  private let tlsContext: TLSClientContext?
   private let logger: Logger
-  private var context: OpaquePointer?
-  private var connecting = false
+  private let scratch = ReadScratch(size: 16 * 1024)
+  private var connection: RedisConnection?
+  private var probe: RedisConnection?
   private var closed = false
-  private var reconnectDelay = 0.25
+  private var reconnectDelay = RedisClient.firstDelay
   private var reconnectTimer: Timer?
-  private(set) var isConnected = false
+  private(set) var health = RedisHealth.connecting
+  /// Where the data node was found last (for the logs: a change is a failover).
+  private var master: HostPort?
+  /// Commands sent during the first connect, sent or failed when it ends.
+  private var waitingForFirstConnect: [([String], Double?, (Result<RedisReply, RedisError>) -> Void)] = []
+  var isConnected: Bool { health == .up }
   /// Told when the connection comes up (true) or goes down (false).
   var onStateChange: ((Bool) -> Void)?
+  /// Told of every failure, by `RedisConnectionFailure.metricReason`.
+  var onFailure: ((String) -> Void)?
 
-  /// `host` must be an IP address (hiredis resolves names with a blocking call).
-  init(loop: EventLoop, host: String, port: Int, password: Secret?, database: Int, logger: Logger) {
+  static let firstDelay = 0.1
+  static let maximumDelay = 2.0
+
+  init(loop: EventLoop, target: RedisTarget, logger: Logger) throws(EventError) {
     self.loop = loop
-    self.host = host
-    self.port = port
-    self.password = password
-    self.database = database
+    self.target = target
     self.logger = logger
+    if target.tls {
+      var settings = UpstreamTLS(caFile: target.caFile)
+      settings.clientCertificate = target.clientCertificate
+      settings.clientKey = target.clientKey
+      tlsContext = try TLSClientContext(settings)
+    } else {
+      tlsContext = nil
+    }
     reconnectTimer = Timer(loop: loop) { [unowned self] in self.connect() }
   }
 
   func connect() {
-    guard !closed, context == nil, !connecting else { return }
-    var err = [CChar](repeating: 0, count: 256)
-    // Context: retained for hiredis until its status callback reports the end of this connection.
-    let me = Unmanaged.passRetained(self).toOpaque()
-    guard let ac = ap_redis_connect(loop.base, host, Int32(port), redisStatusTrampoline, me, &err, err.count) else {
-      Unmanaged<RedisClient>.fromOpaque(me).release()
-      logger.warning("Redis \(host):\(port): \(String(cBuffer: err))")
-      scheduleReconnect()
-      return
+    guard !closed, connection == nil, probe == nil else { return }
+    switch target.locator {
+    case .direct(let server): connectData(to: server)
+    case .sentinel(let sentinels, let name): ask(sentinels[...], masterName: name)
     }
-    connecting = true
-    context = OpaquePointer(ac)
-    if let password { send(["AUTH", password.reveal], timeout: 2) { _ in } }
-    if database != 0 { send(["SELECT", String(database)], timeout: 2) { _ in } }
   }
 
   /// Stops for good (shutdown).
   func close() {
     closed = true
+    let waiting = waitingForFirstConnect
+    waitingForFirstConnect = []
+    for (_, _, completion) in waiting { loop.soon { completion(.failure(.notConnected)) } }
     reconnectTimer?.cancel()
-    if let context { redisAsyncDisconnect(UnsafeMutablePointer(context)) }
+    probe?.shutdown()
+    probe = nil
+    connection?.shutdown()
+    connection = nil
   }
 
-  fileprivate func statusChanged(connected: Bool, status: Int32) {
-    connecting = false
-    if connected {
-      isConnected = true
-      reconnectDelay = 0.25
-      logger.info("Redis \(host):\(port) connected")
-      onStateChange?(true)
+  // MARK: finding the master
+
+  /// Asks the Sentinels in turn where the master is; the first answer wins.
+  private func ask(_ sentinels: ArraySlice<HostPort>, masterName: String) {
+    guard let sentinel = sentinels.first else {
+      lost(.down("no Sentinel named a master '\(masterName)'"), reason: "unreachable")
       return
     }
-    let wasConnected = isConnected
-    isConnected = false
-    context = nil
-    if wasConnected {
-      logger.warning("Redis \(host):\(port) connection lost; serving from the in-memory token and reconnecting")
-      onStateChange?(false)
+    let setup = RedisConnection.Setup(host: sentinel.host, port: sentinel.port, tls: tlsContext, bare: true, timeout: target.timeout)
+    let rest = sentinels.dropFirst()
+    var answered = false
+    let probe = RedisConnection(
+      loop: loop, setup: setup, scratch: scratch,
+      onReady: {},
+      onClosed: { [weak self] failure in
+        guard let self, !answered, !self.closed else { return }
+        self.probe = nil
+        self.logger.debug("Sentinel \(sentinel): \(failure)")
+        self.ask(rest, masterName: masterName)
+      })
+    self.probe = probe
+    probe.command(
+      ["SENTINEL", "get-master-addr-by-name", masterName].map { Array($0.utf8) }, timeout: target.timeout
+    ) { [weak self, weak probe] result in
+      guard let self, !self.closed else { return }
+      guard case .success(.array(let parts)) = result, parts.count == 2, case .string(let host) = parts[0],
+        case .string(let portText) = parts[1], let port = Int(String(decoding: portText, as: UTF8.self))
+      else {
+        if case .success = result { probe?.close(.protocolError("no master named '\(masterName)'")) }
+        return
+      }
+      answered = true
+      probe?.shutdown()
+      self.probe = nil
+      self.connectData(to: HostPort(host: String(decoding: host, as: UTF8.self), port: port))
     }
-    scheduleReconnect()
+    probe.start()
   }
 
-  private func scheduleReconnect() {
+  // MARK: the data connection
+
+  private func connectData(to server: HostPort) {
+    var setup = RedisConnection.Setup(
+      host: server.host, port: server.port, tls: tlsContext, username: target.username, password: target.password,
+      database: target.database, timeout: target.timeout)
+    if case .sentinel = target.locator { setup.requireMaster = true }
+    let connection = RedisConnection(
+      loop: loop, setup: setup, scratch: scratch,
+      onReady: { [unowned self] in self.ready(server) },
+      onClosed: { [weak self] failure in self?.ended(failure, server: server) })
+    self.connection = connection
+    connection.start()
+  }
+
+  private func ready(_ server: HostPort) {
+    reconnectDelay = RedisClient.firstDelay
+    let previous = master
+    master = server
+    health = .up
+    if case .sentinel = target.locator, let previous, previous != server {
+      logger.warning("Redis failover: the Sentinels name a new master \(server) (was \(previous))")
+    }
+    logger.info("Redis \(target.summary) connected (\(server))")
+    onStateChange?(true)
+    flushWaiting()
+  }
+
+  private func ended(_ failure: RedisConnectionFailure, server: HostPort) {
+    connection = nil
     guard !closed else { return }
-    reconnectTimer?.schedule(after: reconnectDelay)
-    reconnectDelay = min(reconnectDelay * 2, 10)
+    if case .authentication(let why) = failure {
+      lost(.authenticationFailed(RedisConnectionFailure.authentication(why).description), reason: failure.metricReason)
+    } else {
+      lost(.down("\(server): \(failure)"), reason: failure.metricReason)
+    }
   }
 
-  /// Sends one command; `completion` runs on the loop exactly once.
-  func send(_ arguments: [String], timeout: Double = 2, completion: @escaping (Result<RedisReply, RedisError>) -> Void) {
-    guard let context, isConnected || connecting else {
-      completion(.failure(.notConnected))
+  private func lost(_ newHealth: RedisHealth, reason: String) {
+    let wasUp = health == .up
+    let changed = health != newHealth
+    health = newHealth
+    onFailure?(reason)
+    if changed {
+      switch newHealth {
+      case .authenticationFailed(let why):
+        logger.error("Redis token store: \(why); renewing the token on our own until the password is fixed", metadata: ["reason": "auth"])
+      case .down(let why):
+        logger.warning(
+          "Redis token store \(wasUp ? "connection lost" : "unreachable"): \(why); serving from the in-memory token and reconnecting",
+          metadata: ["reason": "\(reason)"])
+      case .up, .connecting: break
+      }
+    }
+    if wasUp { onStateChange?(false) }
+    flushWaiting()
+    // Fast only right after a working master turned replica: a Sentinel that keeps naming a
+    // non-master gets the usual backoff.
+    scheduleReconnect(fast: reason == "failover" && wasUp)
+  }
+
+  private func flushWaiting() {
+    let waiting = waitingForFirstConnect
+    waitingForFirstConnect = []
+    for (arguments, timeout, completion) in waiting { send(arguments, timeout: timeout, completion: completion) }
+  }
+
+  private func scheduleReconnect(fast: Bool) {
+    guard !closed else { return }
+    // A demoted master: ask the Sentinels again at once, they already know the new one.
+    let delay = fast ? RedisClient.firstDelay : reconnectDelay * Double.random(in: 0.5..<1)
+    reconnectTimer?.schedule(after: delay)
+    reconnectDelay = min(reconnectDelay * 2, RedisClient.maximumDelay)
+  }
+
+  /// Sends one command; `completion` runs on the loop exactly once. Fails at once while the
+  /// connection is not up, so a renewal never waits on a Redis that is down.
+  func send(_ arguments: [String], timeout: Double? = nil, completion: @escaping (Result<RedisReply, RedisError>) -> Void) {
+    if health == .connecting && !closed {
+      // The first connect is under way (start-up): worth its bounded wait, or every replica
+      // would log in on its own before the store could tell them apart.
+      waitingForFirstConnect.append((arguments, timeout, completion))
       return
     }
-    let pending = PendingCommand(completion: completion)
-    // hiredis 0.14 has no async timeouts: our own timer answers, and the late reply is dropped.
-    pending.timer = Timer(loop: loop) { [weak pending] in pending?.finish(.failure(.timedOut)) }
-    pending.timer?.schedule(after: timeout)
-    let bytes = arguments.map { Array($0.utf8) }
-    let lengths = bytes.map(\.count)
-    // Context: retained for hiredis, which calls back exactly once per command (with a NULL
-    // reply when the connection goes away); released there.
-    let me = Unmanaged.passRetained(pending).toOpaque()
-    let status = withCStrings(bytes) { argv in
-      var pointers = argv
-      return pointers.withUnsafeMutableBufferPointer { argvBuffer in
-        ap_redis_command(UnsafeMutablePointer(context), redisReplyTrampoline, me, Int32(argvBuffer.count), argvBuffer.baseAddress, lengths)
+    guard let connection, health == .up else {
+      let error: RedisError = if case .authenticationFailed = health { .authenticationFailed } else { .notConnected }
+      loop.soon { completion(.failure(error)) }
+      return
+    }
+    connection.command(arguments.map { Array($0.utf8) }, timeout: timeout ?? target.timeout) { result in
+      switch result {
+      case .success(let reply): completion(.success(reply))
+      case .failure(.timedOut): completion(.failure(.timedOut))
+      case .failure(.authentication): completion(.failure(.authenticationFailed))
+      case .failure: completion(.failure(.connectionLost))
       }
     }
-    if status != 0 {
-      Unmanaged<PendingCommand>.fromOpaque(me).release()
-      pending.finish(.failure(.notConnected))
-    }
   }
-}
-
-/// Runs `body` with C pointers to every argument (binary-safe: lengths are passed apart).
-private func withCStrings<R>(_ arguments: [[UInt8]], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
-  let buffers = arguments.map { bytes -> UnsafeMutablePointer<CChar> in
-    let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: max(1, bytes.count))
-    bytes.withUnsafeBufferPointer { source in
-      source.withMemoryRebound(to: CChar.self) { chars in
-        if let base = chars.baseAddress { buffer.update(from: base, count: bytes.count) }
-      }
-    }
-    return buffer
-  }
-  defer {
-    for (buffer, bytes) in zip(buffers, arguments) {
-      // The arguments may hold a sealed token: clear before freeing.
-      buffer.update(repeating: 0, count: max(1, bytes.count))
-      buffer.deallocate()
-    }
-  }
-  return body(buffers.map { UnsafePointer($0) })
-}
-
-/// A command waiting for its reply or its timeout, whichever comes first.
-final class PendingCommand {
-  private var completion: ((Result<RedisReply, RedisError>) -> Void)?
-  var timer: Timer?
-  init(completion: @escaping (Result<RedisReply, RedisError>) -> Void) { self.completion = completion }
-
-  func finish(_ result: Result<RedisReply, RedisError>) {
-    timer?.cancel()
-    timer = nil
-    let callback = completion
-    completion = nil
-    callback?(result)
-  }
-}
-
-private func copyReply(_ raw: UnsafeMutablePointer<redisReply>) -> RedisReply {
-  let reply = raw.pointee
-  func text() -> String {
-    guard let str = reply.str else { return "" }
-    return String(decoding: UnsafeRawBufferPointer(start: str, count: reply.len), as: UTF8.self)
-  }
-  switch reply.type {
-  case REDIS_REPLY_STRING:
-    guard let str = reply.str else { return .string([]) }
-    return .string(Array(UnsafeRawBufferPointer(start: str, count: reply.len)))
-  case REDIS_REPLY_STATUS: return .status(text())
-  case REDIS_REPLY_ERROR: return .error(text())
-  case REDIS_REPLY_INTEGER: return .integer(Int(reply.integer))
-  case REDIS_REPLY_ARRAY:
-    var items: [RedisReply] = []
-    for index in 0..<reply.elements {
-      if let element = reply.element[index] { items.append(copyReply(element)) }
-    }
-    return .array(items)
-  default: return .null
-  }
-}
-
-private func redisReplyTrampoline(
-  _ ac: UnsafeMutablePointer<redisAsyncContext>?, _ reply: UnsafeMutableRawPointer?, _ privdata: UnsafeMutableRawPointer?
-) {
-  guard let privdata else { return }
-  let pending = Unmanaged<PendingCommand>.fromOpaque(privdata).takeRetainedValue()
-  guard let reply else {
-    pending.finish(.failure(.connectionLost))
-    return
-  }
-  pending.finish(.success(copyReply(reply.assumingMemoryBound(to: redisReply.self))))
-}
-
-private func redisStatusTrampoline(_ ctx: UnsafeMutableRawPointer?, _ connected: Int32, _ status: Int32) {
-  guard let ctx else { return }
-  let client = Unmanaged<RedisClient>.fromOpaque(ctx)
-  client.takeUnretainedValue().statusChanged(connected: connected != 0, status: status)
-  // The connection is over (failed or lost): release the retain taken in connect().
-  if connected == 0 { client.release() }
 }

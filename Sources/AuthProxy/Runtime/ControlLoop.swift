@@ -56,8 +56,12 @@ final class ControlLoop {
     switch config.tokenStore {
     case .memory:
       store = MemoryTokenStore(client: tokens) { [unowned self] in self.rotator.current }
-    case .redis(let address, let port, let password, let database):
-      let redis = RedisClient(loop: loop, host: address, port: port, password: password, database: database, logger: logger)
+    case .redis(let target):
+      let redis = try RedisClient(loop: loop, target: target, logger: logger)
+      let metrics = self.metrics
+      redis.onFailure = { reason in metrics.tokenStoreFailures[reason, default: 0] += 1 }
+      redis.onStateChange = { up in metrics.tokenStoreUp = up }
+      metrics.tokenStoreUp = false
       store = RedisTokenStore(
         loop: loop, redis: redis, client: tokens, credentials: { [unowned self] in self.rotator.current },
         key: config.encryptionKey!, keyName: RedisTokenStore.keyName(upstream: config.upstream, username: credentials.username),
@@ -142,9 +146,10 @@ final class ControlLoop {
   private func readiness() -> (ready: Bool, reason: String) {
     // From SIGTERM on, load balancers should stop sending: not ready, whatever the token.
     if shuttingDown { return (false, "draining") }
-    if machine.hasUsableToken(at: clock.now()) { return (true, "a valid token is held") }
-    if let failure = machine.lastFailure { return (false, failure.description) }
-    return (false, "no token yet: logging in")
+    let store = self.store.problem.map { "; " + $0 } ?? ""
+    if machine.hasUsableToken(at: clock.now()) { return (true, "a valid token is held" + store) }
+    if let failure = machine.lastFailure { return (false, failure.description + store) }
+    return (false, "no token yet: logging in" + store)
   }
 
   private func received(_ message: ControlMessage) {

@@ -12,6 +12,8 @@ enum TokenRequest {
 protocol TokenStore: AnyObject {
   /// Shared stores must not log out on exit: another replica may be using the token.
   var isShared: Bool { get }
+  /// What is wrong with the store now (for /readyz), nil when nothing is.
+  var problem: String? { get }
   /// A newer pair written by another replica, to be adopted without an API call.
   var onAdopt: ((TokenPair) -> Void)? { get set }
   /// Obtains a new pair. `have` is the pair in use now (nil at start). `adopted` tells that the
@@ -29,6 +31,7 @@ final class MemoryTokenStore: TokenStore {
   private let credentials: () -> Credentials
   var onAdopt: ((TokenPair) -> Void)?
   var isShared: Bool { false }
+  var problem: String? { nil }
 
   init(client: TokenClient, credentials: @escaping () -> Credentials) {
     self.client = client

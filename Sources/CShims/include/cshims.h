@@ -19,7 +19,6 @@
 #include <openssl/ssl.h>
 
 #include "pki.h"
-#include "redis_shims.h"
 
 // MARK: curl (variadic curl_easy_setopt / curl_easy_getinfo / curl_multi_setopt)
 
