@@ -309,7 +309,8 @@ extension SecretLeakTests {
         arguments: ["serve", "--upstream", "https://api.example.com", "--token-store", "redis://:\(secret)@127.0.0.1:6379"],
         environment: credentials, names: "--token-store"),
       Case(
-        arguments: ["serve", "--upstream", "https://api.example.com", "--token-store", "redis://:\(secret)@host.invalid:6379"],
+        // Names are looked up when the store connects (never at start-up): a bad port is the start-up error here.
+        arguments: ["serve", "--upstream", "https://api.example.com", "--token-store", "redis://:\(secret)@host.invalid:99999"],
         environment: credentials.merging(["ENCRYPTION_KEY": validKey]) { $1 }, names: "--token-store"),
       Case(
         arguments: ["serve", "--upstream", "https://api.example.com", "--token-store", "redis://127.0.0.1:6379"],
