@@ -57,6 +57,7 @@ final class ControlMetrics {
   var alerts: [String: Int] = [:]  // by rule
   var sinkFailures: [String: Int] = [:]  // by sink
   var rotations: [String: Int] = [:]
+  var sourceFailures = 0  // reads of a polled credential source (db:) that could not reach it
 }
 
 /// Renders the Prometheus text exposition format (version 0.0.4).
@@ -143,6 +144,9 @@ struct MetricsExposition {
       out.family(name, "counter", help)
       for result in ["success", "failure"] { out.sample(name, [("result", result)], Double(values[result] ?? 0)) }
     }
+    out.family(
+      "authproxy_credential_source_failures_total", "counter", "Reads of a polled credential source (db:) that could not reach it.")
+    out.sample("authproxy_credential_source_failures_total", [], Double(control.sourceFailures))
     out.family("authproxy_alerts_total", "counter", "Security alerts raised, by rule.")
     for rule in ["failed_auth", "forbidden_access", "login_failure", "rotation_failure"] {
       out.sample("authproxy_alerts_total", [("rule", rule)], Double(control.alerts[rule] ?? 0))

@@ -28,6 +28,10 @@ final class ControlLoop {
   private var drained: Set<Int> = []
   private var shuttingDown = false
   private var ageTimer: Timer?
+  /// A credential load runs on a thread of its own; one at a time, and a request that comes
+  /// meanwhile (SIGHUP during a poll) runs after it.
+  private var loadInFlight = false
+  private var loadAgain: String?
 
   init(
     config: ServeConfig, credentials: Credentials, loader: CredentialLoader, adminSocket: Int32, accessLog: AccessLogSink,
@@ -66,6 +70,7 @@ final class ControlLoop {
     }
     rotator.oldPairProvider = { [unowned self] in self.machine.pair }
     rotator.requestLoad = { [unowned self] reason in self.loadCredentials(reason: reason) }
+    rotator.onSourceFailure = { [unowned self] in self.metrics.sourceFailures += 1 }
     rotator.onFailure = { [unowned self] why in
       self.metrics.rotations["failure", default: 0] += 1
       self.observe(.rotationFailed(reason: why))
@@ -114,6 +119,12 @@ final class ControlLoop {
   /// Loads the credentials on a thread of its own (a Vault source blocks for seconds) and
   /// hands the result back through the mailbox.
   private func loadCredentials(reason: String) {
+    guard !loadInFlight else {
+      // A poll during a load adds nothing; anything else (SIGHUP) is served after it.
+      if reason != CredentialRotator.pollReason { loadAgain = reason }
+      return
+    }
+    loadInFlight = true
     let loader = self.loader!
     let mailbox = self.mailbox.sender
     let thread = LoopThread(name: "ap-cred-load") {
@@ -137,8 +148,10 @@ final class ControlLoop {
 
   private func readiness() -> (ready: Bool, reason: String) {
     if machine.hasUsableToken(at: clock.now()) { return (true, "a valid token is held") }
-    if let failure = machine.lastFailure { return (false, failure.description) }
-    return (false, "no token yet: logging in")
+    // A credential source that cannot be read matters only while no token is held.
+    let source = rotator.sourceProblem.map { "; the credential source cannot be read: \($0)" } ?? ""
+    if let failure = machine.lastFailure { return (false, failure.description + source) }
+    return (false, "no token yet: logging in" + source)
   }
 
   private func received(_ message: ControlMessage) {
@@ -162,7 +175,12 @@ final class ControlLoop {
     case .security(let event):
       observe(event)
     case .credentialsLoaded(let result, let reason):
+      loadInFlight = false
       rotator.rotate(with: result, reason: reason)
+      if let again = loadAgain {
+        loadAgain = nil
+        loadCredentials(reason: again)
+      }
     }
   }
 
