@@ -195,3 +195,59 @@ final class SilentListener {
 
   deinit { close(fd) }
 }
+
+/// The `db:` source through the real binary: exit codes at start-up (SPEC §8) and libpq's own
+/// password places.
+@Suite(.enabled(if: PostgresServer.unavailable == nil, "\(PostgresServer.unavailable ?? "")"))
+struct PostgresCommandLineTests {
+  let demo = SandboxAPI.demoUsers[0]
+  let key = TestKey()
+
+  @Test func checkCredentialsTakesTheDatabasePasswordFromPGPASSFILE() throws {
+    let server = try tlsPostgres.get()
+    let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")
+    defer { sandbox.stop() }
+    let id = uniqueRowID()
+    try server.put(id: id, sealed: try key.seal(demo))
+    let passfile = try secretFile("127.0.0.1:\(server.port):app:authproxy:\(server.appPassword)\n")
+    let run = try runBinary(
+      [
+        "check-credentials", "--upstream", sandbox.baseURL, "--ca-file", sandbox.caPath, "--credentials", "db:\(id)",
+        "--database-url", server.url(), "--database-ca-file", server.caPath,
+      ], environment: key.environment.merging(["PGPASSFILE": passfile]) { a, _ in a })
+    #expect(run.status == 0, "\(run.stderr)")
+    #expect(run.stdout.contains("ok: logged in as '\(demo.username)'"))
+    #expect(!(run.stdout + run.stderr).contains(server.appPassword))
+  }
+
+  @Test func serveExitsSixtyFourForWhatOnlyAChangeFixesAndSixtyNineForADownDatabase() throws {
+    let server = try tlsPostgres.get()
+    let password = try secretFile(server.appPassword)
+    func serve(_ id: Int, url: String) throws -> BinaryRun {
+      try runBinary(
+        [
+          "serve", "--upstream", "https://127.0.0.1:9", "--credentials", "db:\(id)", "--database-url", url,
+          "--database-password-file", password, "--database-ca-file", server.caPath, "--database-timeout", "2s",
+        ], environment: key.environment)
+    }
+    let missing = try serve(uniqueRowID(), url: server.url())
+    #expect(missing.status == 64)
+    #expect(missing.stderr.contains("no active row"))
+    let down = try serve(uniqueRowID(), url: "postgres://authproxy@127.0.0.1:\(freePort())/app")
+    #expect(down.status == 69)
+    #expect(down.stderr.contains("cannot reach the database"))
+    let wrongPassword = try runBinary(
+      [
+        "serve", "--upstream", "https://127.0.0.1:9", "--credentials", "db:1", "--database-url",
+        "postgres://authproxy:in-the-flag@127.0.0.1:\(server.port)/app",
+      ], environment: key.environment)
+    #expect(wrongPassword.status == 64)
+    #expect(wrongPassword.stderr.contains("every user of this host sees in ps"))
+    #expect(!wrongPassword.stderr.contains("in-the-flag"))
+    let badURL = try runBinary(
+      ["serve", "--upstream", "https://127.0.0.1:9", "--credentials", "db:1", "--database-url", "postgress://x"],
+      environment: key.environment)
+    #expect(badURL.status == 64)
+    #expect(badURL.stderr.contains("must start with postgres:// or mysql://"))
+  }
+}
