@@ -158,7 +158,9 @@ struct PostgresCredentialsTests {
     let silent = try SilentListener()
     let started = Date()
     let error = try #require(
-      loadError(uniqueRowID(), try databaseSettings(["database-url": "postgres://authproxy@127.0.0.1:\(silent.port)/app", "database-timeout": "1s"])))
+      loadError(
+        uniqueRowID(),
+        try databaseSettings(["database-url": "postgres://authproxy@127.0.0.1:\(silent.port)/app", "database-timeout": "1s"])))
     let took = Date().timeIntervalSince(started)
     #expect(error.kind == .unreachable)
     #expect(error.description.contains("no connection within 1s"))

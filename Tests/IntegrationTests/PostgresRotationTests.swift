@@ -84,7 +84,9 @@ struct PostgresRotationTests {
     server.stop()
     // Reads fail and are retried with backoff (1 s, 2 s, … capped at the poll interval here).
     #expect(
-      eventually(timeout: 20) { (metric((try? proxy.admin("/metrics").text) ?? "", "authproxy_credential_source_failures_total") ?? 0) >= 3 })
+      eventually(timeout: 20) {
+        (metric((try? proxy.admin("/metrics").text) ?? "", "authproxy_credential_source_failures_total") ?? 0) >= 3
+      })
     #expect(proxy.logs.all.contains { $0.contains("cannot reach the database") })
     let ready = try proxy.admin("/readyz")
     #expect(ready.status == 200, "the token held keeps serving")

@@ -28,6 +28,11 @@ enum MariaDBQuery {
       _ = caFile.withCString { mysql_options(handle, MYSQL_OPT_SSL_CA, $0) }
     }
     let host = url.socket == nil ? url.hosts.first : "localhost"
+    if url.socket == nil, host != nil {
+      // Connector/C reads the host "localhost" as its Unix socket: a host in the URL means TCP.
+      var tcp = MYSQL_PROTOCOL_TCP.rawValue
+      mysql_options(handle, MYSQL_OPT_PROTOCOL, &tcp)
+    }
     let connected = withOptionalCString(host) { host in
       withOptionalCString(url.user) { user in
         withOptionalCString(password?.reveal) { password in

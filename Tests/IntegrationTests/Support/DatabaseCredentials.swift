@@ -29,7 +29,8 @@ struct TestKey: Sendable {
   /// php is not installed.
   func sealWithPHP(_ user: SandboxUser) throws -> String? {
     guard FileManager.default.isExecutableFile(atPath: "/usr/bin/php") else { return nil }
-    let json = String(decoding: try JSONSerialization.data(withJSONObject: ["username": user.username, "password": user.password]), as: UTF8.self)
+    let json = String(
+      decoding: try JSONSerialization.data(withJSONObject: ["username": user.username, "password": user.password]), as: UTF8.self)
     let script = """
       $key = base64_decode(getenv('KEY'));
       $iv = random_bytes(16);

@@ -48,7 +48,8 @@ func runTool(
   let text = String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
   if check && process.terminationStatus != 0 {
     throw HTTPClientError(
-      description: "\((path as NSString).lastPathComponent) \(arguments.first ?? "") failed (\(process.terminationStatus)): \(String(decoding: errorData, as: UTF8.self))"
+      description:
+        "\((path as NSString).lastPathComponent) \(arguments.first ?? "") failed (\(process.terminationStatus)): \(String(decoding: errorData, as: UTF8.self))"
     )
   }
   return text
@@ -130,7 +131,9 @@ final class PostgresServer: @unchecked Sendable {
     directory = temporaryDirectory("pg")
     let files = FileManager.default
     try files.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory)
-    for folder in [data, socketDirectory, directory + "/pki"] { try files.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+    for folder in [data, socketDirectory, directory + "/pki"] {
+      try files.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
     try ThrowawayPKI.make(in: directory + "/pki", caName: "authproxy test database CA")
     try files.setAttributes([.posixPermissions: 0o600], ofItemAtPath: directory + "/pki/server-key.pem")
     try files.setAttributes([.posixPermissions: 0o700], ofItemAtPath: data)
@@ -221,3 +224,103 @@ final class PostgresServer: @unchecked Sendable {
 
 /// A row id no other test uses (the servers are shared by tests that run in parallel).
 func uniqueRowID() -> Int { Int.random(in: 1..<2_000_000_000) }
+
+/// A real MariaDB (Debian's `mariadb-server`: mariadb-install-db, mariadbd) in a temporary
+/// folder, on a free loopback port, with TLS from a throw-away CA and
+/// `require_secure_transport` (unless `tls` is false, to play a server that offers none). The
+/// database `app` holds the security guide's table; the user `authproxy` may only SELECT from it.
+final class MariaDBServer: @unchecked Sendable {
+  // @unchecked: `process` is replaced by start() and stop() only, which the tests call from one
+  // thread at a time for a given server (a shared server is never stopped).
+  static let user = getuid() == 0 ? "mysql" : NSUserName()
+  let port: Int
+  let directory: String
+  let tls: Bool
+  let appPassword = "my-app-\(UUID().uuidString.prefix(12))"
+  var caPath: String { directory + "/pki/ca.pem" }
+  private var data: String { directory + "/data" }
+  private var socket: String { directory + "/sock/mysqld.sock" }
+  private var process: Process?
+
+  static var unavailable: String? {
+    FileManager.default.isExecutableFile(atPath: "/usr/sbin/mariadbd")
+      ? nil : "MariaDB is not installed (/usr/sbin/mariadbd): run ./scripts/install-deps"
+  }
+
+  init(tls: Bool = true) throws {
+    port = freePort()
+    self.tls = tls
+    directory = temporaryDirectory("mariadb")
+    let files = FileManager.default
+    try files.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory)
+    for folder in [data, directory + "/sock", directory + "/pki"] {
+      try files.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
+    try ThrowawayPKI.make(in: directory + "/pki", caName: "authproxy test database CA")
+    try hand(directory, to: Self.user)
+    try runTool(
+      "/usr/bin/mariadb-install-db",
+      ["--no-defaults", "--datadir=\(data)", "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"],
+      asUser: Self.user)
+    try start()
+    stopWhenTestsExit("/bin/kill $(cat \(directory)/mariadbd.pid)", asUser: Self.user, directory: directory)
+    try admin(
+      """
+      CREATE DATABASE app;
+      CREATE TABLE app.api_credentials (id INT PRIMARY KEY, encrypted_credentials TEXT NOT NULL, active TINYINT(1) NOT NULL DEFAULT 1);
+      CREATE USER 'authproxy'@'%' IDENTIFIED BY '\(appPassword)';
+      GRANT SELECT ON app.api_credentials TO 'authproxy'@'%';
+      """)
+  }
+
+  func start() throws {
+    var arguments = [
+      "--no-defaults", "--datadir=\(data)", "--port=\(port)", "--bind-address=127.0.0.1", "--socket=\(socket)",
+      "--pid-file=\(directory)/mariadbd.pid", "--log-error=\(directory)/server.log", "--skip-name-resolve", "--skip-log-bin",
+      "--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M", "--performance-schema=OFF",
+    ]
+    if tls {
+      arguments += [
+        "--ssl-cert=\(directory)/pki/server.pem", "--ssl-key=\(directory)/pki/server-key.pem", "--ssl-ca=\(directory)/pki/ca.pem",
+        "--require-secure-transport=ON",
+      ]
+    } else {
+      arguments.append("--skip-ssl")
+    }
+    process = try spawnServer("/usr/sbin/mariadbd", arguments, asUser: Self.user, log: directory + "/console.log")
+    let ready = eventually(timeout: 60) {
+      (try? runTool("/usr/bin/mariadb-admin", ["--no-defaults", "--socket=\(socket)", "-uroot", "ping"], asUser: Self.user)) != nil
+    }
+    guard ready else { throw HTTPClientError(description: "mariadbd did not come up on \(port); see \(directory)/server.log") }
+  }
+
+  /// Stops the server (SIGKILL: as a crash would) and waits until it is gone.
+  func stop() {
+    guard let process else { return }
+    kill(process.processIdentifier, SIGKILL)
+    process.waitUntilExit()
+    self.process = nil
+  }
+
+  deinit {
+    stop()
+    try? FileManager.default.removeItem(atPath: directory)
+  }
+
+  @discardableResult
+  func admin(_ sql: String) throws -> String {
+    try runTool(
+      "/usr/bin/mariadb", ["--no-defaults", "--socket=\(socket)", "-uroot", "--batch", "--skip-column-names"], asUser: Self.user,
+      stdin: sql)
+  }
+
+  func put(id: Int, sealed: String, active: Bool = true) throws {
+    try admin(
+      "INSERT INTO app.api_credentials VALUES (\(id), '\(sealed)', \(active ? 1 : 0)) ON DUPLICATE KEY UPDATE encrypted_credentials = VALUES(encrypted_credentials), active = VALUES(active)"
+    )
+  }
+
+  func url(host: String = "127.0.0.1", user: String = "authproxy", query: String = "") -> String {
+    "mysql://\(user)@\(host):\(port)/app\(query.isEmpty ? "" : "?" + query)"
+  }
+}
