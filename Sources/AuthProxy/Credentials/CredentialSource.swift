@@ -18,7 +18,7 @@ public enum CredentialSource {
       var file = try CredentialFile.read(path, ownerOnly: true, source: source)
       defer { file.contents.wipe() }
       return try openSealed(
-        String(decoding: file.contents, as: UTF8.self), key: key, spec: spec, what: path,
+        String(decoding: file.contents, as: UTF8.self), key: key, spec: spec, what: path, sealedNoun: "a sealed credentials file",
         notSealedFix: "make one with: authproxy seal < credentials.json", fallbackRotatedAt: file.modifiedAt)
     case .vault(let path):
       return try VaultSource.load(path: path, environment: environment, spec: spec)
@@ -35,7 +35,8 @@ public enum CredentialSource {
   /// Opens sealed text (`authproxy seal` output, wherever it is stored) and decodes the JSON in
   /// it: the one decryption of `encrypted-file:` and `db:`. `what` names where the text came from.
   static func openSealed(
-    _ sealed: String, key: EncryptionKey, spec: CredentialSpec, what: String, notSealedFix: String, fallbackRotatedAt: Double?
+    _ sealed: String, key: EncryptionKey, spec: CredentialSpec, what: String, sealedNoun: String = "sealed credentials",
+    notSealedFix: String, fallbackRotatedAt: Double?
   ) throws(CredentialError) -> Credentials {
     var plaintext: [UInt8]
     do {
@@ -47,7 +48,7 @@ public enum CredentialSource {
           .invalid, spec,
           "cannot decrypt \(what): ENCRYPTION_KEY is not the key it was sealed with, or the sealed text was altered")
       default:
-        throw CredentialError(.invalid, spec, "\(what) is not sealed credentials (\(error.description)); \(notSealedFix)")
+        throw CredentialError(.invalid, spec, "\(what) is not \(sealedNoun) (\(error.description)); \(notSealedFix)")
       }
     }
     defer { plaintext.wipe() }
