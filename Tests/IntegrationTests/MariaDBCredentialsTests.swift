@@ -135,6 +135,32 @@ struct MariaDBCredentialsTests {
   }
 }
 
+/// The `db:` source through the real binary with MySQL/MariaDB.
+@Suite(.enabled(if: MariaDBServer.unavailable == nil, "\(MariaDBServer.unavailable ?? "")"))
+struct MariaDBCommandLineTests {
+  let demo = SandboxAPI.demoUsers[0]
+  let key = TestKey()
+
+  @Test func checkCredentialsTakesTheDatabasePasswordFromMYSQL_PWD() throws {
+    let server = try tlsMariaDB.get()
+    let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")
+    defer { sandbox.stop() }
+    let id = uniqueRowID()
+    try server.put(id: id, sealed: try key.seal(demo))
+    let arguments = [
+      "check-credentials", "--upstream", sandbox.baseURL, "--ca-file", sandbox.caPath, "--credentials", "db:\(id)",
+      "--database-url", server.url(), "--database-ca-file", server.caPath,
+    ]
+    let run = try runBinary(arguments, environment: key.environment.merging(["MYSQL_PWD": server.appPassword]) { a, _ in a })
+    #expect(run.status == 0, "\(run.stderr)")
+    #expect(run.stdout.contains("ok: logged in as '\(demo.username)'"))
+    let refused = try runBinary(arguments, environment: key.environment.merging(["MYSQL_PWD": "wrong-db-password"]) { a, _ in a })
+    #expect(refused.status == 64)
+    #expect(refused.stderr.contains("refused the login"))
+    #expect(!refused.stderr.contains("wrong-db-password"))
+  }
+}
+
 /// Rotation by UPDATE and a restart, against a MariaDB of the test's own.
 @Suite(.serialized, .enabled(if: MariaDBServer.unavailable == nil, "\(MariaDBServer.unavailable ?? "")"))
 struct MariaDBRotationTests {

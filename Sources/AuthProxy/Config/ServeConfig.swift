@@ -119,7 +119,8 @@ extension ServeConfig {
     FlagSpec(
       name: "database-password-file", defaultValue: nil,
       help:
-        "File whose first line is the database password (read at each load); without it PostgreSQL also looks in PGPASSFILE and ~/.pgpass."),
+        "File whose first line is the database password (read at each load); without it PostgreSQL also looks in PGPASSFILE and ~/.pgpass, MySQL/MariaDB in MYSQL_PWD."
+    ),
     FlagSpec(
       name: "database-ca-file", defaultValue: nil,
       help: "PEM trust anchors to verify the database server with, instead of the system store."),

@@ -88,7 +88,7 @@ enum DatabaseSource {
       let places =
         settings.url.engine == .postgres
         ? "--database-password-file, the password in AUTHPROXY_DATABASE_URL, PGPASSFILE or ~/.pgpass"
-        : "--database-password-file, the password in AUTHPROXY_DATABASE_URL, or [client] password in ~/.my.cnf"
+        : "--database-password-file, the password in AUTHPROXY_DATABASE_URL, or MYSQL_PWD"
       return CredentialError(
         .invalid, spec,
         "the database at \(at) refused the login (\(detail)); check the user, the database name and the password (\(places))")
