@@ -1,2 +1,0 @@
-// MariaDB Connector/C (Debian's libmariadb-dev): the MySQL/MariaDB client of the `db:` credential source.
-#include <mariadb/mysql.h>
