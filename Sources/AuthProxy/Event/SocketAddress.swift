@@ -1,3 +1,4 @@
+import CEvent
 import Glibc
 
 /// An address to connect to, as getaddrinfo gave it.
@@ -29,5 +30,22 @@ public struct SocketAddress: Sendable {
       entry = info.ai_next
     }
     return result
+  }
+
+  /// A non-blocking TCP socket (TCP_NODELAY) with a connect to this address under way: the fd,
+  /// or -1 when the socket could not be made or the connect failed at once (errno says why).
+  func startConnect() -> Int32 {
+    let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { return -1 }
+    var one: Int32 = 1
+    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    let rc = storage.withUnsafeBytes { raw in
+      Glibc.connect(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+    }
+    guard rc == 0 || errno == EINPROGRESS else {
+      Glibc.close(fd)
+      return -1
+    }
+    return fd
   }
 }

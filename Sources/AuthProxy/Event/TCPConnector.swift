@@ -46,14 +46,8 @@ final class TCPConnector: PolledSocket {
     if fd >= 0 { Glibc.close(fd) }
     fd = -1
     guard let address = addresses.popFirst() else { return finish(nil) }
-    fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { return connectNext() }
-    var one: Int32 = 1
-    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-    let rc = address.storage.withUnsafeBytes { raw in
-      Glibc.connect(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
-    }
-    guard rc == 0 || errno == EINPROGRESS else {
+    fd = address.startConnect()
+    guard fd >= 0 else {
       loop.soon { [weak self] in self?.connectNext() }
       return
     }

@@ -103,17 +103,9 @@ public final class TLSClientSocket: PolledSocket {
       fail(.refused)
       return
     }
-    fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    fd = address.startConnect()
     guard fd >= 0 else {
-      fail(.refused)
-      return
-    }
-    var one: Int32 = 1
-    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-    let rc = address.storage.withUnsafeBytes { raw in
-      Glibc.connect(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
-    }
-    guard rc == 0 || errno == EINPROGRESS else {
+      // No socket, or refused at once: the next address (none left: refused).
       loop.soon { [weak self] in self?.connectNext() }
       return
     }

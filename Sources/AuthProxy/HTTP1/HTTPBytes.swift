@@ -82,6 +82,17 @@ extension Array where Element == UInt8 {
     var text = text
     text.withUTF8 { append(contentsOf: $0) }
   }
+
+  /// `name: value` and its CRLF, as a head writer adds a field of its own.
+  @inline(__always)
+  mutating func appendFieldLine(_ name: String, _ value: String) {
+    appendUTF8(name)
+    append(HTTPBytes.colon)
+    append(HTTPBytes.sp)
+    appendUTF8(value)
+    append(HTTPBytes.cr)
+    append(HTTPBytes.lf)
+  }
 }
 
 extension String {

@@ -152,14 +152,7 @@ enum ResponseHeadWriter {
   ) -> [UInt8] {
     var out: [UInt8] = []
     out.reserveCapacity(fields.bytes.count + 128)
-    func line(_ name: String, _ value: String) {
-      out.appendUTF8(name)
-      out.append(HTTPBytes.colon)
-      out.append(HTTPBytes.sp)
-      out.appendUTF8(value)
-      out.append(HTTPBytes.cr)
-      out.append(HTTPBytes.lf)
-    }
+    func line(_ name: String, _ value: String) { out.appendFieldLine(name, value) }
     out.appendUTF8(version)
     out.append(0x20)
     JSONText.appendInt(status, to: &out)

@@ -47,14 +47,7 @@ public struct HeaderRewrite: Sendable {
     let named = connectionNamed(appFields)
     var out: [UInt8] = []
     out.reserveCapacity(256 + appFields.bytes.count)
-    func line(_ name: String, _ value: String) {
-      out.appendUTF8(name)
-      out.append(HTTPBytes.colon)
-      out.append(HTTPBytes.sp)
-      out.appendUTF8(value)
-      out.append(HTTPBytes.cr)
-      out.append(HTTPBytes.lf)
-    }
+    func line(_ name: String, _ value: String) { out.appendFieldLine(name, value) }
     out.appendUTF8(method)
     out.append(HTTPBytes.sp)
     out.appendUTF8(target)
