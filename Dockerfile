@@ -25,7 +25,7 @@ FROM ${SWIFT_IMAGE} AS build
 RUN export DEBIAN_FRONTEND=noninteractive \
  && apt-get update -q \
  && apt-get install -y -q --no-install-recommends \
-      libcurl4-openssl-dev libevent-dev libhiredis-dev libssl-dev pkg-config dpkg-dev make \
+      libcurl4-openssl-dev libevent-dev libhiredis-dev libssl-dev libpq-dev libmariadb-dev pkg-config dpkg-dev make \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -57,8 +57,8 @@ FROM ${RUNTIME_IMAGE}
 ARG LIBEVENT_MIN_VERSION=2.1.12-stable-8+deb12u1
 
 # Exactly the libraries `ldd authproxy` needs (their own dependencies come with them):
-#   libevent-2.1-7 libevent-openssl-2.1-7 libhiredis0.14 libssl3 (libcurl and the C++ runtime
-# are linked in), and ca-certificates for verifying the API's certificate with the system store.
+#   libevent-2.1-7 libevent-openssl-2.1-7 libhiredis0.14 libssl3, libpq5 and libmariadb3 (the
+# db: credential source's clients) (libcurl and the C++ runtime are linked in), and ca-certificates for verifying the API's certificate with the system store.
 # Versions are not pinned: Debian 12 security updates replace them, and a pin would break the
 # build the day one lands; the libevent floor above is the one that matters.
 # hadolint ignore=DL3008
@@ -69,6 +69,8 @@ RUN export DEBIAN_FRONTEND=noninteractive \
       libevent-2.1-7 \
       libevent-openssl-2.1-7 \
       libhiredis0.14 \
+      libmariadb3 \
+      libpq5 \
       libssl3 \
  && libevent_version="$(dpkg-query -W -f='${Version}' libevent-2.1-7)" \
  && if dpkg --compare-versions "$libevent_version" lt "$LIBEVENT_MIN_VERSION"; then \

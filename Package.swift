@@ -18,12 +18,16 @@ let package = Package(
   targets: [
     // System libraries: a module map and one shim header each; the module maps do the linking.
     // Debian's packages (scripts/install-deps: libevent-dev, libcurl4-openssl-dev, libssl-dev,
-    // libhiredis-dev) put headers and libraries on the default paths, so no pkg-config (hiredis's
+    // libhiredis-dev, libpq-dev, libmariadb-dev) put headers and libraries on the default paths, so no pkg-config (hiredis's
     // .pc adds -D_FILE_OFFSET_BITS=64, which SwiftPM refuses).
     .systemLibrary(name: "CEvent"),
     .systemLibrary(name: "CCurl"),
     .systemLibrary(name: "COpenSSL"),
     .systemLibrary(name: "CHiredis"),
+    // The `db:` credential source's clients: libpq (libpq-dev) and MariaDB Connector/C
+    // (libmariadb-dev), headers under /usr/include/postgresql and /usr/include/mariadb.
+    .systemLibrary(name: "CPostgres"),
+    .systemLibrary(name: "CMariaDB"),
     // The few C functions Swift cannot call directly (variadics, macros, TLS set-up, PKI).
     .target(
       name: "CShims", dependencies: ["CEvent", "CCurl", "COpenSSL", "CHiredis"],
@@ -34,7 +38,7 @@ let package = Package(
     .target(
       name: "AuthProxy",
       dependencies: [
-        "CShims", "CEvent", "CCurl", "COpenSSL", "CHiredis",
+        "CShims", "CEvent", "CCurl", "COpenSSL", "CHiredis", "CPostgres", "CMariaDB",
         .product(name: "Logging", package: "swift-log"),
       ]),
     .target(name: "SandboxAPI", dependencies: ["AuthProxy"]),

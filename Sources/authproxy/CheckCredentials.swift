@@ -28,7 +28,7 @@ struct CheckCredentials: ParsableCommand {
       printError("authproxy: \(problem.description)")
       Glibc.exit(problem.exitCode)
     }
-    let credentials = loadCredentials(config.credentials, environment: environment)
+    let credentials = loadCredentials(config, environment: environment)
     let result: Result<CredentialCheck.Outcome, TokenFailure>
     do {
       result = try CredentialCheck.run(config: config, credentials: credentials, logout: logout)
@@ -60,9 +60,9 @@ struct CheckCredentials: ParsableCommand {
 
 /// The credentials of the configured source, or exit: 69 when the source cannot be reached
 /// (Vault down), 64 when it is misconfigured (SPEC §8).
-func loadCredentials(_ spec: CredentialSpec, environment: [String: String]) -> Credentials {
+func loadCredentials(_ config: ServeConfig, environment: [String: String]) -> Credentials {
   do {
-    return try CredentialSource.load(spec, environment: environment)
+    return try CredentialSource.load(config.credentials, environment: environment, database: config.database)
   } catch {
     printError("authproxy: \(error.description)")
     Glibc.exit(error.kind == .unreachable ? 69 : 64)

@@ -20,6 +20,12 @@ struct ServeFlags: ParsableArguments {
   @Option(name: .customLong("client-cert"), parsing: .unconditional, help: flagHelp("client-cert")) var clientCert: String?
   @Option(name: .customLong("client-key"), parsing: .unconditional, help: flagHelp("client-key")) var clientKey: String?
   @Option(name: .customLong("credentials"), parsing: .unconditional, help: flagHelp("credentials")) var credentials: String?
+  @Option(name: .customLong("credentials-poll"), parsing: .unconditional, help: flagHelp("credentials-poll")) var credentialsPoll: String?
+  @Option(name: .customLong("database-url"), parsing: .unconditional, help: flagHelp("database-url")) var databaseURL: String?
+  @Option(name: .customLong("database-password-file"), parsing: .unconditional, help: flagHelp("database-password-file"))
+  var databasePasswordFile: String?
+  @Option(name: .customLong("database-ca-file"), parsing: .unconditional, help: flagHelp("database-ca-file")) var databaseCAFile: String?
+  @Option(name: .customLong("database-timeout"), parsing: .unconditional, help: flagHelp("database-timeout")) var databaseTimeout: String?
   @Option(name: .customLong("user-agent"), parsing: .unconditional, help: flagHelp("user-agent")) var userAgent: String?
   @Option(name: .customLong("connect-timeout"), parsing: .unconditional, help: flagHelp("connect-timeout")) var connectTimeout: String?
   @Option(name: .customLong("timeout"), parsing: .unconditional, help: flagHelp("timeout")) var timeout: String?
@@ -69,6 +75,8 @@ struct ServeFlags: ParsableArguments {
     let all: [(String, String?)] = [
       ("listen", listen), ("admin-listen", adminListen), ("upstream", upstream), ("ca-file", caFile),
       ("pin-sha256", pinSHA256), ("client-cert", clientCert), ("client-key", clientKey), ("credentials", credentials),
+      ("credentials-poll", credentialsPoll), ("database-url", databaseURL), ("database-password-file", databasePasswordFile),
+      ("database-ca-file", databaseCAFile), ("database-timeout", databaseTimeout),
       ("user-agent", userAgent), ("connect-timeout", connectTimeout), ("timeout", timeout),
       ("refresh-before", refreshBefore), ("access-log", accessLog), ("access-log-buffer", accessLogBuffer),
       ("max-connections", maxConnections), ("workers", workers), ("max-body", maxBody),
@@ -112,10 +120,10 @@ struct Serve: ParsableCommand {
     let config = flags.config(environment: environment)
     let credentials: Credentials
     let spec = config.credentials
-    let loader = CredentialLoader(watchedFile: spec.watchedFile) { () throws(CredentialError) in
-      try CredentialSource.load(spec, environment: environment)
+    let loader = CredentialLoader(config: config) { () throws(CredentialError) in
+      try CredentialSource.load(spec, environment: environment, database: config.database)
     }
-    credentials = loadCredentials(spec, environment: environment)
+    credentials = loadCredentials(config, environment: environment)
     let logger = makeLogger(config)
     try runUntilSignalled(config: config, credentials: credentials, loader: loader, logger: logger) { runtime in
       logger.info(

@@ -94,7 +94,7 @@ private func credentialError(_ environment: [String: String]) -> CredentialError
       Issue.record("--credentials ldap was accepted")
       return
     }
-    #expect(errors.problems.contains { $0.contains("env, file:PATH, encrypted-file:PATH or vault:PATH") })
+    #expect(errors.problems.contains { $0.contains("env, file:PATH, encrypted-file:PATH, vault:PATH or db:ID") })
   }
 
   @Test func envErrorsAreInvalidNotUnreachable() throws {

@@ -9,6 +9,10 @@ public struct ServeConfig: Sendable {
   public var upstream: UpstreamURL
   public var tls = UpstreamTLS()
   public var credentials = CredentialSpec.env
+  /// How often a `db:` source is read again to pick up a rotated row (`--credentials-poll`).
+  public var credentialsPoll = 60.0
+  /// Where a `db:` source reads from; set whenever `--database-url` is.
+  public var database: DatabaseSettings?
   public var userAgent = "authproxy/\(AuthProxyVersion.current)"
   public var connectTimeout = 30.0
   public var timeout = 60.0
@@ -125,8 +129,27 @@ extension ServeConfig {
     FlagSpec(
       name: "credentials", defaultValue: "env",
       help:
-        "Where the API username and password come from: env (API_USERNAME, API_PASSWORD); file:PATH (JSON {\"username\",\"password\"}; mode 0600/0400, or 0640/0440 owned by root); encrypted-file:PATH (made by `authproxy seal`, key in ENCRYPTION_KEY); vault:PATH (VAULT_ADDR, VAULT_TOKEN or VAULT_TOKEN_FILE, VAULT_CACERT)."
+        "Where the API username and password come from: env (API_USERNAME, API_PASSWORD); file:PATH (JSON {\"username\",\"password\"}; mode 0600/0400, or 0640/0440 owned by root); encrypted-file:PATH (made by `authproxy seal`, key in ENCRYPTION_KEY); vault:PATH (VAULT_ADDR, VAULT_TOKEN or VAULT_TOKEN_FILE, VAULT_CACERT); db:ID (the active row ID of api_credentials in --database-url, sealed as encrypted-file:, key in ENCRYPTION_KEY)."
     ),
+    FlagSpec(
+      name: "credentials-poll", defaultValue: "60s",
+      help:
+        "How often a db: source is read again; a changed row is tested with a login and switched to only if it works (SIGHUP reads it at once)."
+    ),
+    FlagSpec(
+      name: "database-url", defaultValue: nil,
+      help:
+        "The database of --credentials db:ID: postgres://[user@]host[:port]/database[?libpq parameters] or mysql://[user@]host[:port]/database. TLS is verified (verify-full) unless the URL says sslmode=disable for a loopback server. A password in the URL only through AUTHPROXY_DATABASE_URL (a flag shows in ps)."
+    ),
+    FlagSpec(
+      name: "database-password-file", defaultValue: nil,
+      help:
+        "File whose first line is the database password (read at each load); without it PostgreSQL also looks in PGPASSFILE and ~/.pgpass, MySQL/MariaDB in MYSQL_PWD."
+    ),
+    FlagSpec(
+      name: "database-ca-file", defaultValue: nil,
+      help: "PEM trust anchors to verify the database server with, instead of the system store."),
+    FlagSpec(name: "database-timeout", defaultValue: "10s", help: "Database connect timeout (TLS included), and again query timeout."),
     FlagSpec(name: "user-agent", defaultValue: "authproxy/\(AuthProxyVersion.current)", help: "User-Agent sent upstream."),
     FlagSpec(name: "connect-timeout", defaultValue: "30s", help: "Upstream connect timeout, per attempt."),
     FlagSpec(
@@ -309,6 +332,8 @@ extension ServeConfig {
         problems.append("\(source("credentials")): '\(text)' is not a credential source; use \(CredentialSpec.forms)")
       }
     }
+    if let d = duration("credentials-poll") { config.credentialsPoll = d }
+    loadDatabase(into: &config, flags: flags, environment: environment, value: value, source: source, problems: &problems)
     if let ua = value("user-agent") {
       if ua.isEmpty || ua.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
         problems.append("\(source("user-agent")): must be non-empty printable text")
@@ -512,4 +537,53 @@ extension ServeConfig {
 /// The version `authproxy version` prints and the default User-Agent carries.
 public enum AuthProxyVersion {
   public static let current = "0.1.0"
+}
+
+extension ServeConfig {
+  /// `--database-url` and its companions: required with `--credentials db:`, checked here once.
+  fileprivate static func loadDatabase(
+    into config: inout ServeConfig, flags: [String: String], environment: [String: String], value: (String) -> String?,
+    source: (String) -> String, problems: inout [String]
+  ) {
+    guard let text = value("database-url"), !text.isEmpty else {
+      if case .database = config.credentials {
+        problems.append(
+          "--credentials \(config.credentials) needs --database-url (or AUTHPROXY_DATABASE_URL), e.g. postgres://authproxy@db.example.com/app"
+        )
+      }
+      return
+    }
+    var settings: DatabaseSettings
+    switch DatabaseURL.parse(text) {
+    case .success(let url):
+      // A flag's value shows in `ps` to every user of the host; a variable does not.
+      if url.hasPassword && flags["database-url"] != nil {
+        problems.append(
+          "--database-url carries a password, which every user of this host sees in ps; give the URL in AUTHPROXY_DATABASE_URL instead, or the password in --database-password-file (or PGPASSFILE / ~/.pgpass for PostgreSQL)"
+        )
+        return
+      }
+      settings = DatabaseSettings(url: url)
+    case .failure(let problem):
+      // Never echoed: it may hold the password.
+      problems.append("\(source("database-url")): the URL \(problem.reason)")
+      return
+    }
+    for (flag, keyPath) in [("database-password-file", \DatabaseSettings.passwordFile), ("database-ca-file", \DatabaseSettings.caFile)] {
+      guard let file = value(flag) else { continue }
+      if access(file, R_OK) != 0 {
+        problems.append("\(source(flag)): cannot read '\(file)' (\(String(cString: strerror(errno)))); give a readable file")
+      } else {
+        settings[keyPath: keyPath] = file
+      }
+    }
+    if let text = value("database-timeout") {
+      if let seconds = Units.duration(text), seconds >= 1 {
+        settings.timeout = seconds
+      } else {
+        problems.append("\(source("database-timeout")): '\(text)' is not a duration of at least 1s; write it like 5s or 30s")
+      }
+    }
+    config.database = settings
+  }
 }

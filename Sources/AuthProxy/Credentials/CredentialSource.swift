@@ -2,7 +2,9 @@
 /// again on each rotation. Blocking: call it on a thread that may wait (Vault is a network
 /// round trip). `environment` is the process environment, read once by the caller.
 public enum CredentialSource {
-  public static func load(_ spec: CredentialSpec, environment: [String: String]) throws(CredentialError) -> Credentials {
+  public static func load(_ spec: CredentialSpec, environment: [String: String], database: DatabaseSettings? = nil)
+    throws(CredentialError) -> Credentials
+  {
     let source = "--credentials \(spec)"
     switch spec {
     case .env:
@@ -15,27 +17,43 @@ public enum CredentialSource {
       let key = try encryptionKey(environment, spec: spec)
       var file = try CredentialFile.read(path, ownerOnly: true, source: source)
       defer { file.contents.wipe() }
-      var plaintext: [UInt8]
-      do {
-        plaintext = try SealedCredentials.open(sealed: String(decoding: file.contents, as: UTF8.self), key: key)
-      } catch {
-        switch error.kind {
-        case .notAuthentic:
-          throw CredentialError(
-            .invalid, spec,
-            "cannot decrypt \(path): ENCRYPTION_KEY is not the key it was sealed with, or the file was altered")
-        default:
-          throw CredentialError(
-            .invalid, spec,
-            "\(path) is not a sealed credentials file (\(error.description)); make one with: authproxy seal < credentials.json")
-        }
-      }
-      defer { plaintext.wipe() }
-      return try CredentialsDocument.decode(
-        plaintext, source: source, what: "the sealed JSON", fallbackRotatedAt: file.modifiedAt)
+      return try openSealed(
+        String(decoding: file.contents, as: UTF8.self), key: key, spec: spec, what: path, sealedNoun: "a sealed credentials file",
+        notSealedFix: "make one with: authproxy seal < credentials.json", fallbackRotatedAt: file.modifiedAt)
     case .vault(let path):
       return try VaultSource.load(path: path, environment: environment, spec: spec)
+    case .database(let id):
+      guard let database else {
+        throw CredentialError(
+          .invalid, spec,
+          "--database-url is not set; give the database's URL (or AUTHPROXY_DATABASE_URL), e.g. postgres://authproxy@db.example.com/app")
+      }
+      return try DatabaseSource.load(id: id, settings: database, environment: environment, spec: spec)
     }
+  }
+
+  /// Opens sealed text (`authproxy seal` output, wherever it is stored) and decodes the JSON in
+  /// it: the one decryption of `encrypted-file:` and `db:`. `what` names where the text came from.
+  static func openSealed(
+    _ sealed: String, key: EncryptionKey, spec: CredentialSpec, what: String, sealedNoun: String = "sealed credentials",
+    notSealedFix: String, fallbackRotatedAt: Double?
+  ) throws(CredentialError) -> Credentials {
+    var plaintext: [UInt8]
+    do {
+      plaintext = try SealedCredentials.open(sealed: sealed, key: key)
+    } catch {
+      switch error.kind {
+      case .notAuthentic:
+        throw CredentialError(
+          .invalid, spec,
+          "cannot decrypt \(what): ENCRYPTION_KEY is not the key it was sealed with, or the sealed text was altered")
+      default:
+        throw CredentialError(.invalid, spec, "\(what) is not \(sealedNoun) (\(error.description)); \(notSealedFix)")
+      }
+    }
+    defer { plaintext.wipe() }
+    return try CredentialsDocument.decode(
+      plaintext, source: "--credentials \(spec)", what: "the sealed JSON", fallbackRotatedAt: fallbackRotatedAt)
   }
 
   private static func fromEnvironment(_ environment: [String: String], spec: CredentialSpec) throws(CredentialError)
@@ -55,7 +73,7 @@ public enum CredentialSource {
     return Credentials(username: username, password: Secret(password))
   }
 
-  private static func encryptionKey(_ environment: [String: String], spec: CredentialSpec) throws(CredentialError)
+  static func encryptionKey(_ environment: [String: String], spec: CredentialSpec) throws(CredentialError)
     -> EncryptionKey
   {
     guard let text = environment["ENCRYPTION_KEY"], !text.isEmpty else {

@@ -72,6 +72,7 @@ final class ControlMetrics {
   /// protocol) and whether it is connected now (nil: no Redis store).
   var tokenStoreFailures: [String: Int] = [:]
   var tokenStoreUp: Bool?
+  var sourceFailures = 0  // reads of a polled credential source (db:) that could not reach it
 }
 
 /// Renders the Prometheus text exposition format (version 0.0.4).
@@ -175,6 +176,9 @@ struct MetricsExposition {
       out.family(name, "counter", help)
       for result in ["success", "failure"] { out.sample(name, [("result", result)], Double(values[result] ?? 0)) }
     }
+    out.family(
+      "authproxy_credential_source_failures_total", "counter", "Reads of a polled credential source (db:) that could not reach it.")
+    out.sample("authproxy_credential_source_failures_total", [], Double(control.sourceFailures))
     out.family("authproxy_alerts_total", "counter", "Security alerts raised, by rule.")
     for rule in SecurityAlert.Rule.allCases.map(\.rawValue) {
       out.sample("authproxy_alerts_total", [("rule", rule)], Double(control.alerts[rule] ?? 0))

@@ -31,6 +31,10 @@ final class ControlLoop {
   private var workersKnown = false
   private var ageTimer: Timer?
   private let accessLog: AccessLogSink
+  /// A credential load runs on a thread of its own; one at a time, and a request that comes
+  /// meanwhile (SIGHUP during a poll) runs after it.
+  private var loadInFlight = false
+  private var loadAgain: String?
 
   init(
     config: ServeConfig, credentials: Credentials, loader: CredentialLoader, adminSocket: Int32, accessLog: AccessLogSink,
@@ -74,6 +78,7 @@ final class ControlLoop {
     }
     rotator.oldPairProvider = { [unowned self] in self.machine.pair }
     rotator.requestLoad = { [unowned self] reason in self.loadCredentials(reason: reason) }
+    rotator.onSourceFailure = { [unowned self] in self.metrics.sourceFailures += 1 }
     rotator.onFailure = { [unowned self] why in
       self.metrics.rotations["failure", default: 0] += 1
       self.observe(.rotationFailed(reason: why))
@@ -122,6 +127,12 @@ final class ControlLoop {
   /// Loads the credentials on a thread of its own (a Vault source blocks for seconds) and
   /// hands the result back through the mailbox.
   private func loadCredentials(reason: String) {
+    guard !loadInFlight else {
+      // A poll during a load adds nothing; anything else (SIGHUP) is served after it.
+      if reason != CredentialRotator.pollReason { loadAgain = reason }
+      return
+    }
+    loadInFlight = true
     let loader = self.loader!
     let mailbox = self.mailbox.sender
     let thread = LoopThread(name: "ap-cred-load") {
@@ -148,8 +159,10 @@ final class ControlLoop {
     if shuttingDown { return (false, "draining") }
     let store = self.store.problem.map { "; " + $0 } ?? ""
     if machine.hasUsableToken(at: clock.now()) { return (true, "a valid token is held" + store) }
-    if let failure = machine.lastFailure { return (false, failure.description + store) }
-    return (false, "no token yet: logging in" + store)
+    // A credential source that cannot be read matters only while no token is held.
+    let source = rotator.sourceProblem.map { "; the credential source cannot be read: \($0)" } ?? ""
+    if let failure = machine.lastFailure { return (false, failure.description + store + source) }
+    return (false, "no token yet: logging in" + store + source)
   }
 
   private func received(_ message: ControlMessage) {
@@ -179,7 +192,12 @@ final class ControlLoop {
     case .security(let event):
       observe(event)
     case .credentialsLoaded(let result, let reason):
+      loadInFlight = false
       rotator.rotate(with: result, reason: reason)
+      if let again = loadAgain {
+        loadAgain = nil
+        loadCredentials(reason: again)
+      }
     }
   }
 

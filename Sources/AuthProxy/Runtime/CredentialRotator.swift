@@ -2,14 +2,26 @@ import Glibc
 import Logging
 
 /// How the runtime gets credentials again on rotation: the loader of the configured source,
-/// and the file to watch for changes, if the source is a file.
+/// the file to watch for changes, if the source is a file, and how often to read the source
+/// again, if it is one that cannot be watched (a database).
 public struct CredentialLoader: Sendable {
   public let load: @Sendable () throws(CredentialError) -> Credentials
   public let watchedFile: String?
+  public let pollInterval: Double?
 
-  public init(watchedFile: String? = nil, load: @escaping @Sendable () throws(CredentialError) -> Credentials) {
+  public init(
+    watchedFile: String? = nil, pollInterval: Double? = nil, load: @escaping @Sendable () throws(CredentialError) -> Credentials
+  ) {
     self.load = load
     self.watchedFile = watchedFile
+    self.pollInterval = pollInterval
+  }
+
+  /// The loader `serve` uses: a `db:` source is polled every `--credentials-poll`.
+  public init(config: ServeConfig, load: @escaping @Sendable () throws(CredentialError) -> Credentials) {
+    let polled: Bool
+    if case .database = config.credentials { polled = true } else { polled = false }
+    self.init(watchedFile: config.credentials.watchedFile, pollInterval: polled ? config.credentialsPoll : nil, load: load)
   }
 
   /// Credentials that never change (tests, `authproxy dev`).
@@ -27,6 +39,11 @@ final class CredentialRotator {
   private var pollTimer: Timer?
   private var lastSeen: FileStamp?
   private var inProgress = false
+  /// Reads of a polled source (`db:`): the next one, and the backoff after an unreachable one.
+  private var sourceTimer: Timer?
+  private var sourceBackoff = 0.0
+  /// Why the source could not be read the last time, while it cannot (for /readyz).
+  private(set) var sourceProblem: String?
 
   /// The new pair, to be accepted by the token state machine.
   var onRotated: ((TokenPair) -> Void)?
@@ -46,7 +63,15 @@ final class CredentialRotator {
       }
       pollTimer?.schedule(after: pollInterval)
     }
+    if let interval = loader.pollInterval {
+      sourceTimer = Timer(loop: loop) { [unowned self] in self.requestLoad?(CredentialRotator.pollReason) }
+      sourceTimer?.schedule(after: interval)
+    }
   }
+
+  static let pollReason = "--credentials-poll"
+  /// The first retry of an unreachable source; it doubles up to the poll interval.
+  static let firstSourceRetry = 1.0
 
   /// A change seen at the last poll and not yet read: the file is read once it has stayed
   /// the same for a whole interval, so that a file rewritten in place (truncated, then
@@ -78,17 +103,28 @@ final class CredentialRotator {
 
   /// Switches to freshly loaded credentials if they log in.
   func rotate(with loaded: Result<Credentials, CredentialError>, reason: String) {
+    scheduleNextRead(after: loaded)
     guard !inProgress else { return }
     let fresh: Credentials
     switch loaded {
     case .success(let credentials): fresh = credentials
+    case .failure(let error) where error.kind == .unreachable && reason == CredentialRotator.pollReason:
+      // A database that is down: the token held keeps serving; retried with backoff, not an
+      // alert each time (a SIGHUP that finds it down is one).
+      logger.warning(
+        "cannot read the credentials (\(reason)): \(error.description); keeping the current ones, next attempt in \(Int(sourceBackoff))s")
+      return
     case .failure(let error):
       fail("cannot load the new credentials: \(error.description)")
       return
     }
     // The same login (a rewritten file with a new mtime is not a rotation).
     guard fresh.username != current.username || fresh.password != current.password else {
-      logger.info("credentials reloaded (\(reason)): unchanged")
+      if reason == CredentialRotator.pollReason {
+        logger.debug("credentials read (\(reason)): unchanged")
+      } else {
+        logger.info("credentials reloaded (\(reason)): unchanged")
+      }
       return
     }
     inProgress = true
@@ -123,6 +159,25 @@ final class CredentialRotator {
       }
     }
   }
+
+  /// A polled source is read again after the poll interval, or sooner, with a doubling
+  /// backoff, while it cannot be reached.
+  private func scheduleNextRead(after loaded: Result<Credentials, CredentialError>) {
+    guard let interval = loader.pollInterval, let sourceTimer else { return }
+    if case .failure(let error) = loaded, error.kind == .unreachable {
+      sourceProblem = error.description
+      sourceBackoff = min(interval, sourceBackoff == 0 ? CredentialRotator.firstSourceRetry : sourceBackoff * 2)
+      onSourceFailure?()
+      sourceTimer.schedule(after: sourceBackoff)
+    } else {
+      sourceProblem = nil
+      sourceBackoff = 0
+      sourceTimer.schedule(after: interval)
+    }
+  }
+
+  /// A read of a polled source failed because it could not be reached (for /metrics).
+  var onSourceFailure: (() -> Void)?
 
   /// Where the pair in use comes from (set by the control loop).
   var oldPairProvider: (() -> TokenPair?)?
