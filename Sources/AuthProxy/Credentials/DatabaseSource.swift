@@ -84,6 +84,13 @@ enum DatabaseSource {
     case .unreachable:
       return CredentialError(
         .unreachable, spec, "cannot reach the database at \(at) (\(detail)); check that it runs and that --database-url names it")
+    case .library:
+      let needs =
+        settings.url.engine == .postgres
+        ? "libpq (Debian: libpq5; elsewhere the package with libpq.so.5)"
+        : "MariaDB Connector/C (Debian: libmariadb3; elsewhere the package with libmariadb.so.3)"
+      return CredentialError(
+        .unreachable, spec, "the db: source needs \(needs), loaded when a db: source is used (\(detail)); install it")
     case .refused:
       let places =
         settings.url.engine == .postgres
