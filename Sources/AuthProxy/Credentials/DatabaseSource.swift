@@ -77,7 +77,7 @@ enum DatabaseSource {
   /// libpq 15 has no `sslrootcert=system`, and would otherwise look only in ~/.postgresql/root.crt.
   static var systemCAFile: String { String(cString: X509_get_default_cert_file()) }
 
-  private static func error(for failure: DatabaseFailure, settings: DatabaseSettings, spec: CredentialSpec) -> CredentialError {
+  static func error(for failure: DatabaseFailure, settings: DatabaseSettings, spec: CredentialSpec) -> CredentialError {
     let at = settings.url.redacted
     let detail = failure.detail
     switch failure.kind {
