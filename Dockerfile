@@ -57,8 +57,10 @@ FROM ${RUNTIME_IMAGE}
 ARG LIBEVENT_MIN_VERSION=2.1.12-stable-8+deb12u1
 
 # Exactly the libraries `ldd authproxy` needs (their own dependencies come with them):
-#   libevent-2.1-7 libevent-openssl-2.1-7 libhiredis0.14 libssl3, libpq5 and libmariadb3 (the
-# db: credential source's clients) (libcurl and the C++ runtime are linked in), and ca-certificates for verifying the API's certificate with the system store.
+#   libevent-2.1-7 libevent-openssl-2.1-7 libhiredis0.14 libssl3 (libcurl and the C++ runtime
+# are linked in); libpq5 and libmariadb3, the db: credential source's clients, which the binary
+# dlopens (libpq.so.5, libmariadb.so.3) only when a db: source is used, so ldd does not list
+# them; and ca-certificates for verifying the API's certificate with the system store.
 # Versions are not pinned: Debian 12 security updates replace them, and a pin would break the
 # build the day one lands; the libevent floor above is the one that matters.
 # hadolint ignore=DL3008

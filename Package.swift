@@ -16,7 +16,8 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
   ],
   targets: [
-    // System libraries: a module map and one shim header each; the module maps do the linking.
+    // System libraries: a module map and one shim header each; the module maps do the linking
+    // (except CPostgres and CMariaDB, below).
     // Debian's packages (scripts/install-deps: libevent-dev, libcurl4-openssl-dev, libssl-dev,
     // libhiredis-dev, libpq-dev, libmariadb-dev) put headers and libraries on the default paths, so no pkg-config (hiredis's
     // .pc adds -D_FILE_OFFSET_BITS=64, which SwiftPM refuses).
@@ -25,12 +26,15 @@ let package = Package(
     .systemLibrary(name: "COpenSSL"),
     .systemLibrary(name: "CHiredis"),
     // The `db:` credential source's clients: libpq (libpq-dev) and MariaDB Connector/C
-    // (libmariadb-dev), headers under /usr/include/postgresql and /usr/include/mariadb.
+    // (libmariadb-dev), headers under /usr/include/postgresql and /usr/include/mariadb. Headers
+    // only: CShims dlopens libpq.so.5 and libmariadb.so.3 on the first db: read (db_shims.c), so
+    // the binary links neither and deployments without db: do not load them.
     .systemLibrary(name: "CPostgres"),
     .systemLibrary(name: "CMariaDB"),
-    // The few C functions Swift cannot call directly (variadics, macros, TLS set-up, PKI).
+    // The few C functions Swift cannot call directly (variadics, macros, TLS set-up, PKI), and the
+    // db: source's client libraries loaded with dlopen (no link to libpq or libmariadb).
     .target(
-      name: "CShims", dependencies: ["CEvent", "CCurl", "COpenSSL", "CHiredis"],
+      name: "CShims", dependencies: ["CEvent", "CCurl", "COpenSSL", "CHiredis", "CPostgres", "CMariaDB"],
       linkerSettings: [
         .linkedLibrary("event"), .linkedLibrary("event_openssl"), .linkedLibrary("curl"),
         .linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("hiredis"),

@@ -150,6 +150,12 @@ def test(root):
     if ldd.returncode != 0 or "not found" in ldd.stdout:
         fail(f"ldd in the image:\n{ldd.stdout}{ldd.stderr}")
     print(f"ldd in the image: {len(ldd.stdout.splitlines())} libraries, none missing")
+    # The db: source's clients are dlopen'ed by soname (Sources/CShims/db_shims.c), not linked.
+    cache = subprocess.run(["chroot", str(root), "ldconfig", "-p"], capture_output=True, text=True).stdout
+    for soname in ("libpq.so.5", "libmariadb.so.3"):
+        if f"{soname} " not in cache:
+            fail(f"{soname} (dlopen'ed by the db: source) is not in the image's linker cache")
+    print("dlopen'ed by db:: libpq.so.5 and libmariadb.so.3 present")
     if not (root / "etc/ssl/certs/ca-certificates.crt").is_file():
         fail("no /etc/ssl/certs/ca-certificates.crt: the system trust store is missing")
 

@@ -77,13 +77,20 @@ enum DatabaseSource {
   /// libpq 15 has no `sslrootcert=system`, and would otherwise look only in ~/.postgresql/root.crt.
   static var systemCAFile: String { String(cString: X509_get_default_cert_file()) }
 
-  private static func error(for failure: DatabaseFailure, settings: DatabaseSettings, spec: CredentialSpec) -> CredentialError {
+  static func error(for failure: DatabaseFailure, settings: DatabaseSettings, spec: CredentialSpec) -> CredentialError {
     let at = settings.url.redacted
     let detail = failure.detail
     switch failure.kind {
     case .unreachable:
       return CredentialError(
         .unreachable, spec, "cannot reach the database at \(at) (\(detail)); check that it runs and that --database-url names it")
+    case .library:
+      let needs =
+        settings.url.engine == .postgres
+        ? "libpq (Debian: libpq5; elsewhere the package with libpq.so.5)"
+        : "MariaDB Connector/C (Debian: libmariadb3; elsewhere the package with libmariadb.so.3)"
+      return CredentialError(
+        .unreachable, spec, "the db: source needs \(needs), loaded when a db: source is used (\(detail)); install it")
     case .refused:
       let places =
         settings.url.engine == .postgres

@@ -14,6 +14,9 @@ struct DatabaseFailure: Error, Sendable, Equatable {
     case untrusted
     /// The query failed (no such table or column, a type mismatch, no permission).
     case query
+    /// The client library (libpq.so.5 or libmariadb.so.3, loaded on first use) is not installed
+    /// or lacks a function: only installing it helps.
+    case library
   }
 
   let kind: Kind
@@ -33,4 +36,13 @@ enum DatabaseRow: Sendable, Equatable {
   case several
   /// The column's value (NULL reads as an empty string).
   case value(String)
+}
+
+/// Loads a `db:` client library through one of CShims' `ap_*_load` functions (dlopen once,
+/// thread-safe): nil when it is loaded, else a `.library` failure with the loader's text.
+func loadDatabaseLibrary(_ load: (UnsafeMutablePointer<CChar>, Int) -> Int32) -> DatabaseFailure? {
+  var message = [CChar](repeating: 0, count: 512)
+  let status = message.withUnsafeMutableBufferPointer { load($0.baseAddress!, $0.count) }
+  guard status != 0 else { return nil }
+  return DatabaseFailure(.library, message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
 }

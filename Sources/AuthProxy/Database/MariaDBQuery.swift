@@ -1,4 +1,5 @@
 import CMariaDB
+import CShims
 import Glibc
 
 /// One parameterised query of one text column over MariaDB Connector/C (MySQL and MariaDB
@@ -13,42 +14,45 @@ enum MariaDBQuery {
   static func fetchOne(
     url: DatabaseURL, password: Secret?, caFile: String, sql: String, argument: String, timeout: Double
   ) -> Result<DatabaseRow, DatabaseFailure> {
-    guard let handle = mysql_init(nil) else { return .failure(DatabaseFailure(.unreachable, "Connector/C could not allocate a handle")) }
-    defer { mysql_close(handle) }
+    if let missing = loadDatabaseLibrary({ ap_mysql_load($0, $1) }) { return .failure(missing) }
+    guard let handle = ap_mysql_init(nil) else { return .failure(DatabaseFailure(.unreachable, "Connector/C could not allocate a handle")) }
+    defer { ap_mysql_close(handle) }
     var seconds = UInt32(max(1, timeout.rounded(.up)))
-    mysql_options(handle, MYSQL_OPT_CONNECT_TIMEOUT, &seconds)
-    mysql_options(handle, MYSQL_OPT_READ_TIMEOUT, &seconds)
-    mysql_options(handle, MYSQL_OPT_WRITE_TIMEOUT, &seconds)
+    ap_mysql_options(handle, MYSQL_OPT_CONNECT_TIMEOUT, &seconds)
+    ap_mysql_options(handle, MYSQL_OPT_READ_TIMEOUT, &seconds)
+    ap_mysql_options(handle, MYSQL_OPT_WRITE_TIMEOUT, &seconds)
     if url.transport == .verifiedTLS {
       // TLS required (no fallback to plain), the chain verified against caFile and the
       // certificate's name against the host.
       var on: my_bool = 1
-      mysql_options(handle, MYSQL_OPT_SSL_ENFORCE, &on)
-      mysql_options(handle, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on)
-      _ = caFile.withCString { mysql_options(handle, MYSQL_OPT_SSL_CA, $0) }
+      ap_mysql_options(handle, MYSQL_OPT_SSL_ENFORCE, &on)
+      ap_mysql_options(handle, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on)
+      _ = caFile.withCString { ap_mysql_options(handle, MYSQL_OPT_SSL_CA, $0) }
     }
     let host = url.socket == nil ? url.hosts.first : "localhost"
     if url.socket == nil, host != nil {
       // Connector/C reads the host "localhost" as its Unix socket: a host in the URL means TCP.
       var tcp = MYSQL_PROTOCOL_TCP.rawValue
-      mysql_options(handle, MYSQL_OPT_PROTOCOL, &tcp)
+      ap_mysql_options(handle, MYSQL_OPT_PROTOCOL, &tcp)
     }
     let connected = withOptionalCString(host) { host in
       withOptionalCString(url.user) { user in
         withOptionalCString(password?.reveal) { password in
           withOptionalCString(url.database) { database in
             withOptionalCString(url.socket) { socket in
-              mysql_real_connect(handle, host, user, password, database, UInt32(url.port ?? 0), socket, 0) != nil
+              ap_mysql_real_connect(handle, host, user, password, database, UInt32(url.port ?? 0), socket, 0) != nil
             }
           }
         }
       }
     }
-    guard connected else { return .failure(classify(mysql_errno(handle), text(mysql_error(handle)))) }
-    guard let statement = mysql_stmt_init(handle) else { return .failure(classify(mysql_errno(handle), text(mysql_error(handle)))) }
-    defer { mysql_stmt_close(statement) }
-    func failed() -> DatabaseFailure { classify(mysql_stmt_errno(statement), text(mysql_stmt_error(statement))) }
-    guard mysql_stmt_prepare(statement, sql, UInt(sql.utf8.count)) == 0 else { return .failure(failed()) }
+    guard connected else { return .failure(classify(ap_mysql_errno(handle), text(ap_mysql_error(handle)))) }
+    guard let statement = ap_mysql_stmt_init(handle) else {
+      return .failure(classify(ap_mysql_errno(handle), text(ap_mysql_error(handle))))
+    }
+    defer { ap_mysql_stmt_close(statement) }
+    func failed() -> DatabaseFailure { classify(ap_mysql_stmt_errno(statement), text(ap_mysql_stmt_error(statement))) }
+    guard ap_mysql_stmt_prepare(statement, sql, UInt(sql.utf8.count)) == 0 else { return .failure(failed()) }
 
     var parameterBytes = Array(argument.utf8)
     let executed = parameterBytes.withUnsafeMutableBytes { bytes -> Bool in
@@ -56,10 +60,10 @@ enum MariaDBQuery {
       parameter.buffer_type = MYSQL_TYPE_STRING
       parameter.buffer = bytes.baseAddress
       parameter.buffer_length = UInt(bytes.count)
-      return mysql_stmt_bind_param(statement, &parameter) == 0 && mysql_stmt_execute(statement) == 0
+      return ap_mysql_stmt_bind_param(statement, &parameter) == 0 && ap_mysql_stmt_execute(statement) == 0
     }
-    guard executed, mysql_stmt_store_result(statement) == 0 else { return .failure(failed()) }
-    let rows = mysql_stmt_num_rows(statement)
+    guard executed, ap_mysql_stmt_store_result(statement) == 0 else { return .failure(failed()) }
+    let rows = ap_mysql_stmt_num_rows(statement)
     if rows == 0 { return .success(.none) }
     if rows > 1 { return .success(.several) }
 
@@ -73,7 +77,7 @@ enum MariaDBQuery {
       withUnsafeMutablePointer(to: &isNull) { nullPointer in
         probe.length = lengthPointer
         probe.is_null = nullPointer
-        return mysql_stmt_bind_result(statement, &probe) == 0 ? mysql_stmt_fetch(statement) : 1
+        return ap_mysql_stmt_bind_result(statement, &probe) == 0 ? ap_mysql_stmt_fetch(statement) : 1
       }
     }
     guard fetched == 0 || fetched == MYSQL_DATA_TRUNCATED else { return .failure(failed()) }
@@ -84,7 +88,7 @@ enum MariaDBQuery {
       column.buffer_type = MYSQL_TYPE_STRING
       column.buffer = bytes.baseAddress
       column.buffer_length = UInt(bytes.count)
-      return mysql_stmt_fetch_column(statement, &column, 0, 0)
+      return ap_mysql_stmt_fetch_column(statement, &column, 0, 0)
     }
     guard read == 0 else { return .failure(failed()) }
     return .success(.value(String(decoding: value, as: UTF8.self)))

@@ -1,4 +1,5 @@
 import CPostgres
+import CShims
 import Glibc
 
 /// One parameterised query of one text column over libpq's non-blocking API, with hard
@@ -16,6 +17,7 @@ enum PostgresQuery {
   static func fetchOne(
     connection parameters: [(String, String)], sql: String, argument: String, connectTimeout: Double, queryTimeout: Double
   ) -> Result<DatabaseRow, DatabaseFailure> {
+    if let missing = loadDatabaseLibrary({ ap_pq_load($0, $1) }) { return .failure(missing) }
     let connectDeadline = Deadline(after: connectTimeout)
     let keys = ConnectionKeywords(parameters.map(\.0))
     let values = ConnectionKeywords(parameters.map(\.1))
@@ -23,11 +25,11 @@ enum PostgresQuery {
       keys.free()
       values.free()  // wiped first: a password may be among them
     }
-    guard let connection = PQconnectStartParams(keys.pointers, values.pointers, 1) else {
+    guard let connection = ap_PQconnectStartParams(keys.pointers, values.pointers, 1) else {
       return .failure(DatabaseFailure(.unreachable, "libpq could not allocate a connection"))
     }
-    defer { PQfinish(connection) }
-    if PQstatus(connection) == CONNECTION_BAD { return .failure(classifyConnectFailure(errorText(connection))) }
+    defer { ap_PQfinish(connection) }
+    if ap_PQstatus(connection) == CONNECTION_BAD { return .failure(classifyConnectFailure(errorText(connection))) }
     // CONNECTION_BAD above; from here PQconnectPoll says what to wait for (the socket may change
     // between attempts when the URL names several hosts, so it is asked for each time).
     var state = PGRES_POLLING_WRITING
@@ -37,13 +39,13 @@ enum PostgresQuery {
         return .failure(classifyConnectFailure(errorText(connection)))
       case PGRES_POLLING_READING, PGRES_POLLING_WRITING:
         let events = state == PGRES_POLLING_READING ? Int16(POLLIN) : Int16(POLLOUT)
-        guard wait(PQsocket(connection), events, until: connectDeadline) else {
+        guard wait(ap_PQsocket(connection), events, until: connectDeadline) else {
           return .failure(DatabaseFailure(.unreachable, "no connection within \(formatSeconds(connectTimeout))"))
         }
       default:
         break
       }
-      state = PQconnectPoll(connection)
+      state = ap_PQconnectPoll(connection)
     }
     return query(connection, sql: sql, argument: argument, deadline: Deadline(after: queryTimeout), timeout: queryTimeout)
   }
@@ -52,17 +54,17 @@ enum PostgresQuery {
     -> Result<DatabaseRow, DatabaseFailure>
   {
     let timedOut = DatabaseFailure(.unreachable, "no answer to the query within \(formatSeconds(timeout))")
-    guard PQsetnonblocking(connection, 1) == 0 else { return .failure(DatabaseFailure(.query, errorText(connection))) }
+    guard ap_PQsetnonblocking(connection, 1) == 0 else { return .failure(DatabaseFailure(.query, errorText(connection))) }
     // One text parameter, types inferred by the server: `id = $1` takes the id column's type.
     let sent = argument.withCString { value in
       var parameter: UnsafePointer<CChar>? = value
-      return PQsendQueryParams(connection, sql, 1, nil, &parameter, nil, nil, 0)
+      return ap_PQsendQueryParams(connection, sql, 1, nil, &parameter, nil, nil, 0)
     }
     guard sent == 1 else { return .failure(DatabaseFailure(.unreachable, errorText(connection))) }
     while true {
-      let flushed = PQflush(connection)
+      let flushed = ap_PQflush(connection)
       if flushed == 0 { break }
-      guard flushed == 1, wait(PQsocket(connection), Int16(POLLOUT), until: deadline) else {
+      guard flushed == 1, wait(ap_PQsocket(connection), Int16(POLLOUT), until: deadline) else {
         return .failure(flushed == 1 ? timedOut : DatabaseFailure(.unreachable, errorText(connection)))
       }
     }
@@ -70,24 +72,24 @@ enum PostgresQuery {
     var failure: DatabaseFailure?
     var sawResult = false
     while true {
-      while PQisBusy(connection) == 1 {
-        guard wait(PQsocket(connection), Int16(POLLIN), until: deadline) else { return .failure(timedOut) }
-        guard PQconsumeInput(connection) == 1 else { return .failure(DatabaseFailure(.unreachable, errorText(connection))) }
+      while ap_PQisBusy(connection) == 1 {
+        guard wait(ap_PQsocket(connection), Int16(POLLIN), until: deadline) else { return .failure(timedOut) }
+        guard ap_PQconsumeInput(connection) == 1 else { return .failure(DatabaseFailure(.unreachable, errorText(connection))) }
       }
-      guard let result = PQgetResult(connection) else { break }
-      defer { PQclear(result) }
+      guard let result = ap_PQgetResult(connection) else { break }
+      defer { ap_PQclear(result) }
       guard !sawResult else { continue }
       sawResult = true
-      switch PQresultStatus(result) {
+      switch ap_PQresultStatus(result) {
       case PGRES_TUPLES_OK:
-        let count = PQntuples(result)
+        let count = ap_PQntuples(result)
         if count > 1 {
           row = .several
         } else if count == 1 {
-          row = .value(PQgetisnull(result, 0, 0) == 1 ? "" : text(of: result))
+          row = .value(ap_PQgetisnull(result, 0, 0) == 1 ? "" : text(of: result))
         }
       default:
-        failure = DatabaseFailure(.query, PQresultErrorMessage(result).map { String(cString: $0) }?.trimmingASCIIWhitespace() ?? "")
+        failure = DatabaseFailure(.query, ap_PQresultErrorMessage(result).map { String(cString: $0) }?.trimmingASCIIWhitespace() ?? "")
       }
     }
     if let failure { return .failure(failure) }
@@ -97,10 +99,10 @@ enum PostgresQuery {
   /// The value as text; a `bytea` column comes in libpq's hex form (`\x…`) and is decoded, so
   /// the sealed text may live in either type.
   private static func text(of result: OpaquePointer) -> String {
-    let length = Int(PQgetlength(result, 0, 0))
-    guard let raw = PQgetvalue(result, 0, 0) else { return "" }
+    let length = Int(ap_PQgetlength(result, 0, 0))
+    guard let raw = ap_PQgetvalue(result, 0, 0) else { return "" }
     let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(raw).assumingMemoryBound(to: UInt8.self), count: length)
-    if PQftype(result, 0) == 17, length >= 2, bytes[0] == UInt8(ascii: "\\"), bytes[1] == UInt8(ascii: "x") {
+    if ap_PQftype(result, 0) == 17, length >= 2, bytes[0] == UInt8(ascii: "\\"), bytes[1] == UInt8(ascii: "x") {
       return String(decoding: hexDecoded(bytes.dropFirst(2)), as: UTF8.self)
     }
     return String(decoding: bytes, as: UTF8.self)
@@ -125,7 +127,7 @@ enum PostgresQuery {
   }
 
   private static func errorText(_ connection: OpaquePointer) -> String {
-    PQerrorMessage(connection).map { String(cString: $0) }?.trimmingASCIIWhitespace() ?? "unknown libpq error"
+    ap_PQerrorMessage(connection).map { String(cString: $0) }?.trimmingASCIIWhitespace() ?? "unknown libpq error"
   }
 
   /// libpq reports connection failures as text only (no SQLSTATE before the session exists);

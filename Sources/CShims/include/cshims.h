@@ -19,6 +19,7 @@
 #include <openssl/ssl.h>
 
 #include "pki.h"
+#include "db_shims.h"
 
 // MARK: curl (variadic curl_easy_setopt / curl_easy_getinfo / curl_multi_setopt)
 
