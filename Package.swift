@@ -55,7 +55,10 @@ let package = Package(
       ],
       exclude: ["link-order.txt"]),
     // What both test targets share: the API's documented answers (Tests/Fixtures) and helpers.
-    .target(name: "TestSupport", path: "Tests/TestSupport"),
+    .target(
+      name: "TestSupport",
+      dependencies: ["AuthProxy", .product(name: "Logging", package: "swift-log")],
+      path: "Tests/TestSupport"),
     .testTarget(name: "AuthProxyTests", dependencies: ["AuthProxy", "TestSupport"]),
     .testTarget(
       name: "IntegrationTests",

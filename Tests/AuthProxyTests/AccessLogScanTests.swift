@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import AuthProxy
+import TestSupport
 
 // MARK: - Builders
 
@@ -18,11 +19,6 @@ private func line(
     upstreamStatus: upstream, durationMs: 3, upstreamMs: upstream == nil ? nil : 2, bytesIn: 0, bytesOut: 10, attempts: 1,
     reauth: false, error: error
   ).jsonLine()
-}
-
-private func scratchDirectory() -> String {
-  var template = Array((NSTemporaryDirectory() + "authproxy-scan-XXXXXX").utf8CString)
-  return String(cString: mkdtemp(&template)!)
 }
 
 private func write(_ lines: [String], to path: String) throws {
@@ -129,7 +125,7 @@ private func scan(_ lines: [String], window: Double = 3600) -> AccessLogScan {
   }
 
   @Test func readsTheFileAndItsRotatedPredecessors() throws {
-    let directory = scratchDirectory()
+    let directory = temporaryDirectory("authproxy-scan")
     let path = directory + "/access.log"
     try write([line(100, upstream: 401), line(7200, upstream: 401)], to: path + ".1")
     try write([line(50, upstream: 403), "garbage"], to: path + ".2")
@@ -143,7 +139,7 @@ private func scan(_ lines: [String], window: Double = 3600) -> AccessLogScan {
   }
 
   @Test func readsACompressedRotatedFile() throws {
-    let directory = scratchDirectory()
+    let directory = temporaryDirectory("authproxy-scan")
     let path = directory + "/access.log"
     try write([line(100, upstream: 401), line(200, upstream: 401), "garbage"], to: path + ".1")
     let gzip = Process()
@@ -161,7 +157,7 @@ private func scan(_ lines: [String], window: Double = 3600) -> AccessLogScan {
   }
 
   @Test func aTruncatedCompressedFileIsAWarningNotAFailure() throws {
-    let directory = scratchDirectory()
+    let directory = temporaryDirectory("authproxy-scan")
     let path = directory + "/access.log"
     try Data([0x1F, 0x8B, 0x08, 0x00, 0x01]).write(to: URL(fileURLWithPath: path + ".1.gz"))
     try write([line(10, upstream: 401)], to: path)
@@ -176,7 +172,7 @@ private func scan(_ lines: [String], window: Double = 3600) -> AccessLogScan {
   }
 
   @Test func anOverlongLineIsMalformedAndTheNextOneStillCounts() throws {
-    let directory = scratchDirectory()
+    let directory = temporaryDirectory("authproxy-scan")
     let path = directory + "/access.log"
     let huge = #"{"ts":"2026-11-29T09:59:00Z","upstream_status":401,"path":""# + String(repeating: "x", count: 300_000) + #""}"#
     try write([huge, line(1, upstream: 401)], to: path)

@@ -5,6 +5,7 @@ import Synchronization
 import Testing
 
 @testable import AuthProxy
+import TestSupport
 
 // MARK: - Builders
 
@@ -12,43 +13,22 @@ private let alert = SecurityAlert(
   rule: .forbiddenAccess, count: 7, threshold: 5, windowSeconds: 900, time: 1_795_946_400, host: "proxy-1", ipWhitelist: true,
   topPaths: [.init(path: "/api/v1/wallet", count: 7)])
 
-/// A webhook receiver on the test's own loop, built with the project's `HTTPServer`: answers
-/// with `statuses` in turn (the last one repeats), or holds every request unanswered.
-private final class Receiver {
-  struct Seen {
-    var method: String
-    var contentType: String?
-    var body: [UInt8]
-  }
-  private var server: HTTPServer?
-  let port: Int
-  var statuses: [Int]
-  let answers: Bool
-  private(set) var seen: [Seen] = []
-  private var held: [ServerRequest] = []
+/// The statuses a fake webhook receiver answers with, in turn (the last one repeats).
+private final class Statuses: Sendable {
+  private let queue: Mutex<[Int]>
+  init(_ statuses: [Int]) { queue = Mutex(statuses) }
+  func next() -> Int { queue.withLock { $0.count > 1 ? $0.removeFirst() : $0[0] } }
+}
 
-  init(loop: EventLoop, statuses: [Int] = [200], answers: Bool = true, tls: TLSServerContext? = nil) throws {
-    let (fd, port) = try ListeningSocket.bind(host: "127.0.0.1", port: 0, reusePort: false)
-    self.port = port
-    self.statuses = statuses
-    self.answers = answers
-    let server = try HTTPServer(loop: loop) { [unowned self] request in self.handle(request) }
-    if let tls { server.useTLS(tls) }
-    try server.accept(socket: fd)
-    self.server = server
+/// A webhook receiver: answers with `statuses` in turn (the last one repeats), or holds every
+/// request unanswered.
+private func webhookReceiver(statuses: [Int] = [200], answers: Bool = true, tls: TLSServerContext? = nil) throws
+  -> LoopbackHTTPServer
+{
+  let statuses = Statuses(statuses)
+  return try LoopbackHTTPServer(tls: tls, name: "fake-webhook") { _ in
+    answers ? .init(status: statuses.next(), headers: [("Content-Type", "text/plain")], body: "ok") : nil
   }
-
-  private func handle(_ request: ServerRequest) {
-    seen.append(Seen(method: request.method, contentType: request.header("Content-Type"), body: request.body))
-    guard answers else {
-      held.append(request)
-      return
-    }
-    let status = statuses.count > 1 ? statuses.removeFirst() : statuses[0]
-    request.respond(status: status, headers: [("Content-Type", "text/plain")], body: Array("ok".utf8))
-  }
-
-  func url(_ path: String = "/hook") -> String { "http://127.0.0.1:\(port)\(path)" }
 }
 
 /// Runs `loop` until `body` calls its `done`, or `timeout` passes; true when done was called.
@@ -99,32 +79,6 @@ private func failureOf(_ result: Result<Void, AlertDeliveryFailure>?) -> AlertDe
   return nil
 }
 
-private func scratchDirectory() -> String {
-  var template = Array((NSTemporaryDirectory() + "authproxy-alerts-XXXXXX").utf8CString)
-  return String(cString: mkdtemp(&template)!)
-}
-
-/// Every diagnostic line, for assertions.
-private final class LogLines: Sendable {
-  let lines = Mutex<[(Logger.Level, String)]>([])
-  var all: [(Logger.Level, String)] { lines.withLock { $0 } }
-  var logger: Logger { Logger(label: "test") { _ in Handler(sink: self) } }
-
-  struct Handler: LogHandler {
-    let sink: LogLines
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-      get { metadata[key] }
-      set { metadata[key] = newValue }
-    }
-    func log(event: LogEvent) {
-      let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-      sink.lines.withLock { $0.append((event.level, "\(event.message) \(merged)")) }
-    }
-  }
-}
-
 /// Is `pid` gone (or a zombie nobody has reaped yet)?
 private func isGone(_ pid: pid_t) -> Bool {
   if kill(pid, 0) != 0 && errno == ESRCH { return true }
@@ -140,13 +94,13 @@ private func isGone(_ pid: pid_t) -> Bool {
 
   @Test func webhookPostsTheAlertAsJSON() throws {
     let loop = try EventLoop()
-    let receiver = try Receiver(loop: loop)
-    let outcome = try post(AlertWebhook.Settings(url: receiver.url()), on: loop)
+    let receiver = try webhookReceiver()
+    let outcome = try post(AlertWebhook.Settings(url: receiver.url("/hook")), on: loop)
     #expect(failureOf(outcome) == nil && outcome != nil)
-    #expect(receiver.seen.count == 1)
-    let request = try #require(receiver.seen.first)
+    #expect(receiver.requests.count == 1)
+    let request = try #require(receiver.requests.first)
     #expect(request.method == "POST")
-    #expect(request.contentType == "application/json")
+    #expect(request.header("Content-Type") == "application/json")
     let object = try #require(try JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])
     #expect(object["rule"] as? String == "forbidden_access")
     #expect(object["count"] as? Int == 7)
@@ -160,20 +114,20 @@ private func isGone(_ pid: pid_t) -> Bool {
 
   @Test func webhookRetriesAfter5xxThenSucceeds() throws {
     let loop = try EventLoop()
-    let receiver = try Receiver(loop: loop, statuses: [500, 503, 204])
-    let outcome = try post(AlertWebhook.Settings(url: receiver.url(), attempts: 3, backoff: 0.01), on: loop)
+    let receiver = try webhookReceiver(statuses: [500, 503, 204])
+    let outcome = try post(AlertWebhook.Settings(url: receiver.url("/hook"), attempts: 3, backoff: 0.01), on: loop)
     #expect(outcome != nil && failureOf(outcome) == nil)
-    #expect(receiver.seen.count == 3)
-    #expect(Set(receiver.seen.map(\.body)).count == 1, "every attempt sends the same alert")
+    #expect(receiver.requests.count == 3)
+    #expect(Set(receiver.requests.map(\.body)).count == 1, "every attempt sends the same alert")
   }
 
   @Test func webhookReportsTheFailureAfterItsAttemptsThroughTheCallback() throws {
     let loop = try EventLoop()
-    let receiver = try Receiver(loop: loop, statuses: [500])
-    let log = LogLines()
+    let receiver = try webhookReceiver(statuses: [500])
+    let log = LogCapture()
     var reported: [AlertDeliveryFailure] = []
     let sinks = try AlertSinks(
-      webhook: AlertWebhook.Settings(url: receiver.url(), attempts: 3, backoff: 0.01), command: nil, loop: loop,
+      webhook: AlertWebhook.Settings(url: receiver.url("/hook"), attempts: 3, backoff: 0.01), command: nil, loop: loop,
       logger: log.logger, onFailure: { reported.append($0) })
     var failures: [AlertDeliveryFailure]?
     #expect(
@@ -184,7 +138,7 @@ private func isGone(_ pid: pid_t) -> Bool {
         }
       })
     withExtendedLifetime(sinks) {}
-    #expect(receiver.seen.count == 3)
+    #expect(receiver.requests.count == 3)
     #expect(reported.count == 1)
     #expect(failures == reported)
     let first = try #require(reported.first)
@@ -192,27 +146,27 @@ private func isGone(_ pid: pid_t) -> Bool {
     #expect(first.rule == .forbiddenAccess)
     #expect(first.reason.contains("HTTP 500"))
     #expect(first.reason.contains("3 attempts"))
-    #expect(log.all.contains { $0.0 == .warning && $0.1.contains("HTTP 500") })
+    #expect(log.entries.contains { $0.level == .warning && $0.text.contains("HTTP 500") })
   }
 
   @Test func webhookDoesNotRetryAnAnswerThatWillNotChange() throws {
     let loop = try EventLoop()
-    let receiver = try Receiver(loop: loop, statuses: [404])
-    let outcome = try post(AlertWebhook.Settings(url: receiver.url(), attempts: 3, backoff: 0.01), on: loop)
+    let receiver = try webhookReceiver(statuses: [404])
+    let outcome = try post(AlertWebhook.Settings(url: receiver.url("/hook"), attempts: 3, backoff: 0.01), on: loop)
     #expect(failureOf(outcome)?.reason.contains("HTTP 404") == true)
-    #expect(receiver.seen.count == 1)
+    #expect(receiver.requests.count == 1)
   }
 
   @Test func webhookGivesUpOnASilentServerAtItsTimeout() throws {
     let loop = try EventLoop()
-    let receiver = try Receiver(loop: loop, answers: false)
+    let receiver = try webhookReceiver(answers: false)
     let started = monotonicSeconds()
-    let outcome = try post(AlertWebhook.Settings(url: receiver.url(), timeout: 0.3, attempts: 2, backoff: 0.01), on: loop)
+    let outcome = try post(AlertWebhook.Settings(url: receiver.url("/hook"), timeout: 0.3, attempts: 2, backoff: 0.01), on: loop)
     let elapsed = monotonicSeconds() - started
     let reason = try #require(failureOf(outcome)?.reason)
     #expect(reason.contains("no answer within"))
     #expect(reason.contains("2 attempts"))
-    #expect(receiver.seen.count == 2)
+    #expect(receiver.requests.count == 2)
     #expect(elapsed >= 0.6 && elapsed < 5)
   }
 
@@ -227,7 +181,7 @@ private func isGone(_ pid: pid_t) -> Bool {
 
   @Test func webhookFailuresNeverShowTheURLsPathOrQuery() throws {
     let loop = try EventLoop()
-    let receiver = try Receiver(loop: loop, statuses: [500])
+    let receiver = try webhookReceiver(statuses: [500])
     let outcome = try post(
       AlertWebhook.Settings(url: receiver.url("/services/T000/SECRET-PATH?key=SECRET-KEY"), attempts: 1), on: loop)
     let reason = try #require(failureOf(outcome)?.description)
@@ -236,22 +190,22 @@ private func isGone(_ pid: pid_t) -> Bool {
   }
 
   @Test func httpsWebhookVerifiesTheReceiversCertificate() throws {
-    let directory = scratchDirectory()
+    let directory = temporaryDirectory("authproxy-alerts")
     try ThrowawayPKI.make(in: directory, caName: "alert test CA")
     let tls = try TLSServerContext(certificatePath: directory + "/server.pem", keyPath: directory + "/server-key.pem")
     let loop = try EventLoop()
-    let receiver = try Receiver(loop: loop, tls: tls)
+    let receiver = try webhookReceiver(tls: tls)
     let url = "https://127.0.0.1:\(receiver.port)/hook"
 
     let untrusted = try post(AlertWebhook.Settings(url: url, attempts: 1), on: loop)
     #expect(failureOf(untrusted) != nil)
-    #expect(receiver.seen.isEmpty)
+    #expect(receiver.requests.isEmpty)
 
     var settings = AlertWebhook.Settings(url: url, attempts: 1)
     settings.tls.caFile = directory + "/ca.pem"
     let trusted = try post(settings, on: loop)
     #expect(trusted != nil && failureOf(trusted) == nil)
-    #expect(receiver.seen.count == 1)
+    #expect(receiver.requests.count == 1)
   }
 
   @Test func webhookURLsAreHTTPSOrLoopbackHTTP() {
@@ -274,7 +228,7 @@ private func isGone(_ pid: pid_t) -> Bool {
   // MARK: command
 
   @Test func commandGetsTheMessageOnStdin() throws {
-    let file = scratchDirectory() + "/alert.txt"
+    let file = temporaryDirectory("authproxy-alerts") + "/alert.txt"
     let outcome = try runCommand(AlertCommand.Settings(command: "cat > '\(file)'"))
     #expect(outcome != nil && failureOf(outcome) == nil)
     #expect(try String(contentsOfFile: file, encoding: .utf8) == alert.message + "\n")
@@ -288,7 +242,7 @@ private func isGone(_ pid: pid_t) -> Bool {
   }
 
   @Test func commandStillRunningAtTheTimeoutIsKilledWithWhatItStarted() throws {
-    let pidFile = scratchDirectory() + "/pid"
+    let pidFile = temporaryDirectory("authproxy-alerts") + "/pid"
     let started = monotonicSeconds()
     let outcome = try runCommand(
       AlertCommand.Settings(command: "sleep 30 & echo $! > '\(pidFile)'; wait", timeout: 0.3))
@@ -312,7 +266,7 @@ private func isGone(_ pid: pid_t) -> Bool {
   }
 
   @Test func commandDoesNotInheritTheProxysSecrets() throws {
-    let file = scratchDirectory() + "/env.txt"
+    let file = temporaryDirectory("authproxy-alerts") + "/env.txt"
     let environment = [
       "PATH": "/usr/bin:/bin", "HOME": "/tmp", "API_USERNAME": "integration", "API_PASSWORD": "hunter2-secret",
       "ENCRYPTION_KEY": "key-secret", "VAULT_TOKEN": "vault-secret", "AUTHPROXY_TOKEN_STORE": "redis://:redis-secret@r:6379",
@@ -330,23 +284,23 @@ private func isGone(_ pid: pid_t) -> Bool {
 
   @Test func theLogAlwaysGetsTheAlertEvenWithNoOtherSink() throws {
     let loop = try EventLoop()
-    let log = LogLines()
+    let log = LogCapture()
     let sinks = try AlertSinks(webhook: nil, command: nil, loop: loop, logger: log.logger)
     var failures: [AlertDeliveryFailure]?
     sinks.deliver(alert) { failures = $0 }
     #expect(failures == [])
-    let line = try #require(log.all.first { $0.0 == .error })
-    #expect(line.1.contains("forbidden_access"))
-    #expect(line.1.contains("ip_whitelist"))
+    let line = try #require(log.entries.first { $0.level == .error })
+    #expect(line.text.contains("forbidden_access"))
+    #expect(line.text.contains("ip_whitelist"))
   }
 
   @Test func everyConfiguredSinkGetsTheAlert() throws {
     let loop = try EventLoop()
-    let receiver = try Receiver(loop: loop)
-    let file = scratchDirectory() + "/alert.txt"
+    let receiver = try webhookReceiver()
+    let file = temporaryDirectory("authproxy-alerts") + "/alert.txt"
     let sinks = try AlertSinks(
-      webhook: AlertWebhook.Settings(url: receiver.url()), command: AlertCommand.Settings(command: "cat > '\(file)'"),
-      loop: loop, logger: LogLines().logger)
+      webhook: AlertWebhook.Settings(url: receiver.url("/hook")), command: AlertCommand.Settings(command: "cat > '\(file)'"),
+      loop: loop, logger: LogCapture().logger)
     var failures: [AlertDeliveryFailure]?
     #expect(
       runUntilDone(loop) { done in
@@ -356,7 +310,7 @@ private func isGone(_ pid: pid_t) -> Bool {
         }
       })
     #expect(failures == [])
-    #expect(receiver.seen.count == 1)
+    #expect(receiver.requests.count == 1)
     #expect(try String(contentsOfFile: file, encoding: .utf8).contains("forbidden_access"))
     #expect(sinks.pending == 0)
   }

@@ -3,6 +3,7 @@ import Glibc
 import Testing
 
 @testable import AuthProxy
+import TestSupport
 
 // MARK: - Builders
 
@@ -10,15 +11,9 @@ private let password = "fake-password-for-tests"
 private let keyBase64 = Data(repeating: 0x42, count: 32).base64EncodedString()
 private let otherKeyBase64 = Data(repeating: 0x24, count: 32).base64EncodedString()
 
-/// A fresh directory for one test's files.
-private func scratchDirectory() -> String {
-  var template = Array((NSTemporaryDirectory() + "authproxy-credentials-XXXXXX").utf8CString)
-  return String(cString: mkdtemp(&template)!)
-}
-
 /// Writes `text` to a new file with `mode` (set after writing, whatever the umask).
 private func writeFile(_ text: String, mode: mode_t = 0o600, named name: String = "credentials.json") -> String {
-  let path = scratchDirectory() + "/" + name
+  let path = temporaryDirectory("authproxy-credentials") + "/" + name
   _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
   chmod(path, mode)
   return path
@@ -144,7 +139,7 @@ private func isClean(_ error: CredentialError) -> Bool {
   }
 
   @Test func aMissingFileIsNamed() throws {
-    let path = scratchDirectory() + "/absent.json"
+    let path = temporaryDirectory("authproxy-credentials") + "/absent.json"
     let error = try #require(loadError(.file(path: path)))
     #expect(error.kind == .invalid)
     #expect(error.description.contains("\(path) does not exist"))
@@ -152,7 +147,7 @@ private func isClean(_ error: CredentialError) -> Bool {
   }
 
   @Test func aDirectoryIsNotACredentialsFile() throws {
-    let directory = scratchDirectory()
+    let directory = temporaryDirectory("authproxy-credentials")
     let error = try #require(loadError(.file(path: directory)))
     #expect(error.description.contains("not a regular file"))
   }

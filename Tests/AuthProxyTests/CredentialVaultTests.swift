@@ -1,9 +1,9 @@
 import Foundation
 import Glibc
-import Synchronization
 import Testing
 
 @testable import AuthProxy
+import TestSupport
 
 // MARK: - Builders
 
@@ -31,61 +31,14 @@ private let secrets: [String: (Int, String)] = [
   "/v1/secret/sealed": (503, #"{"errors":["Vault is sealed"]}"#),
 ]
 
-/// Path and token of every request the fake Vault received (written on its loop thread).
-private final class RequestLog: Sendable {
-  let entries = Mutex<[(path: String, token: String?)]>([])
-  var all: [(path: String, token: String?)] { entries.withLock { $0 } }
-}
-
-/// A fake Vault on loopback plain HTTP (or TLS), built with the project's own event loop:
-/// answers a GET from `secrets` when `X-Vault-Token` is right, 403 when it is not.
-private final class FakeVault: @unchecked Sendable {
-  // @unchecked: the loop objects are built here, handed to the loop thread before it starts
-  // (pthread_create orders the two), and from then on touched only there.
-  private var loop: EventLoop?
-  private var server: HTTPServer?
-  private var mailbox: MailboxReceiver<Bool>?
-  private var thread: LoopThread?
-  private let stopper: MailboxSender<Bool>
-  let port: Int
-  let log: RequestLog
-
-  init(tls: TLSServerContext? = nil) throws {
-    let (fd, port) = try ListeningSocket.bind(host: "127.0.0.1", port: 0, reusePort: false)
-    let log = RequestLog()
-    let loop = try EventLoop()
-    let server = try HTTPServer(loop: loop) { request in
-      let token = request.header("X-Vault-Token")
-      log.entries.withLock { $0.append((request.target, token)) }
-      let (status, body) =
-        token == vaultToken ? secrets[request.target] ?? (404, #"{"errors":[]}"#) : (403, #"{"errors":["permission denied"]}"#)
-      request.respond(status: status, headers: [("Content-Type", "application/json")], body: Array(body.utf8))
-    }
-    if let tls { server.useTLS(tls) }
-    try server.accept(socket: fd)
-    let mailbox = try MailboxReceiver<Bool>(loop: loop) { [unowned loop] _ in loop.stop() }
-    self.port = port
-    self.log = log
-    self.loop = loop
-    self.server = server
-    self.mailbox = mailbox
-    stopper = mailbox.sender
-    thread = LoopThread(name: "fake-vault") { [self] in self.run() }
-  }
-
-  /// Serves until `stop()`, then frees the loop's objects on the loop thread.
-  private func run() {
-    loop?.run()
-    server = nil
-    mailbox = nil
-    loop = nil
-  }
-
-  var address: String { "http://127.0.0.1:\(port)" }
-
-  func stop() {
-    stopper.send(true)
-    thread?.join()
+/// A fake Vault on loopback plain HTTP (or TLS): answers a GET from `secrets` when
+/// `X-Vault-Token` is right, 403 when it is not.
+private func fakeVault(tls: TLSServerContext? = nil) throws -> LoopbackHTTPServer {
+  try LoopbackHTTPServer(tls: tls, name: "fake-vault") { request in
+    let (status, body) =
+      request.header("X-Vault-Token") == vaultToken
+      ? secrets[request.target] ?? (404, #"{"errors":[]}"#) : (403, #"{"errors":["permission denied"]}"#)
+    return .init(status: status, headers: [("Content-Type", "application/json")], body: body)
   }
 }
 
@@ -118,8 +71,7 @@ private func closedPort() throws -> Int {
 }
 
 private func scratchFile(_ text: String) -> String {
-  var template = Array((NSTemporaryDirectory() + "authproxy-vault-XXXXXX").utf8CString)
-  let path = String(cString: mkdtemp(&template)!) + "/token"
+  let path = temporaryDirectory("authproxy-vault") + "/token"
   _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
   chmod(path, 0o640)
   return path
@@ -130,51 +82,51 @@ private func scratchFile(_ text: String) -> String {
 @Suite struct CredentialVaultTests {
 
   @Test func readsAKVv1Secret() throws {
-    let vault = try FakeVault()
+    let vault = try fakeVault()
     defer { vault.stop() }
-    let credentials = try CredentialSource.load(.vault(path: "secret/authproxy"), environment: environment(vault.address))
+    let credentials = try CredentialSource.load(.vault(path: "secret/authproxy"), environment: environment(vault.url()))
     #expect(credentials.username == "integration")
     #expect(credentials.password.reveal == password)
     #expect(credentials.rotatedAt == nil)
-    let seen = vault.log.all
+    let seen = vault.requests
     #expect(seen.count == 1)
-    #expect(seen.first?.path == "/v1/secret/authproxy")
-    #expect(seen.first?.token == vaultToken)
+    #expect(seen.first?.target == "/v1/secret/authproxy")
+    #expect(seen.first?.header("X-Vault-Token") == vaultToken)
   }
 
   @Test func readsAKVv2SecretWithItsVersionTimeAsRotation() throws {
-    let vault = try FakeVault()
+    let vault = try fakeVault()
     defer { vault.stop() }
     let credentials = try CredentialSource.load(
-      .vault(path: "/secret/data/authproxy"), environment: environment(vault.address + "/"))
+      .vault(path: "/secret/data/authproxy"), environment: environment(vault.url() + "/"))
     #expect(credentials.username == "integration")
     #expect(credentials.password.reveal == password)
     let rotatedAt = try #require(credentials.rotatedAt)
     #expect(abs(rotatedAt - 1_767_323_045.123) < 0.001)
-    #expect(vault.log.all.first?.path == "/v1/secret/data/authproxy")
+    #expect(vault.requests.first?.target == "/v1/secret/data/authproxy")
   }
 
   @Test func aRotatedAtInTheSecretWins() throws {
-    let vault = try FakeVault()
+    let vault = try fakeVault()
     defer { vault.stop() }
-    let credentials = try CredentialSource.load(.vault(path: "secret/data/rotated"), environment: environment(vault.address))
+    let credentials = try CredentialSource.load(.vault(path: "secret/data/rotated"), environment: environment(vault.url()))
     #expect(credentials.rotatedAt == 1_769_860_800)
   }
 
   @Test func readsTheTokenFromVAULT_TOKEN_FILE() throws {
-    let vault = try FakeVault()
+    let vault = try fakeVault()
     defer { vault.stop() }
     let file = scratchFile(vaultToken + "\n")
     let credentials = try CredentialSource.load(
-      .vault(path: "secret/authproxy"), environment: environment(vault.address, token: nil, extra: ["VAULT_TOKEN_FILE": file]))
+      .vault(path: "secret/authproxy"), environment: environment(vault.url(), token: nil, extra: ["VAULT_TOKEN_FILE": file]))
     #expect(credentials.password.reveal == password)
-    #expect(vault.log.all.first?.token == vaultToken)
+    #expect(vault.requests.first?.header("X-Vault-Token") == vaultToken)
   }
 
   @Test func aRefusedTokenIsInvalidAndNotQuoted() throws {
-    let vault = try FakeVault()
+    let vault = try fakeVault()
     defer { vault.stop() }
-    let error = try #require(loadError("secret/authproxy", environment(vault.address, token: "hvs.FAKE-wrong-token")))
+    let error = try #require(loadError("secret/authproxy", environment(vault.url(), token: "hvs.FAKE-wrong-token")))
     #expect(error.kind == .invalid)
     #expect(error.description.contains("refused the token (HTTP 403)"))
     #expect(!error.description.contains("hvs.FAKE-wrong-token"))
@@ -182,33 +134,33 @@ private func scratchFile(_ text: String) -> String {
   }
 
   @Test func aMissingSecretHintsAtTheKVv2Path() throws {
-    let vault = try FakeVault()
+    let vault = try fakeVault()
     defer { vault.stop() }
-    let error = try #require(loadError("kv/authproxy", environment(vault.address)))
+    let error = try #require(loadError("kv/authproxy", environment(vault.url())))
     #expect(error.kind == .invalid)
     #expect(error.description.contains("HTTP 404"))
     #expect(error.description.contains("data/"))
   }
 
   @Test func aSecretWithoutPasswordIsNamed() throws {
-    let vault = try FakeVault()
+    let vault = try fakeVault()
     defer { vault.stop() }
-    let error = try #require(loadError("secret/data/incomplete", environment(vault.address)))
+    let error = try #require(loadError("secret/data/incomplete", environment(vault.url())))
     #expect(error.description.contains("the Vault secret at secret/data/incomplete: password is missing or empty"))
   }
 
   @Test func anAnswerThatIsNotJSONIsInvalid() throws {
-    let vault = try FakeVault()
+    let vault = try fakeVault()
     defer { vault.stop() }
-    let error = try #require(loadError("secret/garbage", environment(vault.address)))
+    let error = try #require(loadError("secret/garbage", environment(vault.url())))
     #expect(error.kind == .invalid)
     #expect(error.description.contains("not JSON"))
   }
 
   @Test func aSealedVaultIsUnreachable() throws {
-    let vault = try FakeVault()
+    let vault = try fakeVault()
     defer { vault.stop() }
-    let error = try #require(loadError("secret/sealed", environment(vault.address)))
+    let error = try #require(loadError("secret/sealed", environment(vault.url())))
     #expect(error.kind == .unreachable)
     #expect(error.description.contains("HTTP 503"))
   }
@@ -271,11 +223,10 @@ private func scratchFile(_ text: String) -> String {
   }
 
   @Test func httpsIsVerifiedWithVAULT_CACERT() throws {
-    let directory = NSTemporaryDirectory() + "authproxy-vault-pki-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let directory = temporaryDirectory("authproxy-vault-pki")
     try ThrowawayPKI.make(in: directory, caName: "fake vault CA")
     let tls = try TLSServerContext(certificatePath: directory + "/server.pem", keyPath: directory + "/server-key.pem")
-    let vault = try FakeVault(tls: tls)
+    let vault = try fakeVault(tls: tls)
     defer { vault.stop() }
     let address = "https://127.0.0.1:\(vault.port)"
 

@@ -2,6 +2,7 @@ import AuthProxy
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 
 /// A small tmpfs of this test's own (root and mount(2) needed).
 private enum SmallFilesystem {

@@ -2,6 +2,7 @@ import AuthProxy
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 
 /// A wall clock the test moves by hand.
 private final class ManualClock: WallClock {

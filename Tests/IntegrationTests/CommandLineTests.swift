@@ -2,6 +2,7 @@ import AuthProxy
 import Foundation
 import SandboxAPI
 import Testing
+import TestSupport
 
 /// The `authproxy` binary itself: exit codes, messages, and a 100 MiB response streamed
 /// through a real proxy process.

@@ -1,25 +1,8 @@
 import AuthProxy
 import Foundation
 import SandboxAPI
-import Synchronization
 import Testing
-
-/// What a process wrote to a pipe, read as it comes (the test looks at it while it runs).
-private final class PipeText: Sendable {
-  private let data = Mutex<[UInt8]>([])
-
-  init(_ handle: FileHandle) {
-    Thread { [self] in
-      while true {
-        let chunk = handle.availableData
-        if chunk.isEmpty { break }
-        data.withLock { $0.append(contentsOf: chunk) }
-      }
-    }.start()
-  }
-
-  var text: String { String(decoding: data.withLock { $0 }, as: UTF8.self) }
-}
+import TestSupport
 
 /// The value of one sample in a /metrics text, if present.
 private func sample(_ text: String, _ name: String) -> Double? {
@@ -75,7 +58,7 @@ private func sample(_ text: String, _ name: String) -> Double? {
         "--listen", "127.0.0.1:\(port)", "--admin-listen", "127.0.0.1:\(adminPort)", "--workers", "1",
         "--access-log", directory + "/access.log",
       ], environment: credentials, executable: "/usr/bin/prlimit")
-    let stderr = PipeText(proxy.stderr.fileHandleForReading)
+    let stderr = PipeCollector(proxy.stderr.fileHandleForReading)
     defer { _ = proxy.stop() }
     #expect(eventually(timeout: 20) { (try? request(port: adminPort, target: "/readyz").status) == 200 })
     let limit = ServeConfig.defaultMaxConnectionsFor(descriptorLimit: 128)
@@ -110,7 +93,7 @@ private func sample(_ text: String, _ name: String) -> Double? {
         "--listen", "127.0.0.1:\(port)", "--admin-listen", "127.0.0.1:\(adminPort)", "--workers", "1",
         "--max-connections", "1000", "--access-log", directory + "/access.log",
       ], environment: credentials, executable: "/usr/bin/prlimit")
-    let stderr = PipeText(proxy.stderr.fileHandleForReading)
+    let stderr = PipeCollector(proxy.stderr.fileHandleForReading)
     defer { _ = proxy.stop() }
     #expect(eventually(timeout: 20) { (try? request(port: adminPort, target: "/readyz").status) == 200 })
     var clients: [RawConnection] = []

@@ -2,6 +2,7 @@ import AuthProxy
 import Foundation
 import SandboxAPI
 import Testing
+import TestSupport
 
 /// Issue 17, points 4 and 5: the credentials watcher follows what operators and the kubelet
 /// really do to a credentials file: rewrite it in place, fix its mode, swap a Secret volume's

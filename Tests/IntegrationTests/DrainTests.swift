@@ -2,6 +2,7 @@ import AuthProxy
 import Foundation
 import SandboxAPI
 import Testing
+import TestSupport
 
 /// Issue 17, point 6: from SIGTERM until exit the admin listener answers (`/readyz` 503
 /// "draining", `/healthz` 200, `/metrics`), and replies sent while draining carry

@@ -1,6 +1,7 @@
 import AuthProxy
 import Foundation
 import Testing
+import TestSupport
 
 /// RFC 9112 both ways (SPEC §4 "Framing follows RFC 9112 both ways"), over real sockets: a
 /// recording upstream answers with raw bytes and keeps what it received, the app is a raw

@@ -2,6 +2,7 @@ import AuthProxy
 import Foundation
 import SandboxAPI
 import Testing
+import TestSupport
 
 /// The live security monitor (SPEC §7) inside a running proxy: upstream 401/403 and failed
 /// logins become one alert per rule per window, delivered to the sinks.
@@ -23,16 +24,16 @@ import Testing
   }
 
   @Test func failedLoginsRaiseALoginFailureAlertToTheWebhook() throws {
-    let receiver = try WebhookReceiver(status: 204)
+    let receiver = try webhookReceiver(status: 204)
     defer { receiver.stop() }
     let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")
     defer { sandbox.stop() }
     sandbox.failLogins(.ipNotWhitelisted)
     let proxy = try ProxyHarness(
-      flags: ["alert-login-failure-threshold": "2", "alert-webhook": "http://127.0.0.1:\(receiver.port)/hook"], sandbox: sandbox)
+      flags: ["alert-login-failure-threshold": "2", "alert-webhook": "\(receiver.url("/hook"))"], sandbox: sandbox)
     defer { proxy.stop() }
-    #expect(eventually(timeout: 10) { receiver.bodies.contains { $0.contains("login_failure") } })
-    let body = try #require(receiver.bodies.first { $0.contains("login_failure") })
+    #expect(eventually(timeout: 10) { receiver.requests.map(\.bodyText).contains { $0.contains("login_failure") } })
+    let body = try #require(receiver.requests.map(\.bodyText).first { $0.contains("login_failure") })
     let json = try #require((try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any])
     #expect(json["rule"] as? String == "login_failure")
     #expect(json["threshold"] as? Int == 2)

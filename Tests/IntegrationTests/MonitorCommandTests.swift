@@ -1,7 +1,7 @@
 import AuthProxy
 import Foundation
-import Synchronization
 import Testing
+import TestSupport
 
 // MARK: - Builders
 
@@ -29,53 +29,10 @@ private func monitor(_ log: String, _ extra: [String] = [], environment: [String
   try runBinary(["monitor", "--access-log", log, "--now", now] + extra, environment: environment, timeout: 30)
 }
 
-/// A webhook receiver on its own loop thread (the binary posts to it while the test waits).
-final class WebhookReceiver: @unchecked Sendable {
-  // @unchecked: the loop objects are built here, handed to the loop thread before it starts
-  // (pthread_create orders the two), and from then on touched only there.
-  private var loop: EventLoop?
-  private var server: HTTPServer?
-  private var mailbox: MailboxReceiver<Bool>?
-  private var thread: LoopThread?
-  private let stopper: MailboxSender<Bool>
-  let port: Int
-  private let log = BodyLog()
-  var bodies: [String] { log.bodies.withLock { $0 } }
-
-  private final class BodyLog: Sendable {
-    let bodies = Mutex<[String]>([])
-  }
-
-  init(status: Int) throws {
-    let (fd, port) = try ListeningSocket.bind(host: "127.0.0.1", port: 0, reusePort: false)
-    let loop = try EventLoop()
-    let log = self.log
-    let server = try HTTPServer(loop: loop) { request in
-      let body = String(decoding: request.body, as: UTF8.self)
-      log.bodies.withLock { $0.append(body) }
-      request.respond(status: status, headers: [], body: [])
-    }
-    try server.accept(socket: fd)
-    let mailbox = try MailboxReceiver<Bool>(loop: loop) { [unowned loop] _ in loop.stop() }
-    self.port = port
-    self.loop = loop
-    self.server = server
-    self.mailbox = mailbox
-    stopper = mailbox.sender
-    thread = LoopThread(name: "fake-webhook") { [self] in self.run() }
-  }
-
-  private func run() {
-    loop?.run()
-    server = nil
-    mailbox = nil
-    loop = nil
-  }
-
-  func stop() {
-    stopper.send(true)
-    thread?.join()
-  }
+/// A webhook receiver that answers every POST with `status` (the binary posts to it while the
+/// test waits).
+func webhookReceiver(status: Int) throws -> LoopbackHTTPServer {
+  try LoopbackHTTPServer(name: "fake-webhook") { _ in .init(status: status) }
 }
 
 // MARK: - Specification
@@ -108,12 +65,12 @@ final class WebhookReceiver: @unchecked Sendable {
   }
 
   @Test func aBurstOf403sIsPostedToTheWebhook() throws {
-    let receiver = try WebhookReceiver(status: 200)
+    let receiver = try webhookReceiver(status: 200)
     defer { receiver.stop() }
     let log = try accessLog((0..<5).map { line(Double($0), upstream: 403) })
-    let run = try monitor(log, ["--alert-webhook", "http://127.0.0.1:\(receiver.port)/hook"])
+    let run = try monitor(log, ["--alert-webhook", "\(receiver.url("/hook"))"])
     #expect(run.status == 1, "\(run.stderr)")
-    let bodies = receiver.bodies
+    let bodies = receiver.requests.map(\.bodyText)
     #expect(bodies.count == 1)
     let object = try #require(try JSONSerialization.jsonObject(with: Data((bodies.first ?? "").utf8)) as? [String: Any])
     #expect(object["rule"] as? String == "forbidden_access")
@@ -124,10 +81,10 @@ final class WebhookReceiver: @unchecked Sendable {
   }
 
   @Test func aFailingSinkStillExits1AndSaysSo() throws {
-    let receiver = try WebhookReceiver(status: 404)
+    let receiver = try webhookReceiver(status: 404)
     defer { receiver.stop() }
     let log = try accessLog((0..<10).map { line(Double($0), upstream: 401) })
-    let run = try monitor(log, ["--alert-webhook", "http://127.0.0.1:\(receiver.port)/hook", "--alert-command", "exit 2"])
+    let run = try monitor(log, ["--alert-webhook", "\(receiver.url("/hook"))", "--alert-command", "exit 2"])
     #expect(run.status == 1)
     #expect(run.stderr.contains("HTTP 404"))
     #expect(run.stderr.contains("exit status 2"))

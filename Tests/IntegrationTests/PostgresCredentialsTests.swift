@@ -2,6 +2,7 @@ import AuthProxy
 import Foundation
 import SandboxAPI
 import Testing
+import TestSupport
 
 /// One TLS server (hostssl only) and one that offers no TLS, shared by the suite's tests; each
 /// test uses rows of its own, so they run in parallel.

@@ -2,6 +2,7 @@ import AuthProxy
 import Foundation
 import SandboxAPI
 import Testing
+import TestSupport
 
 /// Rotation of a `db:` source against a real PostgreSQL: a row changed by UPDATE is tested with
 /// a login and switched to only if it works; a database that goes away never stops the proxy.

@@ -2,6 +2,7 @@ import AuthProxy
 import Foundation
 import SandboxAPI
 import Testing
+import TestSupport
 
 /// The proxy path end to end (issue 2): real sockets, real TLS, the sandbox API upstream.
 @Suite(.serialized) struct ProxyPathTests {

@@ -2,6 +2,7 @@ import AuthProxy
 import Foundation
 import SandboxAPI
 import Testing
+import TestSupport
 
 /// What a Redis that misbehaves costs (issue 20): a frozen or black-holed Redis costs a timeout
 /// and a reconnect with backoff, a refused password is reported at once and the proxy renews on

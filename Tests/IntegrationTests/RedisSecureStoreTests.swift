@@ -2,6 +2,7 @@ import AuthProxy
 import Foundation
 import SandboxAPI
 import Testing
+import TestSupport
 
 /// Redis as managed services run it (issue 20): TLS with the certificate and name verified,
 /// client certificates, ACL users, a password from a file. Real `redis-server`s on loopback.

@@ -2,6 +2,7 @@ import AuthProxy
 import Foundation
 import SandboxAPI
 import Testing
+import TestSupport
 
 /// Self-hosted high availability (issue 20): a master, a replica and three Sentinels; the
 /// master is killed under load, the Sentinels promote the replica, and the proxies follow.

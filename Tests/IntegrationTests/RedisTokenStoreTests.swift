@@ -2,6 +2,7 @@ import AuthProxy
 import Foundation
 import SandboxAPI
 import Testing
+import TestSupport
 
 /// Many replicas, one identity (issue 6): three proxies share one token pair through a real Redis.
 @Suite(.serialized) struct RedisTokenStoreTests {

@@ -3,6 +3,7 @@ import Foundation
 import SandboxAPI
 import Synchronization
 import Testing
+import TestSupport
 
 /// A request through the proxy with a fresh, known X-Request-ID; returns the response, its
 /// access-log line and the seconds it took.

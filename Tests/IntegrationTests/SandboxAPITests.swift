@@ -1,6 +1,7 @@
 import AuthProxy
 import Foundation
 import Testing
+import TestSupport
 
 @testable import SandboxAPI
 
@@ -177,7 +178,7 @@ private let other = SandboxAPI.demoUsers[2]
     let expiry = try #require(rfc3339(reply.data?["access_expires_at"]))
     #expect(expiry.timeIntervalSince(started) <= 2.5)
     #expect(try sandbox.echo(access).status == 200)
-    let expired = try pollUntil(seconds: 10) { try sandbox.echo(access).status == 401 }
+    let expired = try eventually(timeout: 10) { try sandbox.echo(access).status == 401 }
     #expect(expired)
     #expect(Date().timeIntervalSince(started) >= 1.9)
     // Both lifetimes were 2 s: the refresh token expired with the access token.
@@ -245,7 +246,7 @@ private let other = SandboxAPI.demoUsers[2]
     ]
     try background.run()
     defer { background.waitUntilExit() }
-    #expect(pollUntil(seconds: 5) { sandbox.api.lastAPIRequest?.target == "/api/v1/slow?ms=3000" })
+    #expect(eventually(timeout: 5) { sandbox.api.lastAPIRequest?.target == "/api/v1/slow?ms=3000" })
     let quickStart = Date()
     #expect(try sandbox.echo(token).status == 200)
     #expect(Date().timeIntervalSince(quickStart) < 2)

@@ -1,30 +1,8 @@
 import AuthProxy
 import Foundation
 import SandboxAPI
-import Synchronization
 import Testing
-
-/// Everything the proxy process wrote to one of its pipes, read as it comes (a full pipe
-/// would block the proxy).
-private final class PipeCollector: Sendable {
-  private let data = Mutex<[UInt8]>([])
-  private let finished = Atomic<Bool>(false)
-
-  init(_ handle: FileHandle) {
-    Thread { [self] in
-      while true {
-        let chunk = handle.availableData
-        if chunk.isEmpty { break }
-        data.withLock { $0.append(contentsOf: chunk) }
-      }
-      finished.store(true, ordering: .releasing)
-    }.start()
-  }
-
-  var bytes: [UInt8] { data.withLock { $0 } }
-  var text: String { String(decoding: bytes, as: UTF8.self) }
-  var isFinished: Bool { finished.load(ordering: .acquiring) }
-}
+import TestSupport
 
 /// Every byte the test received from the proxy: status lines, headers and bodies.
 private final class Received {

@@ -2,6 +2,7 @@ import AuthProxy
 import Foundation
 import SandboxAPI
 import Testing
+import TestSupport
 
 /// Slow, stalled and vanished clients: the header timeout, backpressure from a client that stops
 /// reading, cancelling the upstream transfer of a client that left, and the idle timeout.

@@ -3,6 +3,7 @@ import Foundation
 import SandboxAPI
 import Synchronization
 import Testing
+import TestSupport
 
 /// Sends requests from `threads` threads until `stop` is set; collects every status.
 final class LoadGenerator: @unchecked Sendable {

@@ -2,6 +2,7 @@ import AuthProxy
 import Foundation
 import SandboxAPI
 import Testing
+import TestSupport
 
 /// A TCP listener on loopback that plays a broken upstream, on plain threads and blocking
 /// sockets: it relays to a real upstream, or accepts and never answers, or answers a TLS

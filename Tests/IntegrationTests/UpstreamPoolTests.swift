@@ -2,6 +2,7 @@ import Glibc
 import SandboxAPI
 import Synchronization
 import Testing
+import TestSupport
 
 @testable import AuthProxy
 

@@ -2,6 +2,7 @@ import AuthProxy
 import Foundation
 import SandboxAPI
 import Synchronization
+import TestSupport
 
 /// A fresh ENCRYPTION_KEY (base64 of 32 random bytes) and what seals with it.
 struct TestKey: Sendable {

@@ -1,5 +1,6 @@
 import AuthProxy
 import Foundation
+import TestSupport
 
 /// Runs a server binary or a tool of Debian's `postgresql` / `mariadb-server` packages. As root
 /// (CI containers) as the packages' own unprivileged user, since initdb and postgres refuse

@@ -225,13 +225,3 @@ func requestBytes(method: String, target: String, headers: [(String, String)] = 
   head += "\r\n"
   return Array(head.utf8) + body
 }
-
-/// Polls `condition` until it holds or `timeout` passes: waits on a condition, never a fixed sleep.
-func eventually(timeout: Double = 10, _ condition: () throws -> Bool) rethrows -> Bool {
-  let deadline = Date().addingTimeInterval(timeout)
-  while Date() < deadline {
-    if try condition() { return true }
-    usleep(20_000)
-  }
-  return try condition()
-}

@@ -1,14 +1,9 @@
 import AuthProxy
 import Foundation
 import SandboxAPI
+import TestSupport
 
 /// A fresh temporary directory for one test.
-func temporaryDirectory(_ name: String = "authproxy-test") -> String {
-  let path = NSTemporaryDirectory() + "\(name)-\(UUID().uuidString.prefix(8))"
-  try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-  return path
-}
-
 /// The sandbox API and a proxy in front of it, both in this process on ephemeral ports.
 final class ProxyHarness {
   let directory: String

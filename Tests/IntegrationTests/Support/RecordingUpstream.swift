@@ -2,6 +2,7 @@ import COpenSSL
 import Foundation
 
 @testable import AuthProxy
+import TestSupport
 
 /// An upstream written for the framing tests: TLS on loopback (a throw-away CA), on plain
 /// threads and blocking sockets. It answers logins itself, records every other request exactly

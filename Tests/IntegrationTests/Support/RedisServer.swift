@@ -1,5 +1,6 @@
 import AuthProxy
 import Foundation
+import TestSupport
 
 /// A real `redis-server` (or `redis-sentinel`) on a free loopback port, started by the test and
 /// killed at the end. Optionally TLS-only with a throw-away CA, with a password or an ACL user,

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import SandboxAPI
 
 // The sandbox API over real TLS, with /usr/bin/curl as the client: for the tests that talk to
@@ -60,16 +61,6 @@ func runCurl(_ arguments: [String]) throws -> CurlReply {
   return reply
 }
 
-/// Polls `condition` every 100 ms until it holds or `seconds` pass; returns whether it held.
-func pollUntil(seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
-  let deadline = Date().addingTimeInterval(seconds)
-  while Date() < deadline {
-    if try condition() { return true }
-    usleep(100_000)
-  }
-  return try condition()
-}
-
 /// A JSON value as an RFC 3339 UTC timestamp ("2026-11-29T10:00:00Z").
 func rfc3339(_ value: Any?) -> Date? {
   guard let text = value as? String, text.hasSuffix("Z") else { return nil }
@@ -82,7 +73,7 @@ final class SandboxFixture {
   let api: SandboxAPI
 
   init() throws {
-    directory = NSTemporaryDirectory() + "sandbox-api-test-" + UUID().uuidString
+    directory = temporaryDirectory("sandbox-api-test")
     api = try SandboxAPI.start(pkiDirectory: directory + "/pki")
   }
 
