@@ -46,6 +46,26 @@ final class RawConnection {
     }
   }
 
+  /// A connection to a Unix-socket listener at `unixPath`.
+  init(unixPath: String, timeoutSeconds: Int = 30) throws {
+    fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+      for (i, b) in unixPath.utf8.enumerated() { raw[i] = b }
+    }
+    let rc = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard rc == 0 else {
+      close(fd)
+      throw HTTPClientError(description: "connect to \(unixPath) failed: errno \(errno)")
+    }
+  }
+
   deinit { close(fd) }
 
   /// Leaves: both directions shut (the peer reads EOF); the descriptor goes with the object.
