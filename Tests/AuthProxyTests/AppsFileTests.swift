@@ -324,3 +324,22 @@ private let reportsKey = "reports-key-fedcba9876543210"
     #expect(entry.jsonLine().contains(#""client":"unix:uid=1001","app":"billing","method""#))
   }
 }
+
+@Suite struct RouteDeniedScanTests {
+  @Test func monitorCountsRouteDeniedLinesByField() {
+    var scan = AccessLogScan(window: 3600, now: RFC3339.parse("2026-01-01T12:00:00Z")!)
+    let denied =
+      #"{"ts":"2026-01-01T11:59:00.000Z","request_id":"a","client":"127.0.0.1","app":"billing","method":"POST","path":"/api/v1/orders","status":403,"upstream_status":null,"error":"route_denied"}"#
+    let other =
+      #"{"ts":"2026-01-01T11:59:00.000Z","request_id":"route_denied","client":"127.0.0.1","method":"GET","path":"/route_denied","status":200,"upstream_status":200,"error":null}"#
+    for line in [denied, denied, other] { scan.consume(line: Array(line.utf8)) }
+    #expect(scan.routeDenied == 2, "counted by the error field, never by text")
+    var thresholds = SecurityMonitor.Thresholds()
+    thresholds.routeDenied = 2
+    let alert = scan.alerts(thresholds: thresholds, host: "h").first { $0.rule == .routeDenied }
+    #expect(alert?.count == 2)
+    #expect(alert?.topApps == [SecurityAlert.PathCount(path: "billing", count: 2)])
+    #expect(alert?.topPaths == [SecurityAlert.PathCount(path: "POST /api/v1/orders", count: 2)])
+    #expect(scan.report(thresholds: thresholds).contains("route_denied      refused routes: 2"))
+  }
+}
