@@ -214,22 +214,28 @@ private let reportsKey = "reports-key-fedcba9876543210"
     let access = AppAccess(table: table, global: global)
     let billing = "Bearer \(billingKey)"
     let reports = "Bearer \(reportsKey)"
-    #expect(access.check(method: "GET", target: "/api/v1/products?page=2", proxyAuthorization: billing, peerUID: nil) == .allowed(app: table.apps[0]))
-    guard case .refused(let own, let app) = access.check(method: "GET", target: "/api/v1/orders?x=1", proxyAuthorization: billing, peerUID: nil)
+    #expect(
+      access.check(method: "GET", target: "/api/v1/products?page=2", proxyAuthorization: billing, peerUID: nil)
+        == .allowed(app: table.apps[0]))
+    guard
+      case .refused(let own, let app) = access.check(method: "GET", target: "/api/v1/orders?x=1", proxyAuthorization: billing, peerUID: nil)
     else {
       Issue.record("allowed")
       return
     }
     #expect(app == "billing")
     #expect(own.message == "GET /api/v1/orders is not allowed by the routes of app billing in --apps-file")
-    guard case .refused(let globalRefusal, let who) = access.check(method: "DELETE", target: "/api/v1/x", proxyAuthorization: reports, peerUID: nil)
+    guard
+      case .refused(let globalRefusal, let who) = access.check(
+        method: "DELETE", target: "/api/v1/x", proxyAuthorization: reports, peerUID: nil)
     else {
       Issue.record("allowed")
       return
     }
     #expect(who == "reports")
     #expect(globalRefusal.message == "DELETE /api/v1/x is not allowed by --allow-route")
-    #expect(access.check(method: "GET", target: "/api/v1/anything", proxyAuthorization: reports, peerUID: nil) == .allowed(app: table.apps[1]))
+    #expect(
+      access.check(method: "GET", target: "/api/v1/anything", proxyAuthorization: reports, peerUID: nil) == .allowed(app: table.apps[1]))
   }
 
   @Test func withoutAnAppsFileNobodyIsIdentified() throws {

@@ -193,7 +193,10 @@ import Testing
 
     // A bad file: logged, and the old table stays.
     _ = Self.writeApps(#"{"apps":[{"name":"billing","key_sha256":"zz"}]}"#, in: directory)
-    #expect(eventually(timeout: 20) { proxy.logs.all.contains { $0.contains("cannot use the new apps file") && $0.contains("keeping the previous apps") } })
+    #expect(
+      eventually(timeout: 20) {
+        proxy.logs.all.contains { $0.contains("cannot use the new apps file") && $0.contains("keeping the previous apps") }
+      })
     #expect(proxy.logs.all.contains { $0.contains("app billing: key_sha256 must be 64 hex digits") })
     #expect(try proxy.get("/api/v1/products", headers: bearer(Self.reportsKey)).status == 200)
 
@@ -237,7 +240,8 @@ import Testing
     // Same size and mtime second: only the SIGHUP (not the 2 s watcher) can be what reads it at once.
     _ = Self.writeApps(Self.twoApps, in: directory)
     kill(proxy.pid, SIGHUP)
-    #expect(eventually(timeout: 10) { (try? request(port: port, target: "/api/v1/products", headers: bearer(Self.reportsKey)).status) == 200 })
+    #expect(
+      eventually(timeout: 10) { (try? request(port: port, target: "/api/v1/products", headers: bearer(Self.reportsKey)).status) == 200 })
     #expect(proxy.stop() == 0)
     let stderr = proxy.errorOutput
     #expect(stderr.contains("apps file read (SIGHUP): 2 apps (billing, reports)"))

@@ -129,7 +129,11 @@ public struct AppTable: Sendable, Equatable {
     case .array(let items)?:
       var texts: [String] = []
       for item in items {
-        if case .string(let text) = item { texts.append(text) } else { problems.append("\(who): routes must be strings like \"GET /api/v1/x*\"") }
+        if case .string(let text) = item {
+          texts.append(text)
+        } else {
+          problems.append("\(who): routes must be strings like \"GET /api/v1/x*\"")
+        }
       }
       switch RouteSet.parse(texts, origin: "the routes of app \(name) in --apps-file") {
       case .success(let set): routes = set
@@ -141,7 +145,11 @@ public struct AppTable: Sendable, Equatable {
     switch fields["rate_limit"] {
     case nil: break
     case .string(let text)?:
-      if let parsed = parseRate(text) { rate = parsed } else { problems.append("\(who): rate_limit '\(text)' is not a rate; write it like 5/s or 120/m") }
+      if let parsed = parseRate(text) {
+        rate = parsed
+      } else {
+        problems.append("\(who): rate_limit '\(text)' is not a rate; write it like 5/s or 120/m")
+      }
     default: problems.append("\(who): rate_limit must be a string like \"5/s\" or \"120/m\"")
     }
     let burst = positiveInt(fields["burst"], field: "burst", who: who, problems: &problems)

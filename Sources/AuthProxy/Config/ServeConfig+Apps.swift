@@ -9,7 +9,7 @@ extension ServeConfig {
       help:
         "JSON file naming the apps that may use the proxy ({\"apps\":[{\"name\",\"key_sha256\",\"uid\",\"routes\",\"rate_limit\",\"burst\",\"max_concurrency\"}]}); "
         + "an app sends Proxy-Authorization: Bearer <key>, or is known by its uid on a unix: --listen. Others get 407. Same file rule as "
-        + "the credentials file; read again when it changes and on SIGHUP (a bad new file keeps the old apps)."),
+        + "the credentials file; read again when it changes and on SIGHUP (a bad new file keeps the old apps). Format: docs/operations.md."),
     FlagSpec(
       name: "allow-route", defaultValue: nil,
       help:
@@ -31,7 +31,8 @@ extension ServeConfig {
   ) {
     if let text = value("listen"), let path = unixListenPath(text) {
       if !path.hasPrefix("/") || path.utf8.count > 107 {
-        problems.append("\(source("listen")): '\(text)' needs an absolute socket path of at most 107 bytes, like unix:/run/authproxy/api.sock")
+        problems.append(
+          "\(source("listen")): '\(text)' needs an absolute socket path of at most 107 bytes, like unix:/run/authproxy/api.sock")
       } else {
         config.listenUnix = path
       }

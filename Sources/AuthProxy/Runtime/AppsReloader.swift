@@ -65,11 +65,13 @@ final class AppsReloader {
       } else {
         table = fresh
         logger.info(
-          "apps file read (\(reason)): \(fresh.apps.count) app\(fresh.apps.count == 1 ? "" : "s") (\(fresh.apps.map(\.name).joined(separator: ", ")))")
+          "apps file read (\(reason)): \(fresh.apps.count) app\(fresh.apps.count == 1 ? "" : "s") (\(fresh.apps.map(\.name).joined(separator: ", ")))"
+        )
         onChange?(fresh)
       }
     case .failure(let error):
-      logger.error("cannot use the new apps file (\(reason)): \(error.description); keeping the previous apps", metadata: ["reason": "apps_file"])
+      logger.error(
+        "cannot use the new apps file (\(reason)): \(error.description); keeping the previous apps", metadata: ["reason": "apps_file"])
     }
     if let again = loadAgain {
       loadAgain = nil

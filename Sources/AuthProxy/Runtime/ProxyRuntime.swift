@@ -123,16 +123,16 @@ public final class ProxyRuntime: Sendable {
     } else {
       unixSocketPath = nil
       do {
-      let first = try ListeningSocket.bind(host: config.listen.host, port: config.listen.port, reusePort: true)
-      listenSockets.append(first.fd)
-      for _ in 1..<config.workers {
-        listenSockets.append(try ListeningSocket.bind(host: config.listen.host, port: first.port, reusePort: true).fd)
+        let first = try ListeningSocket.bind(host: config.listen.host, port: config.listen.port, reusePort: true)
+        listenSockets.append(first.fd)
+        for _ in 1..<config.workers {
+          listenSockets.append(try ListeningSocket.bind(host: config.listen.host, port: first.port, reusePort: true).fd)
+        }
+        proxyPort = first.port
+      } catch {
+        for fd in listenSockets { close(fd) }
+        throw StartupError.cannotListen(flag: "--listen", at: config.listen, error)
       }
-      proxyPort = first.port
-    } catch {
-      for fd in listenSockets { close(fd) }
-      throw StartupError.cannotListen(flag: "--listen", at: config.listen, error)
-    }
     }
     do {
       let admin = try ListeningSocket.bind(host: config.adminListen.host, port: config.adminListen.port, reusePort: false)

@@ -72,7 +72,8 @@ final class Worker {
     forwarder.onAuthFailure = { [unowned self] exchange, status in
       let whitelist = SecurityMonitor.isIPWhitelistRefusal(status: status, body: exchange.refusalBody)
       self.control.send(
-        .security(.upstreamAnswer(status: status, path: AccessLogEntry.path(of: exchange.target), ipWhitelist: whitelist, app: exchange.app)))
+        .security(
+          .upstreamAnswer(status: status, path: AccessLogEntry.path(of: exchange.target), ipWhitelist: whitelist, app: exchange.app)))
     }
     connections.onReject = { [unowned self] refusal in
       self.metrics.rejected.add(1)
