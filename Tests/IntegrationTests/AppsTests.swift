@@ -1,6 +1,7 @@
 import AuthProxy
 import Foundation
 import SandboxAPI
+import Synchronization
 import Testing
 
 /// Issue 21, points 1 and 2 over real sockets: apps known by their key or their uid, 407 for
@@ -246,5 +247,59 @@ import Testing
     let stderr = proxy.errorOutput
     #expect(stderr.contains("apps file read (SIGHUP): 2 apps (billing, reports)"))
     #expect(!stderr.contains(Self.billingKey) && !stderr.contains(Self.reportsKey))
+  }
+}
+
+extension AppsTests {
+  /// Issue 21, point 5 (the routes' share): two apps with different rules hammer one proxy at
+  /// once, each also trying the other's routes. Every call gets its own app's verdict, none is
+  /// lost or attributed to the other app, and the counts in the log and the metrics add up.
+  @Test func twoAppsSharingOneProxyGetOnlyTheirOwnRoutesUnderLoad() throws {
+    let proxy = try ProxyHarness(workers: 2, flags: ["apps-file": Self.writeApps(Self.twoApps), "alert-route-denied-threshold": "1000"])
+    defer { proxy.stop() }
+    struct Plan: Sendable {
+      let app: String
+      let key: String
+      let allowed: String
+      let denied: String
+    }
+    let plans = [
+      Plan(app: "billing", key: Self.billingKey, allowed: "/api/v1/echo", denied: "/api/v1/products"),
+      Plan(app: "reports", key: Self.reportsKey, allowed: "/api/v1/products?limit=1", denied: "/api/v1/echo"),
+    ]
+    let rounds = 40
+    let port = proxy.port
+    let outcomes = Mutex<[String: [Int]]>([:])
+    DispatchQueue.concurrentPerform(iterations: plans.count * 2) { index in
+      let plan = plans[index % plans.count]
+      var statuses: [Int] = []
+      for round in 0..<rounds {
+        let target = round % 2 == 0 ? plan.allowed : plan.denied
+        let status = (try? request(port: port, target: target, headers: [("Proxy-Authorization", "Bearer \(plan.key)")]).status) ?? -1
+        statuses.append(status)
+      }
+      outcomes.withLock { $0["\(plan.app)-\(index)"] = statuses }
+    }
+    let all = outcomes.withLock { $0 }
+    #expect(all.count == plans.count * 2)
+    for (worker, statuses) in all {
+      #expect(statuses.enumerated().allSatisfy { $0.element == ($0.offset % 2 == 0 ? 200 : 403) }, "\(worker): \(statuses)")
+    }
+    let perApp = rounds / 2 * 2  // two threads per app, half their calls each way
+    let lines = proxy.accessLog(count: plans.count * 2 * rounds)
+    #expect(lines.count == plans.count * 2 * rounds)
+    for plan in plans {
+      let mine = lines.filter { $0["app"] as? String == plan.app }
+      #expect(mine.count == perApp * 2)
+      #expect(mine.filter { $0["error"] as? String == "route_denied" }.count == perApp)
+      #expect(mine.filter { $0["status"] as? Int == 200 }.count == perApp)
+      #expect(
+        eventually {
+          let text = (try? proxy.admin("/metrics").text) ?? ""
+          return text.contains(#"authproxy_route_denied_total{app="\#(plan.app)"} \#(perApp)"#)
+            && text.contains(#"authproxy_app_requests_total{app="\#(plan.app)",status_class="2xx"} \#(perApp)"#)
+            && text.contains(#"authproxy_app_requests_total{app="\#(plan.app)",status_class="4xx"} \#(perApp)"#)
+        })
+    }
   }
 }
