@@ -92,6 +92,9 @@ import Testing
     #expect(line["app"] as? String == "billing")
     #expect(line["upstream_status"] is NSNull)
 
+    // Refused before the routes are looked at (an auth path): the line still names the app.
+    #expect(try proxy.get("/auth/logout", headers: bearer(Self.reportsKey) + [("X-Request-ID", "auth-reports")]).status == 403)
+    #expect(accessLine(proxy, "auth-reports")?["app"] as? String == "reports")
     #expect(eventually { metricsText(proxy).contains(#"authproxy_route_denied_total{app="billing"} 2"#) })
     #expect(metricsText(proxy).contains(#"authproxy_app_requests_total{app="reports",status_class="2xx"} 1"#))
     #expect(eventually { proxy.logs.all.contains { $0.contains("authproxy alert route_denied") && $0.contains("Top apps: billing (2)") } })

@@ -152,6 +152,8 @@ final class Worker {
         logger.warning(
           "refused a client outside --allow-cidr", metadata: ["client": "\(exchange.client)", "request_id": "\(exchange.requestID)"])
       }
+      // The log line of an app's refused call still names the app.
+      exchange.app = access.table?.identify(proxyAuthorization: appKey(exchange), peerUID: exchange.request.clientUID)?.name
       forwarder.fail(exchange, refusal)
       return
     }
@@ -162,11 +164,13 @@ final class Worker {
     dispatch(exchange, now: now)
   }
 
+  /// The app's `Proxy-Authorization` value (its key: never logged).
+  private func appKey(_ exchange: Exchange) -> String? { exchange.request.header(named: FieldName.proxyAuthorization) }
+
   /// Names the app that sent the exchange and checks the route rules; the refusal, if any.
   private func checkApp(_ exchange: Exchange) -> ProxyError? {
     let verdict = access.check(
-      method: exchange.method, target: exchange.target, proxyAuthorization: exchange.request.header(named: FieldName.proxyAuthorization),
-      peerUID: exchange.request.clientUID)
+      method: exchange.method, target: exchange.target, proxyAuthorization: appKey(exchange), peerUID: exchange.request.clientUID)
     switch verdict {
     case .allowed(let app):
       exchange.app = app?.name
