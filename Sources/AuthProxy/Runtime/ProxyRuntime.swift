@@ -140,6 +140,7 @@ public final class ProxyRuntime: Sendable {
       adminPort = admin.port
     } catch {
       for fd in listenSockets { close(fd) }
+      if let path = config.listenUnix { unlink(path) }
       throw StartupError.cannotListen(flag: "--admin-listen", at: config.adminListen, error)
     }
 
@@ -158,6 +159,7 @@ public final class ProxyRuntime: Sendable {
       loginTrust = try trust.sibling()
     } catch {
       for fd in listenSockets + [adminSocket] { close(fd) }
+      if let path = config.listenUnix { unlink(path) }
       throw StartupError.badCAFile(config.tls, error)
     }
     // The client certificate and key are read here, once, so that a bad one is a usage error
@@ -166,6 +168,7 @@ public final class ProxyRuntime: Sendable {
       _ = try TLSClientContext(config.tls, trust: trust)
     } catch {
       for fd in listenSockets + [adminSocket] { close(fd) }
+      if let path = config.listenUnix { unlink(path) }
       throw StartupError.badClientCertificate(error)
     }
     let started = DispatchSemaphore(value: 0)
