@@ -41,7 +41,8 @@ final class RawConnection {
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     let rc = connectIPv4(fd, host: host, port: port)
     guard rc == 0 else {
-      close(fd)
+      // No close here: a class whose init throws after its properties are set still runs
+      // deinit, which closes `fd`; closing it twice could close another test's descriptor.
       throw HTTPClientError(description: "connect to \(port) failed: errno \(errno)")
     }
   }
@@ -61,7 +62,8 @@ final class RawConnection {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
     }
     guard rc == 0 else {
-      close(fd)
+      // No close here: a class whose init throws after its properties are set still runs
+      // deinit, which closes `fd`; closing it twice could close another test's descriptor.
       throw HTTPClientError(description: "connect to \(unixPath) failed: errno \(errno)")
     }
   }
