@@ -16,6 +16,7 @@ struct Monitor: ParsableCommand {
     discussion: """
       Reads the JSON-lines access log (and FILE.1 / FILE.1.gz when present, through gzip -dc), counts \
       the lines of the window ending now: upstream 401s (failed_auth), upstream 403s (forbidden_access), \
+      calls refused by route rules (route_denied), \
       answers the proxy made itself by error code; prints the counts with their thresholds and the top \
       paths and clients behind the 401s and 403s. Counts by the upstream_status field only, never by \
       text. Malformed lines are counted and skipped.
@@ -35,6 +36,8 @@ struct Monitor: ParsableCommand {
   var threshold401: String?
   @Option(name: .customLong("alert-403-threshold"), parsing: .unconditional, help: monitorHelp("alert-403-threshold"))
   var threshold403: String?
+  @Option(name: .customLong("alert-route-denied-threshold"), parsing: .unconditional, help: monitorHelp("alert-route-denied-threshold"))
+  var thresholdRouteDenied: String?
   @Option(name: .customLong("alert-webhook"), parsing: .unconditional, help: monitorHelp("alert-webhook")) var webhook: String?
   @Option(name: .customLong("alert-command"), parsing: .unconditional, help: monitorHelp("alert-command")) var command: String?
   @Option(name: .customLong("now"), parsing: .unconditional, help: monitorHelp("now")) var now: String?
@@ -45,7 +48,7 @@ struct Monitor: ParsableCommand {
     var given: [String: String] = [:]
     for case (let name, let value?) in [
       ("window", window), ("alert-401-threshold", threshold401), ("alert-403-threshold", threshold403),
-      ("alert-webhook", webhook), ("alert-command", command),
+      ("alert-route-denied-threshold", thresholdRouteDenied), ("alert-webhook", webhook), ("alert-command", command),
     ] {
       given[name] = value
     }

@@ -61,6 +61,11 @@ struct ServeFlags: ParsableArguments {
   @Option(name: .customLong("logout-path"), parsing: .unconditional, help: flagHelp("logout-path")) var logoutPath: String?
   @Option(name: .customLong("api-prefix"), parsing: .unconditional, help: flagHelp("api-prefix")) var apiPrefix: String?
   @Flag(name: .customLong("logout-on-exit"), help: flagHelp("logout-on-exit")) var logoutOnExit = false
+  @Option(name: .customLong("apps-file"), parsing: .unconditional, help: flagHelp("apps-file")) var appsFile: String?
+  @Option(name: .customLong("allow-route"), parsing: .unconditional, help: flagHelp("allow-route")) var allowRoute: String?
+  @Option(name: .customLong("listen-mode"), parsing: .unconditional, help: flagHelp("listen-mode")) var listenMode: String?
+  @Option(name: .customLong("alert-route-denied-threshold"), parsing: .unconditional, help: flagHelp("alert-route-denied-threshold"))
+  var alertRouteDeniedThreshold: String?
   @Option(name: .customLong("alert-window"), parsing: .unconditional, help: flagHelp("alert-window")) var alertWindow: String?
   @Option(name: .customLong("alert-401-threshold"), parsing: .unconditional, help: flagHelp("alert-401-threshold"))
   var alert401Threshold: String?
@@ -90,6 +95,8 @@ struct ServeFlags: ParsableArguments {
       ("alert-403-threshold", alert403Threshold), ("alert-login-failure-threshold", alertLoginFailureThreshold),
       ("alert-webhook", alertWebhook), ("alert-command", alertCommand), ("login-path", loginPath), ("refresh-path", refreshPath),
       ("logout-path", logoutPath), ("api-prefix", apiPrefix),
+      ("apps-file", appsFile), ("allow-route", allowRoute), ("listen-mode", listenMode),
+      ("alert-route-denied-threshold", alertRouteDeniedThreshold),
     ]
     var result: [String: String] = [:]
     for case (let name, let value?) in all { result[name] = value }
@@ -127,7 +134,7 @@ struct Serve: ParsableCommand {
     let logger = makeLogger(config)
     try runUntilSignalled(config: config, credentials: credentials, loader: loader, logger: logger) { runtime in
       logger.info(
-        "authproxy \(AuthProxyVersion.current) proxying http://\(config.listen.host):\(runtime.proxyPort) to \(config.upstream), admin on \(config.adminListen.host):\(runtime.adminPort), \(config.workers) worker\(config.workers == 1 ? "" : "s")"
+        "authproxy \(AuthProxyVersion.current) proxying \(config.listenUnix.map { "unix:" + $0 } ?? "http://\(config.listen.host):\(runtime.proxyPort)") to \(config.upstream), admin on \(config.adminListen.host):\(runtime.adminPort), \(config.workers) worker\(config.workers == 1 ? "" : "s")"
       )
       let base = config.upstream.basePath
       if !base.isEmpty {

@@ -122,6 +122,18 @@ struct SecretScanner {
     for i in keyBytes.indices { keyBytes[i] = UInt8.random(in: 0...255) }
     let encryptionKey = Data(keyBytes).base64EncodedString()
 
+    // Issue 21: every request comes from an app of --apps-file, known by its key.
+    func randomKey() -> String { (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined() }
+    let appKey = randomKey()
+    let narrowKey = randomKey()
+    let strangerKey = randomKey()
+    func sha256Hex(_ key: String) -> String { SHA256Hasher.hash(Array(key.utf8)).map { String(format: "%02x", $0) }.joined() }
+    let appsPath = directory + "/apps.json"
+    let apps =
+      #"{"apps":[{"name":"leak","key_sha256":"\#(sha256Hex(appKey))","routes":["ANY /api/*"]},"#
+      + #"{"name":"narrow","key_sha256":"\#(sha256Hex(narrowKey))","routes":["GET /api/v1/products"]}]}"#
+    #expect(FileManager.default.createFile(atPath: appsPath, contents: Data(apps.utf8), attributes: [.posixPermissions: 0o600]))
+
     let port = freePort()
     let adminPort = freePort()
     let accessLogPath = directory + "/access.log"
@@ -130,7 +142,7 @@ struct SecretScanner {
         "serve", "--upstream", sandbox.baseURL, "--ca-file", sandbox.caPath, "--listen", "127.0.0.1:\(port)",
         "--admin-listen", "127.0.0.1:\(adminPort)", "--workers", "2", "--access-log", accessLogPath,
         "--credentials", "file:\(credentialsPath)", "--max-body", "1KiB", "--retries", "1", "--retry-delay", "100ms",
-        "--timeout", "5s",
+        "--timeout", "5s", "--apps-file", appsPath, "--alert-route-denied-threshold", "1",
       ], environment: ["ENCRYPTION_KEY": encryptionKey])
     let stdout = PipeCollector(proxy.stdout.fileHandleForReading)
     let stderr = PipeCollector(proxy.stderr.fileHandleForReading)
@@ -138,8 +150,11 @@ struct SecretScanner {
     defer { if exitStatus == nil { _ = proxy.stop() } }
     let received = Received()
 
-    func get(_ target: String, method: String = "GET", headers: [(String, String)] = [], body: [UInt8] = []) throws -> HTTPResponse {
-      let response = try request(port: port, method: method, target: target, headers: headers, body: body)
+    func get(
+      _ target: String, method: String = "GET", headers: [(String, String)] = [], body: [UInt8] = [], key: String? = nil
+    ) throws -> HTTPResponse {
+      let response = try request(
+        port: port, method: method, target: target, headers: [("Proxy-Authorization", "Bearer \(key ?? appKey)")] + headers, body: body)
       received.record(response)
       return response
     }
@@ -201,6 +216,14 @@ struct SecretScanner {
       #expect(String(decoding: answer.prefix(12), as: UTF8.self) == "HTTP/1.1 400", "\(hostile.prefix(24))")
     }
 
+    // Apps: an unknown key, a route the app may not call; the key never goes upstream.
+    #expect(try get("/api/v1/products", key: strangerKey).status == 407)
+    #expect(try get("/api/v1/orders", method: "POST", body: Array("{}".utf8), key: narrowKey).status == 403)
+    #expect(try get("/api/v1/products", key: narrowKey).status == 200)
+    let forwarded = sandbox.lastAPIRequest?.headers.map { "\($0.name): \($0.value)" }.joined(separator: "\n") ?? ""
+    #expect(!forwarded.lowercased().contains("proxy-authorization"))
+    #expect(eventually(timeout: 10) { stderr.text.contains("route_denied") })
+
     // The admin port, and the operator's signals.
     let ready = try admin("/readyz")
     #expect(ready.status == 200)
@@ -219,7 +242,8 @@ struct SecretScanner {
     let lines = logText.split(separator: "\n")
     #expect(lines.count >= 25, "\(lines.count) access-log lines")
     #expect(logText.contains("\"reauth\":true"))
-    for status in [400, 401, 403, 404, 413, 502] { #expect(logText.contains("\"status\":\(status)"), "\(status)") }
+    #expect(logText.contains(#""app":"leak""#) && logText.contains(#""error":"route_denied""#))
+    for status in [400, 401, 403, 404, 407, 413, 502] { #expect(logText.contains("\"status\":\(status)"), "\(status)") }
     let diagnostics = stderr.text
     for phrase in ["login succeeded", "token refreshed", "same client", "SIGHUP", "stopped"] {
       #expect(diagnostics.contains(phrase), "stderr lacks '\(phrase)'")
@@ -236,6 +260,9 @@ struct SecretScanner {
       scanner.addRandom(token, skippingPrefix: 3, label: "\(kind) #\(index)")
     }
     scanner.addRandom(encryptionKey, label: "ENCRYPTION_KEY")
+    scanner.addRandom(appKey, label: "the key of app leak")
+    scanner.addRandom(narrowKey, label: "the key of app narrow")
+    scanner.addRandom(strangerKey, label: "an unknown app key")
 
     let sources: [(String, [UInt8])] = [
       ("stdout", stdout.bytes), ("stderr", stderr.bytes), ("the access log", accessLog),

@@ -24,6 +24,9 @@ public struct AlertSettings: Sendable, Equatable {
         name: "alert-login-failure-threshold", defaultValue: "3",
         help: "login_failure: alert when this many logins or refreshes fail in the window."),
       FlagSpec(
+        name: "alert-route-denied-threshold", defaultValue: "10",
+        help: "route_denied: alert when this many calls refused by --allow-route or an app's routes fall in the window."),
+      FlagSpec(
         name: "alert-webhook", defaultValue: nil,
         help:
           "POST each alert as JSON (rule, count, threshold, window, time, host, message) to this https:// URL (http:// only to loopback); 5s timeout, 3 attempts."
@@ -76,6 +79,7 @@ public struct AlertSettings: Sendable, Equatable {
     if let n = threshold("alert-401-threshold") { settings.thresholds.failedAuth = n }
     if let n = threshold("alert-403-threshold") { settings.thresholds.forbiddenAccess = n }
     if let n = threshold("alert-login-failure-threshold") { settings.thresholds.loginFailure = n }
+    if let n = threshold("alert-route-denied-threshold") { settings.thresholds.routeDenied = n }
     if let (url, source) = value("alert-webhook"), !url.isEmpty {
       if let problem = AlertWebhook.validate(url, flag: source) {
         problems.append(problem)

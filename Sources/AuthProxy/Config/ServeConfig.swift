@@ -48,6 +48,14 @@ public struct ServeConfig: Sendable {
   public var encryptionKey: EncryptionKey?
   /// How long a client may take to send a request head.
   public var headerTimeout = 10.0
+  /// `--listen unix:PATH`: the socket's path (then `listen` is unused), and its mode.
+  public var listenUnix: String?
+  public var listenMode: UInt32 = 0o660
+  /// `--apps-file` and the apps it named at start (reloads reach the workers as messages).
+  public var appsFile: String?
+  public var apps: AppTable?
+  /// `--allow-route`; nil: everything under `--api-prefix`.
+  public var allowRoutes: RouteSet?
 
   public init(upstream: UpstreamURL) { self.upstream = upstream }
 
@@ -112,12 +120,14 @@ extension String {
 }
 
 extension ServeConfig {
-  public static let flags: [FlagSpec] = ownFlags + AlertSettings.flags()
+  public static let flags: [FlagSpec] = ownFlags + appFlags + AlertSettings.flags()
 
   private static let ownFlags: [FlagSpec] = [
     FlagSpec(
       name: "listen", defaultValue: "127.0.0.1:8080",
-      help: "Where apps connect (host:port). Loopback by default: anything that can reach this port acts with the integration's identity."),
+      help:
+        "Where apps connect (host:port, or unix:/path for a Unix socket). Loopback by default: anything that can reach this port acts with the integration's identity."
+    ),
     FlagSpec(name: "admin-listen", defaultValue: "127.0.0.1:9901", help: "/healthz, /readyz and /metrics (host:port); never proxies."),
     FlagSpec(name: "upstream", defaultValue: nil, help: "Base URL of the API (required; https:// only)."),
     FlagSpec(name: "ca-file", defaultValue: nil, help: "PEM trust anchors to verify the upstream with, instead of the system store."),
@@ -284,7 +294,8 @@ extension ServeConfig {
       problems.append("--upstream is required: the API's base URL, e.g. --upstream https://api.example.com")
     }
     var config = ServeConfig(upstream: upstream ?? UpstreamURL(origin: "https://invalid", basePath: "", host: "invalid"))
-    if let listen = hostPort("listen") { config.listen = listen }
+    if let text = value("listen"), unixListenPath(text) == nil, let listen = hostPort("listen") { config.listen = listen }
+    loadApps(into: &config, value: value, source: source, problems: &problems)
     if let admin = hostPort("admin-listen") { config.adminListen = admin }
     if let ca = value("ca-file") {
       if access(ca, R_OK) != 0 {

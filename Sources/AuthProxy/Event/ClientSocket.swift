@@ -100,7 +100,9 @@ public final class Acceptor {
     var one: Int32 = 1
     // Replies go out as soon as they are written; no waiting on Nagle's algorithm.
     setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-    onAccept(ClientSocket(loop: loop, fd: fd, peer: ClientSocket.describe(address), scratch: scratch))
+    let socket = ClientSocket(loop: loop, fd: fd, peer: ClientSocket.describe(address), scratch: scratch)
+    if let address, Int32(address.pointee.sa_family) == AF_UNIX { socket.identifyUnixPeer(fd) }
+    onAccept(socket)
   }
 }
 
@@ -214,7 +216,9 @@ func polledSocketWriteTrampoline(_ fd: Int32, _ what: Int16, _ ctx: UnsafeMutabl
 /// the socket, arming a write event only when the socket is full: per request one read and one
 /// write system call, no epoll changes.
 public final class ClientSocket: PolledSocket {
-  public let peer: (address: String, port: Int)
+  public private(set) var peer: (address: String, port: Int)
+  /// A Unix-socket peer's uid (`SO_PEERCRED`); nil on TCP.
+  public private(set) var peerUID: UInt32?
   /// Bytes received; the callee copies what it keeps.
   public var onBytes: ((UnsafeRawBufferPointer) -> Void)?
   /// The peer closed the connection or it failed.
@@ -250,6 +254,12 @@ public final class ClientSocket: PolledSocket {
   }
 
   deinit { shut() }
+
+  /// A Unix-socket peer is known by its uid: `unix:uid=1001` in the access log.
+  fileprivate func identifyUnixPeer(_ fd: Int32) {
+    peerUID = ListeningSocket.peerUID(fd)
+    peer = (peerUID.map { "unix:uid=\($0)" } ?? "unix", 0)
+  }
 
   static func describe(_ address: UnsafeMutablePointer<sockaddr>?) -> (address: String, port: Int) {
     guard let address else { return ("", 0) }

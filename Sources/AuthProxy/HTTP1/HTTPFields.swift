@@ -125,4 +125,5 @@ enum FieldName {
   static let contentLength = Array("content-length".utf8)
   static let date = Array("date".utf8)
   static let retryAfter = Array("retry-after".utf8)
+  static let proxyAuthorization = Array("proxy-authorization".utf8)
 }

@@ -19,6 +19,9 @@ public struct AccessLogEntry: Sendable {
   public var attempts: Int
   public var reauth: Bool
   public var error: String?
+  /// The app of `--apps-file` that sent the request; nil (and no `app` member) when there is
+  /// no apps file or the caller was not identified.
+  public var app: String? = nil
 
   public func jsonLine() -> String {
     var out: [UInt8] = []
@@ -44,6 +47,10 @@ public struct AccessLogEntry: Sendable {
     JSONText.appendQuoted(requestID, to: &out)
     raw(#","client":"#)
     JSONText.appendQuoted(client, to: &out)
+    if let app {
+      raw(#","app":"#)
+      JSONText.appendQuoted(app, to: &out)
+    }
     raw(#","method":"#)
     JSONText.appendQuoted(method, to: &out)
     raw(#","path":"#)

@@ -30,6 +30,10 @@ public struct AccessLogScan: Sendable {
   private var clients401 = BoundedCounter()
   private var paths403 = BoundedCounter()
   private var clients403 = BoundedCounter()
+  /// Calls refused by route rules (`error: route_denied`), by "METHOD path" and by app.
+  public private(set) var routeDenied = 0
+  private var routesDenied = BoundedCounter()
+  private var appsDenied = BoundedCounter()
 
   /// Lines longer than this are malformed (an access-log line is a few hundred bytes).
   public static let maxLineLength = 64 * 1024
@@ -140,6 +144,8 @@ public struct AccessLogScan: Sendable {
   private struct Line: Decodable {
     var ts: String
     var client: String?
+    var app: String?
+    var method: String?
     var path: String?
     var upstream_status: Int?
     var error: String?
@@ -171,6 +177,11 @@ public struct AccessLogScan: Sendable {
     if let code = entry.error, !code.isEmpty { proxyErrors[String(code.prefix(64)), default: 0] += 1 }
     let path = String((entry.path ?? "(none)").prefix { $0 != "?" }.prefix(SecurityMonitor.labelLimit))
     let client = String((entry.client ?? "(none)").prefix(64))
+    if entry.error == "route_denied" {
+      routeDenied += 1
+      routesDenied.add(String(((entry.method ?? "?").prefix(16)) + " " + path))
+      if let app = entry.app { appsDenied.add(String(app.prefix(64))) }
+    }
     switch entry.upstream_status {
     case 401:
       upstream401 += 1
@@ -221,6 +232,13 @@ public struct AccessLogScan: Sendable {
           rule: .forbiddenAccess, count: upstream403, threshold: thresholds.forbiddenAccess, windowSeconds: window, time: now,
           host: host, ipWhitelist: upstream403IPWhitelist > 0, topPaths: topPaths(403), topClients: topClients(403)))
     }
+    if routeDenied >= thresholds.routeDenied {
+      var alert = SecurityAlert(
+        rule: .routeDenied, count: routeDenied, threshold: thresholds.routeDenied, windowSeconds: window, time: now, host: host,
+        topPaths: routesDenied.top(5))
+      alert.topApps = appsDenied.top(5)
+      alerts.append(alert)
+    }
     return alerts
   }
 
@@ -242,6 +260,9 @@ public struct AccessLogScan: Sendable {
     out.append(
       pad("forbidden_access", 18) + pad("upstream 403: \(upstream403)", 22) + pad("threshold \(thresholds.forbiddenAccess)", 14)
         + verdict(upstream403, thresholds.forbiddenAccess) + " (IP-whitelist refusals: \(upstream403IPWhitelist))")
+    out.append(
+      pad("route_denied", 18) + pad("refused routes: \(routeDenied)", 22) + pad("threshold \(thresholds.routeDenied)", 14)
+        + verdict(routeDenied, thresholds.routeDenied) + " (top apps: \(list(appsDenied.top(5))))")
     out.append(pad("login_failure", 18) + "not in the access log: see the proxy's diagnostic log")
     out.append(pad("rotation_failure", 18) + "not in the access log: see the proxy's diagnostic log")
     let errors = proxyErrors.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }

@@ -39,6 +39,8 @@ public final class WorkerMetrics: Sendable {
   let clientConnections = Counter()
   let pausedAtLimit = Counter()
   let pausedOutOfResources = Counter()
+  /// By app of `--apps-file`: requests and route refusals.
+  let apps = AppMetrics()
 
   public init() {
     requests = (0..<(Self.methods.count * Self.statusClasses.count)).map { _ in Counter() }
@@ -162,6 +164,7 @@ struct MetricsExposition {
     out.sample(
       "authproxy_accept_paused_total", [("reason", "out_of_descriptors")],
       Double(workers.reduce(0) { $0 + $1.pausedOutOfResources.current }))
+    AppMetrics.render(workers, into: &out)
     counter("authproxy_reauth_total", "Requests replayed after a 401 renewed the token.") { $0.reauths.current }
     counter("authproxy_rejected_requests_total", "Requests refused before parsing (framing, header timeout).") { $0.rejected.current }
     out.family("authproxy_upstream_auth_failures_total", "counter", "Upstream 401 and 403 answers.")

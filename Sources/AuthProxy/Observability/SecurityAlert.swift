@@ -11,6 +11,7 @@ public struct SecurityAlert: Sendable, Equatable {
     case loginFailure = "login_failure"
     case rotationFailure = "rotation_failure"
     case auditLogFailure = "audit_log_failure"
+    case routeDenied = "route_denied"
 
     public static func < (a: Rule, b: Rule) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
 
@@ -22,6 +23,7 @@ public struct SecurityAlert: Sendable, Equatable {
       case .loginFailure: "failed logins or refreshes"
       case .rotationFailure: "failed credential rotations"
       case .auditLogFailure: "failed access-log writes"
+      case .routeDenied: "calls refused by route rules"
       }
     }
   }
@@ -53,6 +55,8 @@ public struct SecurityAlert: Sendable, Equatable {
   public var topClients: [PathCount]
   /// Extra, secret-free detail (e.g. the last login failure's reason).
   public var detail: String?
+  /// The apps of `--apps-file` behind the counted events, most frequent first.
+  public var topApps: [PathCount] = []
 
   public init(
     rule: Rule, count: Int, threshold: Int, windowSeconds: Double, time: Double, host: String, ipWhitelist: Bool? = nil,
@@ -81,6 +85,7 @@ public struct SecurityAlert: Sendable, Equatable {
     if let detail { text += ". \(detail)" }
     if !topPaths.isEmpty { text += ". Top paths: " + topPaths.map { "\($0.path) (\($0.count))" }.joined(separator: ", ") }
     if !topClients.isEmpty { text += ". Top clients: " + topClients.map { "\($0.path) (\($0.count))" }.joined(separator: ", ") }
+    if !topApps.isEmpty { text += ". Top apps: " + topApps.map { "\($0.path) (\($0.count))" }.joined(separator: ", ") }
     return text
   }
 
@@ -99,6 +104,7 @@ public struct SecurityAlert: Sendable, Equatable {
     if let ipWhitelist { members.append(("ip_whitelist", ipWhitelist ? "true" : "false")) }
     if !topPaths.isEmpty { members.append(("top_paths", list(topPaths, key: "path"))) }
     if !topClients.isEmpty { members.append(("top_clients", list(topClients, key: "client"))) }
+    if !topApps.isEmpty { members.append(("top_apps", list(topApps, key: "app"))) }
     members.append(("message", JSONText.quoted(message)))
     members.append(("text", JSONText.quoted(message)))
     return JSONText.object(members)

@@ -3,7 +3,7 @@
 public enum SecurityEvent: Sendable, Equatable {
   /// The upstream answered a forwarded request; only 401 and 403 count. `path` has no query
   /// string. `ipWhitelist`: the 403 was the API's IP-whitelist refusal (see `isIPWhitelistRefusal`).
-  case upstreamAnswer(status: Int, path: String, ipWhitelist: Bool = false)
+  case upstreamAnswer(status: Int, path: String, ipWhitelist: Bool = false, app: String? = nil)
   /// A login failed; `reason` is secret-free (e.g. `TokenFailure.description`).
   case loginFailed(reason: String)
   case refreshFailed(reason: String)
@@ -11,16 +11,19 @@ public enum SecurityEvent: Sendable, Equatable {
   case rotationFailed(reason: String)
   /// Access-log lines could not be written (the audit trail has a gap or may get one).
   case auditLogFailed(reason: String)
+  /// A call refused by `--allow-route` or an app's routes; `path` has no query string.
+  case routeDenied(app: String?, method: String, path: String)
 
   /// The rule this event counts towards, if any.
   public var rule: SecurityAlert.Rule? {
     switch self {
-    case .upstreamAnswer(401, _, _): .failedAuth
-    case .upstreamAnswer(403, _, _): .forbiddenAccess
+    case .upstreamAnswer(401, _, _, _): .failedAuth
+    case .upstreamAnswer(403, _, _, _): .forbiddenAccess
     case .upstreamAnswer: nil
     case .loginFailed, .refreshFailed: .loginFailure
     case .rotationFailed: .rotationFailure
     case .auditLogFailed: .auditLogFailure
+    case .routeDenied: .routeDenied
     }
   }
 }
@@ -45,6 +48,8 @@ public struct SecurityMonitor: Sendable {
     public var rotationFailure = 1
     /// Any failure to write the access log.
     public var auditLogFailure = 1
+    /// `--alert-route-denied-threshold`: calls refused by route rules.
+    public var routeDenied = 10
 
     public init(failedAuth: Int = 10, forbiddenAccess: Int = 5, loginFailure: Int = 3, rotationFailure: Int = 1) {
       self.failedAuth = failedAuth
@@ -60,6 +65,7 @@ public struct SecurityMonitor: Sendable {
       case .loginFailure: loginFailure
       case .rotationFailure: rotationFailure
       case .auditLogFailure: auditLogFailure
+      case .routeDenied: routeDenied
       }
     }
   }
@@ -85,6 +91,7 @@ public struct SecurityMonitor: Sendable {
     clamped.loginFailure = min(max(1, thresholds.loginFailure), Self.maxThreshold)
     clamped.rotationFailure = min(max(1, thresholds.rotationFailure), Self.maxThreshold)
     clamped.auditLogFailure = min(max(1, thresholds.auditLogFailure), Self.maxThreshold)
+    clamped.routeDenied = min(max(1, thresholds.routeDenied), Self.maxThreshold)
     self.thresholds = clamped
     self.host = host
     states = SecurityAlert.Rule.allCases.map { RuleState(capacity: max(clamped[$0], Self.sampleLimit)) }
@@ -95,16 +102,20 @@ public struct SecurityMonitor: Sendable {
     guard let rule = event.rule, let index = SecurityAlert.Rule.allCases.firstIndex(of: rule) else { return nil }
     let sample: Sample
     switch event {
-    case .upstreamAnswer(_, let path, let ipWhitelist):
+    case .upstreamAnswer(_, let path, let ipWhitelist, let app):
       // A query string may hold a secret: never keep one, whatever the caller passed.
       let bare = path.prefix { $0 != "?" }
-      sample = Sample(time: now, label: String(bare.prefix(Self.labelLimit)), flag: ipWhitelist)
+      sample = Sample(time: now, label: String(bare.prefix(Self.labelLimit)), flag: ipWhitelist, app: app.map { String($0.prefix(64)) })
     case .loginFailed(let reason):
       sample = Sample(time: now, label: "login failed: " + reason.prefix(Self.labelLimit), flag: false)
     case .refreshFailed(let reason):
       sample = Sample(time: now, label: "refresh failed: " + reason.prefix(Self.labelLimit), flag: true)
     case .rotationFailed(let reason), .auditLogFailed(let reason):
       sample = Sample(time: now, label: String(reason.prefix(Self.labelLimit)), flag: false)
+    case .routeDenied(let app, let method, let path):
+      let bare = path.prefix { $0 != "?" }
+      sample = Sample(
+        time: now, label: String((method + " " + bare).prefix(Self.labelLimit)), flag: false, app: app.map { String($0.prefix(64)) })
     }
     states[index].append(sample)
     states[index].expire(before: now - window)
@@ -117,7 +128,7 @@ public struct SecurityMonitor: Sendable {
   /// Counts a finished request from its access-log entry, at the entry's time.
   public mutating func record(_ entry: AccessLogEntry, ipWhitelist: Bool = false) -> SecurityAlert? {
     guard let status = entry.upstreamStatus, status == 401 || status == 403 else { return nil }
-    return record(.upstreamAnswer(status: status, path: entry.path, ipWhitelist: ipWhitelist), now: entry.ts)
+    return record(.upstreamAnswer(status: status, path: entry.path, ipWhitelist: ipWhitelist, app: entry.app), now: entry.ts)
   }
 
   /// Events of `rule` in the window ending at `now` (exact up to `max(threshold, sampleLimit)`).
@@ -142,8 +153,10 @@ public struct SecurityMonitor: Sendable {
     switch rule {
     case .failedAuth:
       alert.topPaths = SecurityAlert.top(samples.map(\.label), limit: 5)
+      alert.topApps = SecurityAlert.top(samples.compactMap(\.app), limit: 5)
     case .forbiddenAccess:
       alert.topPaths = SecurityAlert.top(samples.map(\.label), limit: 5)
+      alert.topApps = SecurityAlert.top(samples.compactMap(\.app), limit: 5)
       alert.ipWhitelist = samples.contains { $0.flag }
     case .loginFailure:
       let refreshes = samples.filter(\.flag).count
@@ -154,6 +167,10 @@ public struct SecurityMonitor: Sendable {
       alert.detail =
         "Access-log lines wait in memory and are retried; past --access-log-buffer they are dropped and counted "
         + "(authproxy_access_log_dropped_lines_total). Last failure: \(samples.last?.label ?? "")"
+    case .routeDenied:
+      alert.topPaths = SecurityAlert.top(samples.map(\.label), limit: 5)
+      alert.topApps = SecurityAlert.top(samples.compactMap(\.app), limit: 5)
+      alert.detail = "Apps called routes that --allow-route or their routes in --apps-file do not allow"
     }
     return alert
   }
@@ -165,6 +182,8 @@ private struct Sample: Sendable {
   var time: Double
   var label: String
   var flag: Bool
+  /// The app of `--apps-file` behind the event, when known.
+  var app: String? = nil
 }
 
 /// A rule's recent events in arrival order, in a fixed-capacity ring (oldest overwritten).

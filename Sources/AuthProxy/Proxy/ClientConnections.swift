@@ -131,6 +131,8 @@ final class ClientConnection: EndOfPassTask {
   }
 
   var peer: (address: String, port: Int) { socket.peer }
+  /// A Unix-socket peer's uid; nil on TCP.
+  var peerUID: UInt32? { socket.peerUID }
 
   /// The proxy is draining: the reply being written is this connection's last.
   var isDraining: Bool { server.draining }

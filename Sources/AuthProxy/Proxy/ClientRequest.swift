@@ -42,6 +42,8 @@ final class ClientRequest {
   func header(named lowercase: [UInt8]) -> String? { headers.value(named: lowercase) }
 
   var clientAddress: String { connection?.peer.address ?? "" }
+  /// The uid of a Unix-socket client (`SO_PEERCRED`); nil on TCP.
+  var clientUID: UInt32? { connection?.peerUID }
 
   /// The client went away: nothing more may be written.
   func detach() { isFinished = true }
@@ -196,6 +198,7 @@ enum ResponseHeadWriter {
     case 404: "Not Found"
     case 405: "Method Not Allowed"
     case 406: "Not Acceptable"
+    case 407: "Proxy Authentication Required"
     case 408: "Request Timeout"
     case 409: "Conflict"
     case 410: "Gone"

@@ -18,6 +18,8 @@ final class Exchange {
   var paused = false
   var finished = false
   var reauth = false
+  /// The app of `--apps-file` that sent the request (nil without one); set by `Worker.handle`.
+  var app: String?
   /// Set when a 401 answered our token: the answer is dropped and the request replayed once
   /// with a newer token.
   var awaitingReauth = false
@@ -56,6 +58,6 @@ final class Exchange {
     AccessLogEntry(
       ts: startedWall, requestID: requestID, client: client, method: method, path: AccessLogEntry.path(of: target),
       status: status, upstreamStatus: upstreamStatus, durationMs: (monotonicSeconds() - startedAt) * 1000,
-      upstreamMs: upstreamMs, bytesIn: body.count, bytesOut: bytesOut, attempts: attempts, reauth: reauth, error: error)
+      upstreamMs: upstreamMs, bytesIn: body.count, bytesOut: bytesOut, attempts: attempts, reauth: reauth, error: error, app: app)
   }
 }

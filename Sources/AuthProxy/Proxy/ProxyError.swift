@@ -5,6 +5,8 @@ public struct ProxyError: Error, Sendable, Equatable {
   public var code: String
   /// Names the cause in our words; never a secret, never upstream text.
   public var message: String
+  /// `Proxy-Authenticate` of a 407 (`--apps-file`).
+  public var challenge: String?
 
   public init(status: Int, code: String, message: String) {
     self.status = status
@@ -38,7 +40,8 @@ public struct ProxyError: Error, Sendable, Equatable {
   }
 
   public func headers(requestID: String) -> [(name: String, value: String)] {
-    [("Content-Type", "application/json"), ("X-Request-ID", requestID)]
+    let base: [(name: String, value: String)] = [("Content-Type", "application/json"), ("X-Request-ID", requestID)]
+    return challenge.map { base + [("Proxy-Authenticate", $0)] } ?? base
   }
 
   /// A whole HTTP/1.1 response that closes the connection, for requests refused by the framing

@@ -35,6 +35,8 @@ final class ControlLoop {
   /// meanwhile (SIGHUP during a poll) runs after it.
   private var loadInFlight = false
   private var loadAgain: String?
+  /// `--apps-file`, watched and read again on SIGHUP.
+  private var apps: AppsReloader?
 
   init(
     config: ServeConfig, credentials: Credentials, loader: CredentialLoader, adminSocket: Int32, accessLog: AccessLogSink,
@@ -93,6 +95,7 @@ final class ControlLoop {
     }
     ageTimer?.schedule(after: 0)
     mailbox = try MailboxReceiver(loop: loop) { [unowned self] message in self.received(message) }
+    apps = makeAppsReloader()
     refreshTimer = Timer(loop: loop) { [unowned self] in self.apply(.refreshDue) }
     retryTimer = Timer(loop: loop) { [unowned self] in self.apply(.retryDue) }
     admin = try AdminServer(
@@ -106,6 +109,7 @@ final class ControlLoop {
           return
         }
         if signal == SIGHUP {
+          self.apps?.load(reason: "SIGHUP")
           self.loadCredentials(reason: "SIGHUP")
           return
         }
@@ -147,6 +151,22 @@ final class ControlLoop {
     thread.detach()
   }
 
+  /// The watcher of `--apps-file`: reads run on a thread of their own and come back through
+  /// the mailbox; a new table goes to every worker.
+  private func makeAppsReloader() -> AppsReloader? {
+    guard let path = config.appsFile else { return nil }
+    let reloader = AppsReloader(loop: loop, path: path, table: config.apps, logger: logger)
+    let mailbox = self.mailbox.sender
+    reloader.startLoad = { reason in
+      let thread = LoopThread(name: "ap-apps-load") { mailbox.send(.appsLoaded(AppTable.load(path: path), reason: reason)) }
+      thread.detach()
+    }
+    reloader.onChange = { [unowned self] table in
+      for worker in self.workers { worker.send(.apps(AppAccess(table: table, global: self.config.allowRoutes))) }
+    }
+    return reloader
+  }
+
   private func renderMetrics() -> String {
     let now = clock.now()
     return MetricsExposition.render(
@@ -170,6 +190,10 @@ final class ControlLoop {
     case .workersStarted(let senders):
       workers = senders
       workersKnown = true
+      // A table read again before the workers were known.
+      if let table = apps?.table, table != config.apps {
+        for worker in workers { worker.send(.apps(AppAccess(table: table, global: config.allowRoutes))) }
+      }
       // A SIGTERM that came first: drain the workers now that they can be told.
       if shuttingDown {
         drainWorkers()
@@ -191,6 +215,10 @@ final class ControlLoop {
       loadCredentials(reason: "reload requested")
     case .security(let event):
       observe(event)
+    case .reloadApps(let reason):
+      apps?.load(reason: reason)
+    case .appsLoaded(let result, let reason):
+      apps?.loaded(result, reason: reason)
     case .credentialsLoaded(let result, let reason):
       loadInFlight = false
       rotator.rotate(with: result, reason: reason)

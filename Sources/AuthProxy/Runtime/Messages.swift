@@ -6,6 +6,8 @@ public enum WorkerMessage: Sendable {
   case drain
   /// Flush and leave the loop.
   case exit
+  /// `--apps-file` was read again: identify apps and check routes with this from now on.
+  case apps(AppAccess)
 }
 
 /// What workers (and signals, and the runtime) tell the control thread.
@@ -23,4 +25,8 @@ public enum ControlMessage: Sendable {
   case security(SecurityEvent)
   /// Credentials loaded off the loop, for a rotation.
   case credentialsLoaded(Result<Credentials, CredentialError>, reason: String)
+  /// Read `--apps-file` again (as SIGHUP does).
+  case reloadApps(reason: String)
+  /// `--apps-file` read off the loop.
+  case appsLoaded(Result<AppTable, AppsFileError>, reason: String)
 }

@@ -41,6 +41,13 @@ extension StartupError {
     return nil
   }
 
+  /// A Unix-socket listener that could not be bound: 69 when another process listens there,
+  /// 64 when the path cannot be used.
+  static func cannotListenUnix(path: String, _ error: EventError) -> StartupError {
+    StartupError(
+      "--listen unix:\(path): \(error.description)", exitCode: error.code == EADDRINUSE ? 69 : 64)
+  }
+
   /// A listener that could not be bound: 69 when the port is taken (the host is busy, the flag
   /// may be right), 64 when the address cannot be used here at all.
   static func cannotListen(flag: String, at address: HostPort, _ error: EventError) -> StartupError {
@@ -73,6 +80,8 @@ public final class ProxyRuntime: Sendable {
   private let control: MailboxSender<ControlMessage>
   private let threads: [LoopThread]
   private let accessLog: AccessLogSink
+  /// `--listen unix:PATH`: removed at exit.
+  private let unixSocketPath: String?
 
   /// Binds the listeners and starts every thread; returns once they accept connections.
   public init(
@@ -100,16 +109,30 @@ public final class ProxyRuntime: Sendable {
     }
     var listenSockets: [Int32] = []
     let adminSocket: Int32
-    do {
-      let first = try ListeningSocket.bind(host: config.listen.host, port: config.listen.port, reusePort: true)
-      listenSockets.append(first.fd)
-      for _ in 1..<config.workers {
-        listenSockets.append(try ListeningSocket.bind(host: config.listen.host, port: first.port, reusePort: true).fd)
+    if let path = config.listenUnix {
+      // One socket file, shared: each worker listens on its own descriptor of it.
+      do {
+        let fd = try ListeningSocket.bindUnix(path: path, mode: config.listenMode)
+        listenSockets.append(fd)
+        for _ in 1..<config.workers { listenSockets.append(fcntl(fd, F_DUPFD_CLOEXEC, 0)) }
+      } catch {
+        throw StartupError.cannotListenUnix(path: path, error)
       }
-      proxyPort = first.port
-    } catch {
-      for fd in listenSockets { close(fd) }
-      throw StartupError.cannotListen(flag: "--listen", at: config.listen, error)
+      unixSocketPath = path
+      proxyPort = 0
+    } else {
+      unixSocketPath = nil
+      do {
+        let first = try ListeningSocket.bind(host: config.listen.host, port: config.listen.port, reusePort: true)
+        listenSockets.append(first.fd)
+        for _ in 1..<config.workers {
+          listenSockets.append(try ListeningSocket.bind(host: config.listen.host, port: first.port, reusePort: true).fd)
+        }
+        proxyPort = first.port
+      } catch {
+        for fd in listenSockets { close(fd) }
+        throw StartupError.cannotListen(flag: "--listen", at: config.listen, error)
+      }
     }
     do {
       let admin = try ListeningSocket.bind(host: config.adminListen.host, port: config.adminListen.port, reusePort: false)
@@ -117,10 +140,11 @@ public final class ProxyRuntime: Sendable {
       adminPort = admin.port
     } catch {
       for fd in listenSockets { close(fd) }
+      if let path = config.listenUnix { unlink(path) }
       throw StartupError.cannotListen(flag: "--admin-listen", at: config.adminListen, error)
     }
 
-    if !config.listen.isLoopback && !config.allowCIDRGiven {
+    if config.listenUnix == nil && !config.listen.isLoopback && !config.allowCIDRGiven {
       logger.warning(
         "--listen \(config.listen) is not a loopback address: anything that can reach it acts with the integration's identity at the API. Only loopback clients are allowed until --allow-cidr names the apps' networks."
       )
@@ -135,6 +159,7 @@ public final class ProxyRuntime: Sendable {
       loginTrust = try trust.sibling()
     } catch {
       for fd in listenSockets + [adminSocket] { close(fd) }
+      if let path = config.listenUnix { unlink(path) }
       throw StartupError.badCAFile(config.tls, error)
     }
     // The client certificate and key are read here, once, so that a bad one is a usage error
@@ -143,6 +168,7 @@ public final class ProxyRuntime: Sendable {
       _ = try TLSClientContext(config.tls, trust: trust)
     } catch {
       for fd in listenSockets + [adminSocket] { close(fd) }
+      if let path = config.listenUnix { unlink(path) }
       throw StartupError.badClientCertificate(error)
     }
     let started = DispatchSemaphore(value: 0)
@@ -209,12 +235,16 @@ public final class ProxyRuntime: Sendable {
   /// Starts a graceful shutdown, as SIGTERM does.
   public func shutdown() { control.send(.shutdown) }
 
+  /// Reads `--apps-file` again, as SIGHUP does.
+  public func reloadApps() { control.send(.reloadApps(reason: "reload requested")) }
+
   /// Reloads the credentials and rotates to them if they changed, as SIGHUP does.
   public func reloadCredentials() { control.send(.reloadCredentials) }
 
   /// Waits until the proxy has shut down.
   public func wait() {
     for thread in threads { thread.join() }
+    if let unixSocketPath { unlink(unixSocketPath) }
     accessLog.flushAndStop()
   }
 }

@@ -36,6 +36,8 @@ final class Worker {
   private var headTimer: Timer?
   private var requestIDs = FastRandom()
   private var clientVerdict: (address: String, refusal: ProxyError?)?
+  /// Who called and what they may call (`--apps-file`, `--allow-route`); replaced by `.apps`.
+  private var access: AppAccess
 
   init(
     id: Int, config: ServeConfig, listenSocket: Int32, accessLog sink: AccessLogSink, control: MailboxSender<ControlMessage>,
@@ -56,6 +58,7 @@ final class Worker {
       maxConnections: config.maxConnectionsPerWorker)
     forwarder = Forwarder(pool: pool, config: config, metrics: metrics)
     policy = RequestPolicy(config: config)
+    access = config.appAccess
     accessLog = AccessLogBuffer(sink: sink, loop: loop)
     mailbox = try MailboxReceiver(loop: loop) { [unowned self] message in self.received(message) }
     connections.onRequest = { [unowned self] request in self.handle(request) }
@@ -68,7 +71,9 @@ final class Worker {
     forwarder.onRetry = { [unowned self] exchange, delay in self.retry(exchange, after: delay) }
     forwarder.onAuthFailure = { [unowned self] exchange, status in
       let whitelist = SecurityMonitor.isIPWhitelistRefusal(status: status, body: exchange.refusalBody)
-      self.control.send(.security(.upstreamAnswer(status: status, path: AccessLogEntry.path(of: exchange.target), ipWhitelist: whitelist)))
+      self.control.send(
+        .security(
+          .upstreamAnswer(status: status, path: AccessLogEntry.path(of: exchange.target), ipWhitelist: whitelist, app: exchange.app)))
     }
     connections.onReject = { [unowned self] refusal in
       self.metrics.rejected.add(1)
@@ -147,15 +152,44 @@ final class Worker {
         logger.warning(
           "refused a client outside --allow-cidr", metadata: ["client": "\(exchange.client)", "request_id": "\(exchange.requestID)"])
       }
+      // The log line of an app's refused call still names the app.
+      exchange.app = access.table?.identify(proxyAuthorization: appKey(exchange), peerUID: exchange.request.clientUID)?.name
+      forwarder.fail(exchange, refusal)
+      return
+    }
+    if !access.isInactive, let refusal = checkApp(exchange) {
       forwarder.fail(exchange, refusal)
       return
     }
     dispatch(exchange, now: now)
   }
 
+  /// The app's `Proxy-Authorization` value (its key: never logged).
+  private func appKey(_ exchange: Exchange) -> String? { exchange.request.header(named: FieldName.proxyAuthorization) }
+
+  /// Names the app that sent the exchange and checks the route rules; the refusal, if any.
+  private func checkApp(_ exchange: Exchange) -> ProxyError? {
+    let verdict = access.check(
+      method: exchange.method, target: exchange.target, proxyAuthorization: appKey(exchange), peerUID: exchange.request.clientUID)
+    switch verdict {
+    case .allowed(let app):
+      exchange.app = app?.name
+      return nil
+    case .refused(let error, let app):
+      exchange.app = app
+      if error.code == "route_denied" {
+        metrics.apps.recordRouteDenied(app: app)
+        control.send(.security(.routeDenied(app: app, method: exchange.method, path: AccessLogEntry.path(of: exchange.target))))
+      }
+      return error
+    }
+  }
+
   /// The --allow-cidr verdict, kept for the last client address (usually the only one: the app
   /// next to the proxy), so that addresses are not parsed again on every request.
   private func checkClient(_ address: String) -> ProxyError? {
+    // A Unix-socket peer has no address: the socket file's mode says who may connect.
+    if address.hasPrefix("unix") { return nil }
     if let cached = clientVerdict, cached.address == address { return cached.refusal }
     let refusal = policy.checkClient(address)
     clientVerdict = (address, refusal)
@@ -224,6 +258,7 @@ final class Worker {
     inFlight[ObjectIdentifier(exchange.request)] = nil
     metrics.inFlight.add(-1)
     metrics.recordRequest(method: exchange.method, status: status)
+    if let app = exchange.app { metrics.apps.recordRequest(app: app, status: status) }
     accessLog.append(exchange.logEntry(status: status, error: error))
     if draining && inFlight.isEmpty { control.send(.workerDrained(id)) }
   }
@@ -256,6 +291,8 @@ final class Worker {
       draining = true
       connections.stopAccepting()
       if inFlight.isEmpty { control.send(.workerDrained(id)) }
+    case .apps(let access):
+      self.access = access
     case .exit:
       for exchange in Array(inFlight.values) { forwarder.clientGone(exchange) }
       accessLog.flush()

@@ -106,4 +106,10 @@ void ap_set_thread_name(const char *name);
 /// The CPUs this process may run on (sched_getaffinity), 0 when unknown.
 int ap_affinity_cpu_count(void);
 
+/// The uid of the peer of a connected Unix socket (SO_PEERCRED); 0 on success, -1 with errno.
+int ap_peer_uid(int fd, unsigned int *uid);
+
+/// A close-on-exec Unix stream socket, non-blocking when asked; -1 with errno.
+int ap_unix_stream_socket(int nonblocking);
+
 #endif

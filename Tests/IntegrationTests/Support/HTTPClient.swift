@@ -41,8 +41,30 @@ final class RawConnection {
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     let rc = connectIPv4(fd, host: host, port: port)
     guard rc == 0 else {
-      close(fd)
+      // No close here: a class whose init throws after its properties are set still runs
+      // deinit, which closes `fd`; closing it twice could close another test's descriptor.
       throw HTTPClientError(description: "connect to \(port) failed: errno \(errno)")
+    }
+  }
+
+  /// A connection to a Unix-socket listener at `unixPath`.
+  init(unixPath: String, timeoutSeconds: Int = 30) throws {
+    fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+      for (i, b) in unixPath.utf8.enumerated() { raw[i] = b }
+    }
+    let rc = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard rc == 0 else {
+      // No close here: a class whose init throws after its properties are set still runs
+      // deinit, which closes `fd`; closing it twice could close another test's descriptor.
+      throw HTTPClientError(description: "connect to \(unixPath) failed: errno \(errno)")
     }
   }
 
