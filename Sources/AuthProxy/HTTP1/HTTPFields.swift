@@ -125,4 +125,6 @@ enum FieldName {
   static let contentLength = Array("content-length".utf8)
   static let date = Array("date".utf8)
   static let retryAfter = Array("retry-after".utf8)
+  static let traceparent = Array("traceparent".utf8)
+  static let tracestate = Array("tracestate".utf8)
 }

@@ -19,6 +19,9 @@ public struct AccessLogEntry: Sendable {
   public var attempts: Int
   public var reauth: Bool
   public var error: String?
+  /// The W3C trace-id (32 hex digits) the request went upstream with; nil when not known
+  /// (refused before its head was read).
+  public var traceID: String? = nil
 
   public func jsonLine() -> String {
     var out: [UInt8] = []
@@ -42,6 +45,8 @@ public struct AccessLogEntry: Sendable {
     RFC3339.append(ts, to: &out, cache: &timestamps)
     raw(#"","request_id":"#)
     JSONText.appendQuoted(requestID, to: &out)
+    raw(#","trace_id":"#)
+    if let traceID { JSONText.appendQuoted(traceID, to: &out) } else { null() }
     raw(#","client":"#)
     JSONText.appendQuoted(client, to: &out)
     raw(#","method":"#)

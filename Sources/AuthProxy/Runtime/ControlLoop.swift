@@ -206,6 +206,9 @@ final class ControlLoop {
     for action in machine.handle(event, now: clock.now(), jitter: jitter) { perform(action) }
   }
 
+  /// The trace-id of the login or refresh just made, for its log line.
+  private var authTrace: Logger.Metadata { tokens.lastTraceID.map { ["trace_id": "\($0)"] } ?? [:] }
+
   private func perform(_ action: TokenStateMachine.Action) {
     switch action {
     case .login:
@@ -219,9 +222,10 @@ final class ControlLoop {
         }
         self.metrics.logins[result.isSuccess ? "success" : "failure", default: 0] += 1
         switch result {
-        case .success: self.logger.info("login succeeded")
+        case .success: self.logger.info("login succeeded", metadata: self.authTrace)
         case .failure(let failure):
-          self.logger.error("login failed: \(failure.description)", metadata: ["reason": "\(failure.code)"])
+          self.logger.error(
+            "login failed: \(failure.description)", metadata: self.authTrace.merging(["reason": "\(failure.code)"]) { $1 })
           self.observe(.loginFailed(reason: failure.description))
         }
         self.apply(.loginFinished(result))
@@ -236,9 +240,11 @@ final class ControlLoop {
         }
         self.metrics.refreshes[result.isSuccess ? "success" : "failure", default: 0] += 1
         switch result {
-        case .success: self.logger.info("token refreshed")
+        case .success: self.logger.info("token refreshed", metadata: self.authTrace)
         case .failure(let failure):
-          self.logger.warning("refresh failed, logging in again: \(failure.description)", metadata: ["reason": "\(failure.code)"])
+          self.logger.warning(
+            "refresh failed, logging in again: \(failure.description)",
+            metadata: self.authTrace.merging(["reason": "\(failure.code)"]) { $1 })
           self.observe(.refreshFailed(reason: failure.description))
         }
         self.apply(.refreshFinished(result))
