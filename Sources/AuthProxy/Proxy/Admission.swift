@@ -72,7 +72,7 @@ final class Admission<Item: AnyObject> {
 
   init(ledger: AdmissionLedger) { self.ledger = ledger }
 
-  private static func key(_ app: String?) -> String { app.map { "a:" + $0 } ?? "" }
+  private static func key(_ app: String?) -> String { AdmissionLedger.key(app) }
   private static func app(_ key: String) -> String? { key.isEmpty ? nil : String(key.dropFirst(2)) }
 
   /// Admits `item` now, queues it behind those already waiting, or refuses it (queue full).
@@ -88,6 +88,7 @@ final class Admission<Item: AnyObject> {
     if waiting == 0 { ring.append(key) }
     queues[key, default: Queue()].append(Entry(item: item, limits: limits))
     queued += 1
+    ledger.adjustWaiting(app: app, by: 1)
     return .queued
   }
 
@@ -109,6 +110,7 @@ final class Admission<Item: AnyObject> {
       case .admitted:
         queues[key]!.removeFirst()
         queued -= 1
+        ledger.adjustWaiting(app: app, by: -1)
         counted[ObjectIdentifier(entry.item)] = (app, entry.limits != nil)
         admitted.append(entry.item)
         blockedKeys = 0
@@ -136,6 +138,7 @@ final class Admission<Item: AnyObject> {
     let key = Admission.key(app)
     guard queues[key]?.remove(item) == true else { return false }
     queued -= 1
+    ledger.adjustWaiting(app: app, by: -1)
     return true
   }
 

@@ -117,7 +117,27 @@ public final class AdmissionLedger: Sendable {
   struct State {
     var global: Slot
     var apps: [String: Slot] = [:]
+    /// Requests waiting, by app, over every worker; and when each app was last let in (a
+    /// serial): when the global limits are the bottleneck, the app served longest ago goes first.
+    var waiting: [String: Int] = [:]
+    var served: [String: UInt64] = [:]
+    var serial: UInt64 = 0
+
+    /// Another app is waiting, was let in before `key` was, and its own limits have room now:
+    /// it is that app's turn at the global limits.
+    mutating func otherAppsTurn(than key: String, now: Double) -> Bool {
+      guard waiting.count > 1 || (waiting.count == 1 && waiting[key] == nil) else { return false }
+      let mine = served[key] ?? 0
+      for (other, count) in waiting where count > 0 && other != key && (served[other] ?? 0) < mine {
+        guard !other.isEmpty, apps[String(other.dropFirst(2))] != nil else { return true }
+        if apps[String(other.dropFirst(2))]!.blocked(now: now) == nil { return true }
+      }
+      return false
+    }
   }
+
+  /// The key of an app's queue and turn ("" for requests without an app).
+  static func key(_ app: String?) -> String { app.map { "a:" + $0 } ?? "" }
 
   private let state: Mutex<State>
   /// The upstream asked us to pause until then (monotonic seconds as a bit pattern; 0: no pause).
@@ -141,13 +161,37 @@ public final class AdmissionLedger: Sendable {
     if let pause = pauseRemaining(now: now) { return .blocked(.global, wait: pause) }
     return state.withLock { state in
       if let app, let limits {
-        if state.apps[app]?.limits != limits { state.apps[app] = Slot(limits) }
+        if state.apps[app]?.limits != limits {
+          // New, or its limits changed with a reload: the requests under way still count.
+          var slot = Slot(limits)
+          slot.inFlight = state.apps[app]?.inFlight ?? 0
+          state.apps[app] = slot
+        }
         if let wait = state.apps[app]!.blocked(now: now) { return .blocked(.app, wait: wait) }
       }
       if let wait = state.global.blocked(now: now) { return .blocked(.global, wait: wait) }
+      let key = AdmissionLedger.key(app)
+      if !global.isEmpty && state.otherAppsTurn(than: key, now: now) {
+        // Fair across workers: this app steps aside for one that waits on another worker.
+        return .blocked(.app, wait: AdmissionLedger.turnWait)
+      }
       if let app, limits != nil { state.apps[app]!.take() }
       state.global.take()
+      state.serial += 1
+      state.served[key] = state.serial
       return .admitted
+    }
+  }
+
+  /// How long an app that stepped aside for another's turn waits before it asks again.
+  static let turnWait = 0.005
+
+  /// A request for `app` started (`by` 1) or stopped (-1) waiting in a worker's queue.
+  func adjustWaiting(app: String?, by change: Int) {
+    state.withLock { state in
+      let key = AdmissionLedger.key(app)
+      let count = (state.waiting[key] ?? 0) + change
+      state.waiting[key] = count > 0 ? count : nil
     }
   }
 
@@ -197,7 +241,10 @@ public final class AdmissionLedger: Sendable {
 
   /// After the apps file is reloaded: forget the state of apps no longer named.
   public func keepApps(_ names: Set<String>) {
-    state.withLock { state in state.apps = state.apps.filter { names.contains($0.key) } }
+    state.withLock { state in
+      state.apps = state.apps.filter { names.contains($0.key) }
+      state.served = state.served.filter { $0.key.isEmpty || names.contains(String($0.key.dropFirst(2))) }
+    }
   }
 
   /// For tests and metrics: requests under way for the key (nil: global).
