@@ -116,6 +116,16 @@ import Testing
       }
       #expect(errors.problems.contains { $0.contains("--\(flag)") && $0.contains(value) })
     }
+    guard case .failure(let alone) = ServeConfig.load(flags: ["upstream": "https://api.example", "rate-burst": "5"], environment: [:])
+    else {
+      Issue.record("--rate-burst without --rate-limit was accepted")
+      return
+    }
+    #expect(alone.problems.contains { $0.contains("--rate-burst") && $0.contains("needs --rate-limit") })
+    let good = try? ServeConfig.load(
+      flags: ["upstream": "https://api.example"], environment: ["AUTHPROXY_RATE_LIMIT": "600/m", "AUTHPROXY_RATE_BURST": "3"]
+    ).get()
+    #expect(good?.limits == UpstreamLimits(ratePerSecond: 10, burst: 3))
   }
 }
 
