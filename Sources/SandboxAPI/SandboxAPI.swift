@@ -112,6 +112,8 @@ public final class SandboxAPI: Sendable {
 
   /// The last `/api/v1` request received (with a valid token or not), as received.
   public var lastAPIRequest: SandboxRecordedRequest? { store.lastAPIRequest }
+  /// Every auth call's path and `traceparent` ("" when it sent none), oldest first.
+  public var authTraceparents: [(path: String, traceparent: String)] { store.authTraceparents }
 
   /// Every access and refresh token ever issued, in order (tests scan logs for them).
   public var issuedSecrets: [String] { store.issuedSecrets }

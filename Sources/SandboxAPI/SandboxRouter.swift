@@ -52,6 +52,7 @@ final class SandboxRouter {
         fail(request, .methodNotAllowed(request.method, path), extraHeaders: [("Allow", "POST")])
         return
       }
+      store.recordAuth(path: path, traceparent: request.header("traceparent"))
       let delay = store.loginDelay
       if path == "/auth/login" && delay > 0 {
         // A slow API at start-up: the login answers later, without blocking the loop.

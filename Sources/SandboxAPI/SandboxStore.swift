@@ -32,6 +32,8 @@ final class SandboxStore: Sendable {
     var clientIDForm = SandboxClientIDForm.number
     var loginDelay = 0.0
     var lastAPIRequest: SandboxRecordedRequest?
+    /// The `traceparent` of each auth call, in order, with its path ("" when it had none).
+    var authTraceparents: [(path: String, traceparent: String)] = []
     var issuedSecrets: [String] = []
     var issuedSincePrune = 0
     /// Requests seen by the fault endpoints (`/api/v1/flaky`, `/reset`, `/truncate`), by key.
@@ -190,6 +192,10 @@ final class SandboxStore: Sendable {
   // MARK: API bookkeeping and test controls
 
   func record(_ request: SandboxRecordedRequest) { state.withLock { $0.lastAPIRequest = request } }
+  func recordAuth(path: String, traceparent: String?) {
+    state.withLock { $0.authTraceparents.append((path, traceparent ?? "")) }
+  }
+  var authTraceparents: [(path: String, traceparent: String)] { state.withLock { $0.authTraceparents } }
 
   /// Counts one more order; returns its number.
   func nextOrder() -> Int {

@@ -41,6 +41,10 @@ struct ServeFlags: ParsableArguments {
   @Option(name: .customLong("header-timeout"), parsing: .unconditional, help: flagHelp("header-timeout")) var headerTimeout: String?
   @Option(name: .customLong("retries"), parsing: .unconditional, help: flagHelp("retries")) var retries: String?
   @Option(name: .customLong("retry-delay"), parsing: .unconditional, help: flagHelp("retry-delay")) var retryDelay: String?
+  @Option(name: .customLong("max-upstream-concurrency"), parsing: .unconditional, help: flagHelp("max-upstream-concurrency"))
+  var maxUpstreamConcurrency: String?
+  @Option(name: .customLong("rate-limit"), parsing: .unconditional, help: flagHelp("rate-limit")) var rateLimit: String?
+  @Option(name: .customLong("rate-burst"), parsing: .unconditional, help: flagHelp("rate-burst")) var rateBurst: String?
   @Option(name: .customLong("reuse-window"), parsing: .unconditional, help: flagHelp("reuse-window")) var reuseWindow: String?
   @Option(name: .customLong("allow-cidr"), parsing: .unconditional, help: flagHelp("allow-cidr")) var allowCIDR: String?
   @Option(name: .customLong("token-store"), parsing: .unconditional, help: flagHelp("token-store")) var tokenStore: String?
@@ -86,7 +90,8 @@ struct ServeFlags: ParsableArguments {
       ("refresh-before", refreshBefore), ("access-log", accessLog), ("access-log-buffer", accessLogBuffer),
       ("max-connections", maxConnections), ("workers", workers), ("max-body", maxBody),
       ("drain-timeout", drainTimeout), ("header-timeout", headerTimeout), ("retries", retries), ("retry-delay", retryDelay),
-      ("reuse-window", reuseWindow),
+      ("reuse-window", reuseWindow), ("max-upstream-concurrency", maxUpstreamConcurrency), ("rate-limit", rateLimit),
+      ("rate-burst", rateBurst),
       ("allow-cidr", allowCIDR), ("token-store", tokenStore), ("token-store-password-file", tokenStorePasswordFile),
       ("token-store-ca-file", tokenStoreCAFile), ("token-store-client-cert", tokenStoreClientCert),
       ("token-store-client-key", tokenStoreClientKey), ("token-store-timeout", tokenStoreTimeout), ("log-level", logLevel),

@@ -24,7 +24,7 @@ private func parsed(_ entry: AccessLogEntry) throws -> [String: Any] {
 
 /// SPEC §7, in its order.
 private let specFields = [
-  "ts", "request_id", "client", "method", "path", "status", "upstream_status", "duration_ms", "upstream_ms", "bytes_in",
+  "ts", "request_id", "trace_id", "client", "method", "path", "status", "upstream_status", "duration_ms", "upstream_ms", "bytes_in",
   "bytes_out", "attempts", "reauth", "error",
 ]
 
@@ -42,6 +42,12 @@ private let specFields = [
     let positions = specFields.compactMap { line.range(of: "\"\($0)\":")?.lowerBound }
     #expect(positions.count == specFields.count)
     #expect(positions == positions.sorted())
+  }
+
+  @Test func traceIDIsNullUntilKnownThenQuoted() {
+    #expect(entry().jsonLine().contains(#""trace_id":null,"#))
+    let line = entry { $0.traceID = "4bf92f3577b34da6a3ce929d0e0e4736" }.jsonLine()
+    #expect(line.contains(#""trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","#))
   }
 
   @Test func lineIsOneLine() {

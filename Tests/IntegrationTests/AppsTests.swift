@@ -3,6 +3,7 @@ import Foundation
 import SandboxAPI
 import Synchronization
 import Testing
+import TestSupport
 
 /// Issue 21, points 1 and 2 over real sockets: apps known by their key or their uid, 407 for
 /// anyone else, route rules per app and global, reloads, the log, the metrics and the alert.

@@ -224,7 +224,15 @@ private final class RecordingProxy {
   func expectedRequest(_ line: String, fields: [UInt8], body: [UInt8] = []) -> [UInt8] {
     let method = line.prefix { $0 != " " }
     var out = bytes("\(line) HTTP/1.1\r\nHost: localhost:\(upstream.port)\r\n") + fields
-    out += bytes("Authorization: Bearer recording-access\r\nX-Request-ID: t-1\r\nUser-Agent: framing-test\r\n")
+    out += bytes("Authorization: Bearer recording-access\r\nX-Request-ID: t-1\r\n")
+    // The proxy's traceparent has a random span id: the one it sent, if it is well-formed.
+    let sent = String(decoding: upstream.requests.last ?? [], as: UTF8.self)
+    if let line = sent.split(separator: "\r\n").first(where: { $0.hasPrefix("traceparent: ") }),
+      TraceContext.parse(Array(line.dropFirst("traceparent: ".count).utf8)) != nil
+    {
+      out += bytes("\(line)\r\n")
+    }
+    out += bytes("User-Agent: framing-test\r\n")
     if !body.isEmpty || ["POST", "PUT", "PATCH"].contains(method) { out += bytes("Content-Length: \(body.count)\r\n") }
     return out + bytes("\r\n") + body
   }

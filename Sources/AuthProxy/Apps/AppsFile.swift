@@ -243,3 +243,12 @@ enum JSONValue: Decodable, Equatable {
     }
   }
 }
+
+extension AppRule {
+  /// The app's own upstream limits (`rate_limit`, `burst`, `max_concurrency`); nil when it has
+  /// none, so that an app without limits costs nothing at admission.
+  var limits: UpstreamLimits? {
+    let limits = UpstreamLimits(maxConcurrency: maxConcurrency, ratePerSecond: ratePerSecond, burst: burst)
+    return limits.isEmpty ? nil : limits
+  }
+}

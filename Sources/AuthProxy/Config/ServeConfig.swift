@@ -56,6 +56,8 @@ public struct ServeConfig: Sendable {
   public var apps: AppTable?
   /// `--allow-route`; nil: everything under `--api-prefix`.
   public var allowRoutes: RouteSet?
+  /// `--max-upstream-concurrency`, `--rate-limit`, `--rate-burst`: for the whole process.
+  public var limits = UpstreamLimits()
 
   public init(upstream: UpstreamURL) { self.upstream = upstream }
 
@@ -195,6 +197,19 @@ extension ServeConfig {
       help:
         "A POST or PATCH without an Idempotency-Key (never sent twice) reuses an upstream connection only if it finished an exchange this recently, well under the API's keep-alive timeout; 0: always a new connection."
     ),
+    FlagSpec(
+      name: "max-upstream-concurrency", defaultValue: nil,
+      help:
+        "Most requests under way upstream at once, over all workers; more wait in a bounded queue up to --timeout, then get 429 "
+        + "with Retry-After (default: no limit)."),
+    FlagSpec(
+      name: "rate-limit", defaultValue: nil,
+      help:
+        "Most requests sent upstream per second over all workers, like 10/s (or 600/m, 3600/h); more wait in a bounded queue up "
+        + "to --timeout, then get 429 with Retry-After (default: no limit)."),
+    FlagSpec(
+      name: "rate-burst", defaultValue: nil,
+      help: "Requests --rate-limit lets through at once after a quiet spell (default: the rate per second, rounded up)."),
     FlagSpec(
       name: "allow-cidr", defaultValue: "127.0.0.0/8,::1/128",
       help: "Client addresses allowed to use the proxy (comma-separated networks); others get 403."),
@@ -399,6 +414,7 @@ extension ServeConfig {
       }
     }
     if let d = duration("retry-delay", positive: false) { config.retryDelay = d }
+    config.limits = ServeConfig.parseLimits(value: value, source: source, problems: &problems)
     if let d = duration("reuse-window", positive: false) { config.reuseWindow = d }
     if let d = duration("header-timeout") { config.headerTimeout = d }
     if let text = value("allow-cidr") {

@@ -126,4 +126,6 @@ enum FieldName {
   static let date = Array("date".utf8)
   static let retryAfter = Array("retry-after".utf8)
   static let proxyAuthorization = Array("proxy-authorization".utf8)
+  static let traceparent = Array("traceparent".utf8)
+  static let tracestate = Array("tracestate".utf8)
 }

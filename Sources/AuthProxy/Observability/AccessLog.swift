@@ -22,6 +22,9 @@ public struct AccessLogEntry: Sendable {
   /// The app of `--apps-file` that sent the request; nil (and no `app` member) when there is
   /// no apps file or the caller was not identified.
   public var app: String? = nil
+  /// The W3C trace-id (32 hex digits) the request went upstream with; nil when not known
+  /// (refused before its head was read).
+  public var traceID: String? = nil
 
   public func jsonLine() -> String {
     var out: [UInt8] = []
@@ -45,6 +48,8 @@ public struct AccessLogEntry: Sendable {
     RFC3339.append(ts, to: &out, cache: &timestamps)
     raw(#"","request_id":"#)
     JSONText.appendQuoted(requestID, to: &out)
+    raw(#","trace_id":"#)
+    if let traceID { JSONText.appendQuoted(traceID, to: &out) } else { null() }
     raw(#","client":"#)
     JSONText.appendQuoted(client, to: &out)
     if let app {

@@ -41,6 +41,10 @@ public final class WorkerMetrics: Sendable {
   let pausedOutOfResources = Counter()
   /// By app of `--apps-file`: requests and route refusals.
   let apps = AppMetrics()
+  /// Requests waiting in the admission queue now; our own 429s; upstream 429 pauses.
+  let admissionQueued = Counter()
+  let rateLimited = Counter()
+  let upstreamPaused = Counter()
 
   public init() {
     requests = (0..<(Self.methods.count * Self.statusClasses.count)).map { _ in Counter() }
@@ -156,6 +160,15 @@ struct MetricsExposition {
       "authproxy_upstream_reuse_failures_total",
       "POST/PATCH without an Idempotency-Key whose reused connection broke before any answer (502, not sent again)."
     ) { $0.unsafeReuseFailures.current }
+    gauge(
+      "authproxy_admission_queued", "Requests waiting for --max-upstream-concurrency, --rate-limit or an upstream pause.",
+      Double(workers.reduce(0) { $0 + $1.admissionQueued.current }))
+    counter("authproxy_rate_limited_total", "Requests the proxy answered 429 itself (queue full or waited --timeout).") {
+      $0.rateLimited.current
+    }
+    counter("authproxy_upstream_paused_total", "Upstream 429s with Retry-After that paused new upstream sends.") {
+      $0.upstreamPaused.current
+    }
     gauge(
       "authproxy_client_connections", "Client connections open now.", Double(workers.reduce(0) { $0 + $1.clientConnections.current }))
     out.family("authproxy_accept_paused_total", "counter", "Times the proxy listener paused accepting, by reason.")

@@ -10,6 +10,12 @@ final class Exchange {
   let startedAt: Double  // monotonic
   let startedWall: Double
 
+  /// The app that sent it, by its name in the apps file (nil: no apps file, or not known).
+  var app: String?
+  /// It holds an admission slot (`Admission`) until it finishes.
+  var admitted = false
+  /// Its W3C trace context (`traceparent` sent upstream, `trace_id` in the log).
+  var trace: TraceContext?
   var attempts = 0
   var upstreamStatus: Int?
   var upstreamMs: Double?
@@ -18,8 +24,6 @@ final class Exchange {
   var paused = false
   var finished = false
   var reauth = false
-  /// The app of `--apps-file` that sent the request (nil without one); set by `Worker.handle`.
-  var app: String?
   /// Set when a 401 answered our token: the answer is dropped and the request replayed once
   /// with a newer token.
   var awaitingReauth = false
@@ -58,6 +62,7 @@ final class Exchange {
     AccessLogEntry(
       ts: startedWall, requestID: requestID, client: client, method: method, path: AccessLogEntry.path(of: target),
       status: status, upstreamStatus: upstreamStatus, durationMs: (monotonicSeconds() - startedAt) * 1000,
-      upstreamMs: upstreamMs, bytesIn: body.count, bytesOut: bytesOut, attempts: attempts, reauth: reauth, error: error, app: app)
+      upstreamMs: upstreamMs, bytesIn: body.count, bytesOut: bytesOut, attempts: attempts, reauth: reauth, error: error, app: app,
+      traceID: trace?.traceID)
   }
 }

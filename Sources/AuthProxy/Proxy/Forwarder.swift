@@ -22,6 +22,8 @@ final class Forwarder {
   /// Called when an attempt failed in a way worth another one, after `delay` seconds (with
   /// whatever token is current then).
   var onRetry: ((Exchange, Double) -> Void)?
+  /// Called when the upstream answered 429 with a Retry-After, with its seconds: new sends pause.
+  var onThrottled: ((Double) -> Void)?
 
   private let budget = RetryBudget()
 
@@ -82,7 +84,7 @@ final class Forwarder {
       head: rewrite.upstreamHead(
         method: exchange.method, target: config.upstream.basePath + exchange.target, host: upstreamAuthority,
         appFields: exchange.appHeaders, authorization: token.authorization, requestID: exchange.requestID,
-        bodyLength: exchange.body.count),
+        bodyLength: exchange.body.count, trace: exchange.trace),
       body: exchange.body, isHEAD: exchange.method == "HEAD", freshConnection: freshConnection, stallTimeout: config.timeout)
     if !retrySafe { transfer.reuseWithin = config.reuseWindow }
     exchange.transfer = transfer
@@ -103,6 +105,11 @@ final class Forwarder {
       exchange.awaitingReauth = true
       transfer.discardsBody = true
       return
+    }
+    if status == 429, let onThrottled, let value = headers.value(named: FieldName.retryAfter)?[...].trimmingSpaces(),
+      let seconds = RetryAfter.seconds(value, now: SystemClock().now())
+    {
+      onThrottled(seconds)
     }
     if Forwarder.isRetryable(status: status), let delay = retryDelay(headers), mayRetry(exchange) {
       exchange.retryAfter = delay

@@ -10,6 +10,7 @@ public struct HeaderRewrite: Sendable {
   static let droppedRequestHeaders: [String] = [
     "authorization", "proxy-authorization", "connection", "keep-alive", "close", "te", "trailer", "transfer-encoding",
     "upgrade", "host", "content-length", "expect", "x-request-id", "user-agent", "proxy-connection", "proxy",
+    "traceparent",
   ]
   static let droppedResponseHeaders: [String] = [
     "connection", "keep-alive", "close", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection",
@@ -42,7 +43,7 @@ public struct HeaderRewrite: Sendable {
   /// (field values are bytes: obs-text passes unchanged).
   func upstreamHead(
     method: String, target: String, host: String, appFields: HTTPFields, authorization: Secret, requestID: String,
-    bodyLength: Int
+    bodyLength: Int, trace: TraceContext? = nil
   ) -> [UInt8] {
     let named = connectionNamed(appFields)
     var out: [UInt8] = []
@@ -53,11 +54,14 @@ public struct HeaderRewrite: Sendable {
     out.appendUTF8(target)
     out.appendUTF8(" HTTP/1.1\r\n")
     line("Host", host)
+    let dropsTracestate = trace?.keepsTracestate != true
     for i in appFields.indices where keepsRequestField(appFields, at: i, connectionNamed: named) {
+      if dropsTracestate && appFields.name(at: i, is: FieldName.tracestate) { continue }
       out.append(contentsOf: appFields.line(at: i))
     }
     line("Authorization", authorization.reveal)
     line("X-Request-ID", requestID)
+    if let trace { line("traceparent", trace.traceparent) }
     line("User-Agent", userAgent)
     if bodyLength > 0 || HeaderRewrite.framesAnEmptyBody(method) { line("Content-Length", String(bodyLength)) }
     out.append(HTTPBytes.cr)

@@ -7,11 +7,14 @@ public struct ProxyError: Error, Sendable, Equatable {
   public var message: String
   /// `Proxy-Authenticate` of a 407 (`--apps-file`).
   public var challenge: String?
+  /// Seconds for a `Retry-After` field (our 429s).
+  public var retryAfter: Int?
 
-  public init(status: Int, code: String, message: String) {
+  public init(status: Int, code: String, message: String, retryAfter: Int? = nil) {
     self.status = status
     self.code = code
     self.message = message
+    self.retryAfter = retryAfter
   }
 
   public static func badRequest(_ message: String) -> ProxyError { ProxyError(status: 400, code: "bad_request", message: message) }
@@ -28,6 +31,10 @@ public struct ProxyError: Error, Sendable, Equatable {
     if case .unreachable(let cause) = failure { return .upstream(cause) }
     return .noToken(failure.description)
   }
+  /// Our own 429: a limit of ours (or the API's pause) held the request back too long.
+  public static func rateLimited(_ why: String, retryAfter: Int) -> ProxyError {
+    ProxyError(status: 429, code: "rate_limited", message: why, retryAfter: retryAfter)
+  }
   public static func upstream(_ failure: UpstreamFailure) -> ProxyError {
     ProxyError(status: failure.status, code: failure.code, message: failure.message)
   }
@@ -40,8 +47,10 @@ public struct ProxyError: Error, Sendable, Equatable {
   }
 
   public func headers(requestID: String) -> [(name: String, value: String)] {
-    let base: [(name: String, value: String)] = [("Content-Type", "application/json"), ("X-Request-ID", requestID)]
-    return challenge.map { base + [("Proxy-Authenticate", $0)] } ?? base
+    var fields: [(name: String, value: String)] = [("Content-Type", "application/json"), ("X-Request-ID", requestID)]
+    if let challenge { fields.append(("Proxy-Authenticate", challenge)) }
+    if let retryAfter { fields.append(("Retry-After", String(retryAfter))) }
+    return fields
   }
 
   /// A whole HTTP/1.1 response that closes the connection, for requests refused by the framing

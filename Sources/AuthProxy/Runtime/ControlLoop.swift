@@ -37,12 +37,15 @@ final class ControlLoop {
   private var loadAgain: String?
   /// `--apps-file`, watched and read again on SIGHUP.
   private var apps: AppsReloader?
+  /// The workers' shared admission counters: a reload forgets the apps no longer named.
+  private let ledger: AdmissionLedger?
 
   init(
     config: ServeConfig, credentials: Credentials, loader: CredentialLoader, adminSocket: Int32, accessLog: AccessLogSink,
     workerMetrics: [WorkerMetrics], trust: TrustStore,
-    clock: any WallClock, logger: Logger, watchSignals: Bool
+    clock: any WallClock, logger: Logger, watchSignals: Bool, ledger: AdmissionLedger? = nil
   ) throws(EventError) {
+    self.ledger = ledger
     self.workerMetrics = workerMetrics
     self.accessLog = accessLog
     self.config = config
@@ -162,6 +165,7 @@ final class ControlLoop {
       thread.detach()
     }
     reloader.onChange = { [unowned self] table in
+      self.ledger?.keepApps(Set(table.apps.map(\.name)))
       for worker in self.workers { worker.send(.apps(AppAccess(table: table, global: self.config.allowRoutes))) }
     }
     return reloader
@@ -234,6 +238,9 @@ final class ControlLoop {
     for action in machine.handle(event, now: clock.now(), jitter: jitter) { perform(action) }
   }
 
+  /// The trace-id of the login or refresh just made, for its log line.
+  private var authTrace: Logger.Metadata { tokens.lastTraceID.map { ["trace_id": "\($0)"] } ?? [:] }
+
   private func perform(_ action: TokenStateMachine.Action) {
     switch action {
     case .login:
@@ -247,9 +254,10 @@ final class ControlLoop {
         }
         self.metrics.logins[result.isSuccess ? "success" : "failure", default: 0] += 1
         switch result {
-        case .success: self.logger.info("login succeeded")
+        case .success: self.logger.info("login succeeded", metadata: self.authTrace)
         case .failure(let failure):
-          self.logger.error("login failed: \(failure.description)", metadata: ["reason": "\(failure.code)"])
+          self.logger.error(
+            "login failed: \(failure.description)", metadata: self.authTrace.merging(["reason": "\(failure.code)"]) { $1 })
           self.observe(.loginFailed(reason: failure.description))
         }
         self.apply(.loginFinished(result))
@@ -264,9 +272,11 @@ final class ControlLoop {
         }
         self.metrics.refreshes[result.isSuccess ? "success" : "failure", default: 0] += 1
         switch result {
-        case .success: self.logger.info("token refreshed")
+        case .success: self.logger.info("token refreshed", metadata: self.authTrace)
         case .failure(let failure):
-          self.logger.warning("refresh failed, logging in again: \(failure.description)", metadata: ["reason": "\(failure.code)"])
+          self.logger.warning(
+            "refresh failed, logging in again: \(failure.description)",
+            metadata: self.authTrace.merging(["reason": "\(failure.code)"]) { $1 })
           self.observe(.refreshFailed(reason: failure.description))
         }
         self.apply(.refreshFinished(result))

@@ -150,6 +150,8 @@ public final class ProxyRuntime: Sendable {
       )
     }
     let workerMetrics = listenSockets.map { _ in WorkerMetrics() }
+    // The limits are for the process: every worker admits through the same ledger.
+    let ledger = AdmissionLedger(global: config.limits)
     // The upstream's trusted CAs, parsed once for every worker; the control loop's logins get a
     // sibling store with the same parsed certificates (libcurl sets flags on its store).
     let trust: TrustStore
@@ -184,7 +186,7 @@ public final class ProxyRuntime: Sendable {
           let control = try ControlLoop(
             config: config, credentials: credentials, loader: loader, adminSocket: adminSocket, accessLog: sink,
             workerMetrics: workerMetrics, trust: loginTrust,
-            clock: clock, logger: logger, watchSignals: watchSignals)
+            clock: clock, logger: logger, watchSignals: watchSignals, ledger: ledger)
           controlSender.withLock { $0 = control.mailbox.sender }
           started.signal()
           control.run()
@@ -208,7 +210,7 @@ public final class ProxyRuntime: Sendable {
         do {
           let worker = try Worker(
             id: index, config: config, listenSocket: fd, accessLog: sink, control: control, metrics: workerMetrics[index], trust: trust,
-            clock: clock, logger: logger)
+            clock: clock, logger: logger, ledger: ledger)
           senders.withLock { $0[index] = worker.mailbox.sender }
           started.signal()
           worker.run()

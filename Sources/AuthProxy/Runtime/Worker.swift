@@ -38,11 +38,21 @@ final class Worker {
   private var clientVerdict: (address: String, refusal: ProxyError?)?
   /// Who called and what they may call (`--apps-file`, `--allow-route`); replaced by `.apps`.
   private var access: AppAccess
+  /// `--max-upstream-concurrency`, `--rate-limit` and per-app limits, over the process's ledger.
+  private let admission: Admission<Exchange>
+  private let ledger: AdmissionLedger
+  /// Global limits are set: every request goes through admission.
+  private let globallyLimited: Bool
+  private var admissionTimer: Timer?
 
   init(
     id: Int, config: ServeConfig, listenSocket: Int32, accessLog sink: AccessLogSink, control: MailboxSender<ControlMessage>,
-    metrics: WorkerMetrics, trust: TrustStore, clock: any WallClock, logger: Logger
+    metrics: WorkerMetrics, trust: TrustStore, clock: any WallClock, logger: Logger,
+    ledger: AdmissionLedger = AdmissionLedger(global: UpstreamLimits())
   ) throws(EventError) {
+    self.ledger = ledger
+    admission = Admission(ledger: ledger)
+    globallyLimited = !ledger.global.isEmpty
     self.metrics = metrics
     self.id = id
     self.config = config
@@ -69,6 +79,7 @@ final class Worker {
     forwarder.onFinish = { [unowned self] exchange, status, error in self.finished(exchange, status: status, error: error) }
     forwarder.onTokenRejected = { [unowned self] exchange, generation in self.tokenRejected(exchange, generation: generation) }
     forwarder.onRetry = { [unowned self] exchange, delay in self.retry(exchange, after: delay) }
+    forwarder.onThrottled = { [unowned self] seconds in self.upstreamThrottled(seconds) }
     forwarder.onAuthFailure = { [unowned self] exchange, status in
       let whitelist = SecurityMonitor.isIPWhitelistRefusal(status: status, body: exchange.refusalBody)
       self.control.send(
@@ -143,6 +154,7 @@ final class Worker {
     let now = clock.now()
     let requestID = RequestID.pick(request.header(named: FieldName.requestID), using: &requestIDs)
     let exchange = Exchange(request: request, requestID: requestID, client: request.clientAddress, now: now)
+    exchange.trace = TraceContext.make(appFields: request.headers, random: &requestIDs)
     inFlight[ObjectIdentifier(request)] = exchange
     metrics.inFlight.add(1)
     if let refusal = checkClient(exchange.client)
@@ -157,8 +169,19 @@ final class Worker {
       forwarder.fail(exchange, refusal)
       return
     }
-    if !access.isInactive, let refusal = checkApp(exchange) {
-      forwarder.fail(exchange, refusal)
+    var appLimits: UpstreamLimits?
+    if !access.isInactive {
+      switch checkApp(exchange) {
+      case .failure(let refusal):
+        forwarder.fail(exchange, refusal)
+        return
+      case .success(let limits):
+        appLimits = limits
+      }
+    }
+    // The admission stage: one branch when no limit is set and the upstream asked for no pause.
+    if globallyLimited || appLimits != nil || ledger.isPaused {
+      admit(exchange, limits: appLimits, now: now)
       return
     }
     dispatch(exchange, now: now)
@@ -167,21 +190,87 @@ final class Worker {
   /// The app's `Proxy-Authorization` value (its key: never logged).
   private func appKey(_ exchange: Exchange) -> String? { exchange.request.header(named: FieldName.proxyAuthorization) }
 
-  /// Names the app that sent the exchange and checks the route rules; the refusal, if any.
-  private func checkApp(_ exchange: Exchange) -> ProxyError? {
+  /// Names the app that sent the exchange and checks the route rules: the refusal, or the
+  /// app's own upstream limits (nil when it has none).
+  private func checkApp(_ exchange: Exchange) -> Result<UpstreamLimits?, ProxyError> {
     let verdict = access.check(
       method: exchange.method, target: exchange.target, proxyAuthorization: appKey(exchange), peerUID: exchange.request.clientUID)
     switch verdict {
     case .allowed(let app):
       exchange.app = app?.name
-      return nil
+      return .success(app?.limits)
     case .refused(let error, let app):
       exchange.app = app
       if error.code == "route_denied" {
         metrics.apps.recordRouteDenied(app: app)
         control.send(.security(.routeDenied(app: app, method: exchange.method, path: AccessLogEntry.path(of: exchange.target))))
       }
-      return error
+      return .failure(error)
+    }
+  }
+
+  // MARK: admission (--max-upstream-concurrency, --rate-limit, per-app limits, upstream pauses)
+
+  /// Sends the exchange on once its app's limits and the global ones have room; else it waits
+  /// in its app's queue up to --timeout, then gets 429 with Retry-After.
+  func admit(_ exchange: Exchange, limits: UpstreamLimits?, now: Double) {
+    let monotonic = monotonicSeconds()
+    switch admission.admit(exchange, app: exchange.app, limits: limits, now: monotonic) {
+    case .admitted:
+      exchange.admitted = true
+      dispatch(exchange, now: now)
+    case .refused(let retryAfter):
+      rateLimited(exchange, retryAfter: retryAfter, why: "too many requests are waiting")
+    case .queued:
+      metrics.admissionQueued.add(1)
+      exchange.timer = Timer(loop: loop) { [weak self, weak exchange] in
+        guard let self, let exchange, !exchange.finished, self.admission.remove(exchange, app: exchange.app) else { return }
+        self.metrics.admissionQueued.add(-1)
+        let retryAfter = self.admission.retryAfter(app: exchange.app, now: monotonicSeconds())
+        self.rateLimited(exchange, retryAfter: retryAfter, why: "waited --timeout (\(self.config.timeout)s)")
+      }
+      exchange.timer?.schedule(after: config.timeout)
+      pumpAdmission()
+    }
+  }
+
+  private func rateLimited(_ exchange: Exchange, retryAfter: Int, why: String) {
+    metrics.rateLimited.add(1)
+    let cause =
+      ledger.pauseRemaining(now: monotonicSeconds()) != nil
+      ? "the API asked to slow down (429 with Retry-After)" : "the upstream limits of this proxy are reached"
+    forwarder.fail(exchange, .rateLimited("\(cause); \(why)", retryAfter: retryAfter))
+  }
+
+  /// Sends on what now has room; looks again when a token is due, the pause ends, or (with
+  /// more than one worker, whose requests free slots this worker does not hear of) in 10 ms.
+  private func pumpAdmission() {
+    let (ready, wake) = admission.pump(now: monotonicSeconds())
+    let now = clock.now()
+    for exchange in ready {
+      metrics.admissionQueued.add(-1)
+      exchange.admitted = true
+      if exchange.finished {
+        admission.release(exchange)
+        continue
+      }
+      exchange.timer?.cancel()
+      dispatch(exchange, now: now)
+    }
+    guard admission.queued > 0, wake != nil || config.workers > 1 else { return }
+    if admissionTimer == nil { admissionTimer = Timer(loop: loop) { [unowned self] in self.pumpAdmission() } }
+    admissionTimer?.schedule(after: config.workers > 1 ? min(wake ?? 0.01, 0.01) : wake ?? 0.01)
+  }
+
+  /// The upstream answered 429 with Retry-After: no new sends, from any worker, for that long.
+  private func upstreamThrottled(_ seconds: Double) {
+    let wasPaused = ledger.isPaused
+    let applied = ledger.pause(seconds: seconds, now: monotonicSeconds())
+    metrics.upstreamPaused.add(1)
+    if !wasPaused {
+      logger.warning(
+        "the API answered 429 with Retry-After \(seconds)s: new upstream requests pause for \(applied)s (at most \(AdmissionLedger.maxPause)s); requests arriving meanwhile wait up to --timeout",
+        metadata: ["reason": "upstream_rate_limited"])
     }
   }
 
@@ -251,6 +340,7 @@ final class Worker {
 
   private func clientGone(_ exchange: Exchange) {
     waiting.removeAll { $0 === exchange }
+    if !exchange.admitted, admission.remove(exchange, app: exchange.app) { metrics.admissionQueued.add(-1) }
     forwarder.clientGone(exchange)
   }
 
@@ -260,6 +350,10 @@ final class Worker {
     metrics.recordRequest(method: exchange.method, status: status)
     if let app = exchange.app { metrics.apps.recordRequest(app: app, status: status) }
     accessLog.append(exchange.logEntry(status: status, error: error))
+    if exchange.admitted {
+      admission.release(exchange)
+      pumpAdmission()
+    }
     if draining && inFlight.isEmpty { control.send(.workerDrained(id)) }
   }
 

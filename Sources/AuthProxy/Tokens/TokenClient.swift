@@ -8,6 +8,9 @@ final class TokenClient {
   private let trust: TrustStore?
   private let clock: any WallClock
   private let logger: Logger?
+  /// The trace-id of the last auth call started (each carries its own new `traceparent`); only
+  /// one login or refresh runs at a time, so the control loop's line about it can name it.
+  private(set) var lastTraceID: String?
 
   /// `trust`: the upstream's CAs as the data path already parsed them (its `sibling()`); nil
   /// has curl load `config.tls.caFile` or the system bundle itself. `clock` dates a token whose
@@ -91,9 +94,11 @@ final class TokenClient {
   private static let maxAnswer = 1 << 20
 
   private func post(_ path: String, body: [UInt8], bearer: Secret?, completion: @escaping (Result<Answer, UpstreamFailure>) -> Void) {
+    let trace = TraceContext.started()
+    lastTraceID = trace.traceID
     var lines = [
       "Content-Type: application/json", "Accept: application/json", "User-Agent: \(config.userAgent)",
-      "X-Request-ID: \(RequestID.generate())", "Expect:",
+      "X-Request-ID: \(RequestID.generate())", "traceparent: \(trace.traceparent)", "Expect:",
     ]
     if let bearer { lines.append("Authorization: Bearer \(bearer.reveal)") }
     var request = CurlRequest(
