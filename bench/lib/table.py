@@ -193,7 +193,12 @@ def main(results_path, meta_path):
             nerr = sum(s10["errors"].values())
             if nerr or s10["failed"]:
                 all_errors.append(f"{label} {n:,} clients: "
-                                  + ", ".join(f"{k} {v}" for k, v in s10["errors"].items() if v))
+                                  + ", ".join([f"{k} {v}" for k, v in s10["errors"].items() if v]
+                                              + (["wrk did not finish (stopped at its time limit)"] if s10["failed"] else [])))
+            if not s10["rps"]:  # no request answered in the measured run: no latency to show
+                s10 = dict(s10, p50=None, p99=None)
+                if not s10["failed"]:
+                    all_errors.append(f"{label} {n:,} clients: no request answered in the measured run")
             c10k_stats[p] = dict(s10, peak_rss_kb=m.get("peak_rss_kb"), errors_total=nerr)
             w(f"{'':<16} {label:<14} {fmt_rate(s10['rps']):>9} {fmt_ms(s10['p50']):>7} {fmt_ms(s10['p99']):>7} "
               f"{(s10['cpu_us_per_req'] or 0):>10.1f} "
