@@ -12,7 +12,8 @@ import statistics
 import sys
 
 PROXIES = [("nginx", "nginx"), ("haproxy", "HAProxy"), ("authproxy", "authproxy"),
-           ("authproxy-w2", "authproxy -w2")]
+           ("nginx-2w", "nginx 2w"), ("haproxy-2t", "HAProxy 2t"), ("authproxy-w2", "authproxy -w2")]
+C10K = [("haproxy-c10k", "HAProxy"), ("authproxy-c10k", "authproxy")]
 PEERS = [("nginx", "nginx"), ("haproxy", "HAProxy")]
 
 
@@ -114,8 +115,8 @@ def main(results_path, meta_path):
     w(f"authproxy benchmark — {meta['date']} — commit {meta['commit']} — "
       f"{meta['rounds']} round(s) x {meta['seconds']} s per run, interleaved")
     w(f"CPUs: proxy under test on core {meta['proxy_cpu']}, upstream nginx + wrk on core "
-      f"{meta['aux_cpu']}, authproxy --workers 2 on cores {meta['w2_cpus']}; wrk -t1; "
-      f"all on 127.0.0.1")
+      f"{meta['aux_cpu']}; nginx 2 workers, HAProxy nbthread 2, authproxy --workers 2 on cores "
+      f"{meta['w2_cpus']}; wrk -t1; all on 127.0.0.1")
     w("Medians over rounds. CPU/req = utime+stime of the proxy's processes over all measured "
       "runs / requests served;")
     w("proxy CPU = its CPU time / wall time (100% = one core); aux core = busy % of the "
@@ -176,6 +177,61 @@ def main(results_path, meta_path):
           " slow reader: one 1 GiB response read at 128 MiB/s, growth = highest RSS while it streamed - RSS before)")
         w("")
 
+    c10k = meta.get("c10k") or {}
+    c10k_stats = {}
+    if c10k:
+        n = meta.get("c10k_conns", 10000)
+        w(f"{n:,} keep-alive clients (200 B, wrk -c{n}, 1 worker/thread each on core {meta['proxy_cpu']}, "
+          f"started for this stage only)")
+        w(f"{'':<16} {'proxy':<14} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/req':>10} "
+          f"{'up conns':>8} {'idle RSS MiB':>12} {'peak RSS MiB':>12} {'errors':>7}")
+        for p, label in C10K:
+            s10 = stat(p, "small-c10k")
+            m = c10k.get(p) or {}
+            if s10 is None:
+                continue
+            nerr = sum(s10["errors"].values())
+            if nerr or s10["failed"]:
+                all_errors.append(f"{label} {n:,} clients: "
+                                  + ", ".join([f"{k} {v}" for k, v in s10["errors"].items() if v]
+                                              + (["wrk did not finish (stopped at its time limit)"] if s10["failed"] else [])))
+            if not s10["rps"]:  # no request answered in the measured run: no latency to show
+                s10 = dict(s10, p50=None, p99=None)
+                if not s10["failed"]:
+                    all_errors.append(f"{label} {n:,} clients: no request answered in the measured run")
+            c10k_stats[p] = dict(s10, peak_rss_kb=m.get("peak_rss_kb"), errors_total=nerr)
+            w(f"{'':<16} {label:<14} {fmt_rate(s10['rps']):>9} {fmt_ms(s10['p50']):>7} {fmt_ms(s10['p99']):>7} "
+              f"{(s10['cpu_us_per_req'] or 0):>10.1f} "
+              f"{'-' if s10['up_conns'] is None else format(s10['up_conns'], '.0f'):>8} {mib(m.get('idle_rss_kb')):>12} "
+              f"{mib(m.get('peak_rss_kb')):>12} {nerr:>7}")
+        w("  (peak RSS: VmHWM reset right before the warm-up, read after the measured run)")
+        w("")
+
+    events = []
+    try:
+        with open(results_path.rsplit("/", 1)[0] + "/events.jsonl") as f:
+            events = [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        pass
+    ev_rows = {}
+    if events:
+        w(f"refresh and rotation (authproxy --workers 1, 200 B, c=32, {meta.get('event_window_s')} s windows; "
+          f"steady = the same instance just before)")
+        w(f"{'':<16} {'window':<8} {'req/s':>9} {'p99 ms':>7} {'p99.9 ms':>8} {'max ms':>7} {'errors':>7}  "
+          f"{'in the window (from /metrics)':<30}")
+        for r in events:
+            secs = r["duration_us"] / 1e6 if r.get("duration_us") else 0
+            nerr = sum(r.get("err_" + k, 0) for k in ("status", "connect", "read", "write", "timeout"))
+            if nerr or r.get("wrk_failed"):
+                all_errors.append(f"{r['event']} {r['window']} window: {nerr} error(s)")
+            counted = {k: v for k, v in r.items() if k.endswith("_success")}
+            ev_rows.setdefault(r["event"], {})[r["window"]] = r
+            w(f"{r['event']:<16} {r['window']:<8} {fmt_rate(r['requests'] / secs if secs else None):>9} "
+              f"{fmt_ms(r.get('p99_us')):>7} {fmt_ms(r.get('p999_us')):>8} {fmt_ms(r.get('max_us')):>7} {nerr:>7}  "
+              + ", ".join(f"{k.replace('_success', '')} +{v}" for k, v in counted.items())
+              + (f"  (other processes {r['other_load_pct']:.0f}%)" if r.get("other_load_pct", 0) > 15 else ""))
+        w("")
+
     st = meta.get("startup", {})
     ready = st.get("ready_ms") or []
     w("authproxy start-up: exec to first /readyz 200 (includes the login to the upstream): "
@@ -227,6 +283,66 @@ def main(results_path, meta_path):
       f"{fmt_ratio(idle['authproxy'], idle['haproxy']):>8}")
     if ready:
         w(f"start-up to ready: {med(ready):.0f} ms;  idle RSS: {mib(idle['authproxy'])} MiB")
+    w("-" * 78)
+    w("authproxy --workers 2 relative to nginx 2 workers and HAProxy nbthread 2 (cores "
+      f"{meta['w2_cpus']})")
+    w(f"{'scenario':<16} {'req/s vs':>17} {'p99 vs':>17} {'CPU/req vs':>17}")
+    w(f"{'':<16} {'nginx 2w':>8} {'HAP 2t':>8} {'nginx 2w':>8} {'HAP 2t':>8} {'nginx 2w':>8} {'HAP 2t':>8}")
+    summary_w2 = {}
+    for sc in scenarios:
+        a = stat("authproxy-w2", sc["name"])
+        if a is None:
+            continue
+        n, h = stat("nginx-2w", sc["name"]), stat("haproxy-2t", sc["name"])
+        row = {
+            "rps_vs_nginx_2w": fmt_ratio(a["rps"], n and n["rps"]),
+            "rps_vs_haproxy_2t": fmt_ratio(a["rps"], h and h["rps"]),
+            "p99_vs_nginx_2w": fmt_ratio(a["p99"], n and n["p99"]),
+            "p99_vs_haproxy_2t": fmt_ratio(a["p99"], h and h["p99"]),
+            "cpu_vs_nginx_2w": fmt_ratio(a["cpu_us_per_req"], n and n["cpu_us_per_req"]),
+            "cpu_vs_haproxy_2t": fmt_ratio(a["cpu_us_per_req"], h and h["cpu_us_per_req"]),
+        }
+        summary_w2[sc["name"]] = row
+        w(f"{sc['label']:<16} {row['rps_vs_nginx_2w']:>8} {row['rps_vs_haproxy_2t']:>8} "
+          f"{row['p99_vs_nginx_2w']:>8} {row['p99_vs_haproxy_2t']:>8} {row['cpu_vs_nginx_2w']:>8} "
+          f"{row['cpu_vs_haproxy_2t']:>8}")
+    summary_c10k = {}
+    a10 = c10k_stats.get("authproxy-c10k")
+    if a10:
+        w("-" * 78)
+        h10, n10 = c10k_stats.get("haproxy-c10k"), c10k_stats.get("nginx-c10k")
+        summary_c10k = {
+            "authproxy_peak_rss_mib": a10["peak_rss_kb"] / 1024 if a10.get("peak_rss_kb") else None,
+            "authproxy_errors": a10["errors_total"],
+            "p99_vs_haproxy": fmt_ratio(a10["p99"], h10 and h10["p99"]),
+            "p99_vs_nginx": fmt_ratio(a10["p99"], n10 and n10["p99"]),
+            "rps_vs_haproxy": fmt_ratio(a10["rps"], h10 and h10["rps"]),
+            "rps_vs_nginx": fmt_ratio(a10["rps"], n10 and n10["rps"]),
+            "peak_rss_vs_haproxy": fmt_ratio(a10.get("peak_rss_kb"), h10 and h10.get("peak_rss_kb")),
+        }
+        w(f"{meta.get('c10k_conns', 10000):,} clients: authproxy peak RSS {mib(a10.get('peak_rss_kb'))} MiB "
+          f"(goal <= 96), errors {a10['errors_total']} (goal 0), p99 vs HAProxy {summary_c10k['p99_vs_haproxy']} "
+          f"(goal <= 1); req/s vs HAProxy {summary_c10k['rps_vs_haproxy']}, peak RSS vs HAProxy "
+          f"{summary_c10k['peak_rss_vs_haproxy']}")
+    summary_events = {}
+    for ev, rows in ev_rows.items():
+        st_, evr = rows.get("steady"), rows.get("event")
+        if not st_ or not evr:
+            continue
+        cname = next((k for k in evr if k.endswith("_success") and k != "logouts_success"), None)
+        summary_events[ev] = {
+            "p999_steady_us": st_.get("p999_us"), "p999_event_us": evr.get("p999_us"),
+            "p999_ratio": fmt_ratio(evr.get("p999_us"), st_.get("p999_us")),
+            "happened_in_window": bool(cname and evr.get(cname, 0) >= 1),
+            "logouts_in_window": evr.get("logouts_success", 0),
+        }
+        e = summary_events[ev]
+        w(f"{ev}: p99.9 {fmt_ms(e['p999_event_us'])} ms in its window vs {fmt_ms(e['p999_steady_us'])} ms steady = "
+          f"{e['p999_ratio']} (goal: equal); "
+          + ("it happened inside the window" if e["happened_in_window"] else "NOT seen inside the window")
+          + (f", {e['logouts_in_window']} logout(s)" if ev == "rotation" else ""))
+        if not e["happened_in_window"]:
+            all_errors.append(f"{ev}: /metrics did not count it inside its window")
     # Errors in runs measured again because the machine was busy still count.
     for r in discarded:
         nerr = sum(r.get("err_" + k, 0) for k in ("status", "connect", "read", "write", "timeout"))
@@ -253,8 +369,10 @@ def main(results_path, meta_path):
     w("=" * 78)
     print("\n".join(out))
     with open(results_path.rsplit("/", 1)[0] + "/summary.json", "w") as f:
-        json.dump({"summary": summary,
+        json.dump({"summary": summary, "summary_w2": summary_w2, "summary_c10k": summary_c10k,
+                   "summary_events": summary_events,
                    "stats": {f"{p}/{s['name']}": stat(p, s["name"]) for p, _ in PROXIES for s in scenarios},
+                   "c10k": c10k_stats, "events": events,
                    "meta": meta}, f, indent=1)
 
 
