@@ -307,3 +307,58 @@ extension AppsTests {
     }
   }
 }
+
+extension AppsTests {
+  /// Issue 21, point 5 (the limits' share): a greedy app with `max_concurrency` 2 floods one
+  /// proxy (two workers) with requests the API holds open, while a second app with its own
+  /// limit of 2 calls too. The greedy app never has more than 2 at the API, the other app gets
+  /// through at once all the same, and every queued request is answered once a slot frees, in
+  /// its turn, none refused and none lost.
+  @Test func twoAppsWithTheirOwnLimitsShareOneProxyWithoutExceedingOrStarvingEachOther() throws {
+    let apps = """
+      {"apps":[
+        {"name":"greedy","key_sha256":"\(Self.sha256(Self.billingKey))","max_concurrency":2},
+        {"name":"steady","key_sha256":"\(Self.sha256(Self.reportsKey))","max_concurrency":2}
+      ]}
+      """
+    let proxy = try ProxyHarness(workers: 2, flags: ["apps-file": Self.writeApps(apps), "timeout": "60"])
+    defer { proxy.stop() }
+    let port = proxy.port
+    #expect(try request(port: port, target: "/api/v1/echo?warm-up", headers: bearer(Self.reportsKey)).status == 200)
+    let before = proxy.sandbox.counters.apiRequests
+    let statuses = Mutex<[String: [Int]]>([:])
+    let held = "/api/v1/slow?ms=600000"
+    func flood(_ app: String, key: String, count: Int) -> [Thread] {
+      (0..<count).map { _ in
+        let thread = Thread {
+          let status = (try? RawConnection(port: port, timeoutSeconds: 60)).flatMap { connection -> Int? in
+            try? connection.send(requestBytes(method: "GET", target: held, headers: [("Proxy-Authorization", "Bearer \(key)")]))
+            return try? connection.readResponse().status
+          }
+          statuses.withLock { $0[app, default: []].append(status ?? -1) }
+        }
+        thread.start()
+        return thread
+      }
+    }
+    _ = flood("greedy", key: Self.billingKey, count: 6)
+    #expect(eventually(timeout: 20) { proxy.sandbox.counters.apiRequests == before + 2 }, "the greedy app's first two reach the API")
+    #expect(eventually(timeout: 20) { metricsText(proxy).contains("authproxy_admission_queued 4") }, "its other four wait in the proxy")
+    _ = flood("steady", key: Self.reportsKey, count: 2)
+    #expect(eventually(timeout: 20) { proxy.sandbox.counters.apiRequests >= before + 4 }, "the other app is not starved")
+    #expect(proxy.sandbox.counters.apiRequests == before + 4, "the greedy app still has only two at the API")
+    // Let the API answer, again and again, until every queued request had its turn.
+    #expect(
+      eventually(timeout: 30) {
+        proxy.sandbox.wakeSleepers()
+        return statuses.withLock { $0.values.map(\.count).reduce(0, +) } == 8
+      })
+    let all = statuses.withLock { $0 }
+    #expect(all["greedy"] == Array(repeating: 200, count: 6))
+    #expect(all["steady"] == Array(repeating: 200, count: 2))
+    #expect(proxy.sandbox.counters.apiRequests == before + 8, "each request reached the API exactly once")
+    let lines = proxy.accessLog(count: 9).filter { ($0["path"] as? String) == "/api/v1/slow" }
+    #expect(lines.filter { $0["app"] as? String == "greedy" && $0["status"] as? Int == 200 }.count == 6)
+    #expect(lines.filter { $0["app"] as? String == "steady" && $0["status"] as? Int == 200 }.count == 2)
+  }
+}
