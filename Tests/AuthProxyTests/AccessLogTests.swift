@@ -46,7 +46,7 @@ private let specFields = [
 
   @Test func traceIDIsNullUntilKnownThenQuoted() {
     #expect(entry().jsonLine().contains(#""trace_id":null,"#))
-    let line = entry { $0.traceID = "4bf92f3577b34da6a3ce929d0e0e4736" }.jsonLine()
+    let line = entry { $0.trace = TraceContext(traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01") }.jsonLine()
     #expect(line.contains(#""trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","#))
   }
 

@@ -22,9 +22,9 @@ public struct AccessLogEntry: Sendable {
   /// The app of `--apps-file` that sent the request; nil (and no `app` member) when there is
   /// no apps file or the caller was not identified.
   public var app: String? = nil
-  /// The W3C trace-id (32 hex digits) the request went upstream with; nil when not known
-  /// (refused before its head was read).
-  public var traceID: String? = nil
+  /// The W3C trace context the request went upstream with (its trace-id is logged); nil when
+  /// not known (refused before its head was read).
+  public var trace: TraceContext? = nil
 
   public func jsonLine() -> String {
     var out: [UInt8] = []
@@ -49,7 +49,13 @@ public struct AccessLogEntry: Sendable {
     raw(#"","request_id":"#)
     JSONText.appendQuoted(requestID, to: &out)
     raw(#","trace_id":"#)
-    if let traceID { JSONText.appendQuoted(traceID, to: &out) } else { null() }
+    if let trace {
+      out.append(0x22)
+      trace.appendTraceID(to: &out)
+      out.append(0x22)
+    } else {
+      null()
+    }
     raw(#","client":"#)
     JSONText.appendQuoted(client, to: &out)
     if let app {

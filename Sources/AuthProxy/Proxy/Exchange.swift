@@ -63,6 +63,6 @@ final class Exchange {
       ts: startedWall, requestID: requestID, client: client, method: method, path: AccessLogEntry.path(of: target),
       status: status, upstreamStatus: upstreamStatus, durationMs: (monotonicSeconds() - startedAt) * 1000,
       upstreamMs: upstreamMs, bytesIn: body.count, bytesOut: bytesOut, attempts: attempts, reauth: reauth, error: error, app: app,
-      traceID: trace?.traceID)
+      trace: trace)
   }
 }

@@ -61,7 +61,12 @@ public struct HeaderRewrite: Sendable {
     }
     line("Authorization", authorization.reveal)
     line("X-Request-ID", requestID)
-    if let trace { line("traceparent", trace.traceparent) }
+    if let trace {
+      out.appendUTF8("traceparent: ")
+      trace.appendTraceparent(to: &out)
+      out.append(HTTPBytes.cr)
+      out.append(HTTPBytes.lf)
+    }
     line("User-Agent", userAgent)
     if bodyLength > 0 || HeaderRewrite.framesAnEmptyBody(method) { line("Content-Length", String(bodyLength)) }
     out.append(HTTPBytes.cr)

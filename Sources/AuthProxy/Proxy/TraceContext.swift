@@ -3,13 +3,60 @@
 /// own parent-id (span id), and its `tracestate` goes on unchanged; without one, or with an
 /// invalid one, the proxy starts a trace (random ids, flags 00) and drops any `tracestate`.
 public struct TraceContext: Sendable, Equatable {
-  /// The `traceparent` sent upstream: `00-<trace-id>-<our span id>-<flags>`.
-  public let traceparent: String
+  // The ids as numbers: a request's context is made, sent and logged without a string.
+  let traceHigh: UInt64
+  let traceLow: UInt64
+  /// Our span id, the `traceparent`'s parent-id as it goes upstream.
+  let spanID: UInt64
+  let flags: UInt8
   /// The app's `tracestate` goes upstream (its `traceparent` was valid).
   public let keepsTracestate: Bool
 
+  /// The `traceparent` sent upstream: `00-<trace-id>-<our span id>-<flags>`.
+  public var traceparent: String {
+    var out: [UInt8] = []
+    appendTraceparent(to: &out)
+    return String(decoding: out, as: UTF8.self)
+  }
+
   /// 32 lower-case hex digits, for the access log.
-  public var traceID: String { String(decoding: traceparent.utf8.dropFirst(3).prefix(32), as: UTF8.self) }
+  public var traceID: String {
+    var out: [UInt8] = []
+    appendTraceID(to: &out)
+    return String(decoding: out, as: UTF8.self)
+  }
+
+  /// The context a valid `traceparent` names, keeping its span id (a context read back, e.g.
+  /// from a log); nil when it is not valid.
+  public init?(traceparent: String) {
+    let bytes = Array(traceparent.utf8)[...]
+    guard TraceContext.validate(bytes) else { return nil }
+    self.init(
+      traceHigh: TraceContext.hex(bytes, 3, 16), traceLow: TraceContext.hex(bytes, 19, 16), spanID: TraceContext.hex(bytes, 36, 16),
+      flags: UInt8(TraceContext.hex(bytes, 53, 2)), keepsTracestate: true)
+  }
+
+  init(traceHigh: UInt64, traceLow: UInt64, spanID: UInt64, flags: UInt8, keepsTracestate: Bool) {
+    self.traceHigh = traceHigh
+    self.traceLow = traceLow
+    self.spanID = spanID
+    self.flags = flags
+    self.keepsTracestate = keepsTracestate
+  }
+
+  func appendTraceID(to out: inout [UInt8]) {
+    TraceContext.appendHex(traceHigh, digits: 16, to: &out)
+    TraceContext.appendHex(traceLow, digits: 16, to: &out)
+  }
+
+  func appendTraceparent(to out: inout [UInt8]) {
+    out.append(contentsOf: [0x30, 0x30, 0x2D])
+    appendTraceID(to: &out)
+    out.append(0x2D)
+    TraceContext.appendHex(spanID, digits: 16, to: &out)
+    out.append(0x2D)
+    TraceContext.appendHex(UInt64(flags), digits: 2, to: &out)
+  }
 
   /// Where a valid `traceparent`'s trace-id and flags are, or nil. Version 00 must be exactly
   /// `00-<32 hex>-<16 hex>-<2 hex>` (lower-case, ids not all zero); a higher version (not ff)
@@ -40,19 +87,31 @@ public struct TraceContext: Sendable, Equatable {
     return (String(decoding: bytes[3..<35], as: UTF8.self), String(decoding: bytes[53..<55], as: UTF8.self))
   }
 
-  private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+  private static let hexDigits: StaticString = "0123456789abcdef"
 
-  private static func appendHex(_ value: UInt64, to out: inout [UInt8]) {
-    var shift: UInt64 = 60
-    while true {
-      out.append(hexDigits[Int((value >> shift) & 0xF)])
-      if shift == 0 { break }
-      shift -= 4
+  /// `digits` lower-case hex digits of `value` (the low ones), written in one pass.
+  private static func appendHex(_ value: UInt64, digits: Int, to out: inout [UInt8]) {
+    hexDigits.withUTF8Buffer { table in
+      var shift = UInt64(digits - 1) * 4
+      while true {
+        out.append(table[Int(truncatingIfNeeded: (value >> shift) & 0xF)])
+        if shift == 0 { break }
+        shift -= 4
+      }
     }
   }
 
+  /// The number `count` hex digits at `offset` of an already validated value spell.
+  private static func hex(_ bytes: ArraySlice<UInt8>, _ offset: Int, _ count: Int) -> UInt64 {
+    var value: UInt64 = 0
+    for b in bytes[(bytes.startIndex + offset)..<(bytes.startIndex + offset + count)] {
+      value = value << 4 | UInt64(b <= 0x39 ? b - 0x30 : b - 0x61 + 10)
+    }
+    return value
+  }
+
   /// The context for a request whose app sent `fields`: `traceparent` at most once (two are
-  /// invalid), ids from the worker's generator. One buffer and one string per request.
+  /// invalid), our span id from the worker's generator.
   static func make(appFields fields: HTTPFields, random: inout some RandomNumberGenerator) -> TraceContext {
     var found: Int?
     var count = 0
@@ -63,15 +122,9 @@ public struct TraceContext: Sendable, Equatable {
     if count == 1, let found {
       let value = fields.value(at: found)
       if validate(value) {
-        let s = value.startIndex
-        var out: [UInt8] = []
-        out.reserveCapacity(55)
-        out.append(contentsOf: [0x30, 0x30, 0x2D])
-        out.append(contentsOf: value[(s + 3)..<(s + 36)])
-        appendHex(random.next() | 1, to: &out)
-        out.append(0x2D)
-        out.append(contentsOf: value[(s + 53)..<(s + 55)])
-        return TraceContext(traceparent: String(decoding: out, as: UTF8.self), keepsTracestate: true)
+        return TraceContext(
+          traceHigh: hex(value, 3, 16), traceLow: hex(value, 19, 16), spanID: random.next() | 1, flags: UInt8(hex(value, 53, 2)),
+          keepsTracestate: true)
       }
     }
     return started(random: &random)
@@ -82,15 +135,7 @@ public struct TraceContext: Sendable, Equatable {
     var high = random.next()
     let low = random.next()
     if high == 0 && low == 0 { high = 1 }
-    var out: [UInt8] = []
-    out.reserveCapacity(55)
-    out.append(contentsOf: [0x30, 0x30, 0x2D])
-    appendHex(high, to: &out)
-    appendHex(low, to: &out)
-    out.append(0x2D)
-    appendHex(random.next() | 1, to: &out)
-    out.append(contentsOf: [0x2D, 0x30, 0x30])
-    return TraceContext(traceparent: String(decoding: out, as: UTF8.self), keepsTracestate: false)
+    return TraceContext(traceHigh: high, traceLow: low, spanID: random.next() | 1, flags: 0, keepsTracestate: false)
   }
 
   public static func started() -> TraceContext {
