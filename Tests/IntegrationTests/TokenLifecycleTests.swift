@@ -109,6 +109,9 @@ final class RotatingCredentials: Sendable {
     proxy.runtime.reloadCredentials()
     #expect(eventually { proxy.sandbox.counters.logouts == 1 })
     #expect(try proxy.get("/api/v1/echo").json?["client_id"] as? Int == 654321)
+    #expect(
+      eventually { ((try? proxy.admin("/metrics").text) ?? "").contains(#"authproxy_logouts_total{result="success"} 1"#) },
+      "the rotation's logout is counted")
   }
 
   @Test func aRotationWhenTheAPINamesNoClientNeverLogsOut() throws {

@@ -84,6 +84,7 @@ final class ControlLoop {
     rotator.oldPairProvider = { [unowned self] in self.machine.pair }
     rotator.requestLoad = { [unowned self] reason in self.loadCredentials(reason: reason) }
     rotator.onSourceFailure = { [unowned self] in self.metrics.sourceFailures += 1 }
+    rotator.onLogout = { [unowned self] success in self.metrics.logouts[success ? "success" : "failure", default: 0] += 1 }
     rotator.onFailure = { [unowned self] why in
       self.metrics.rotations["failure", default: 0] += 1
       self.observe(.rotationFailed(reason: why))

@@ -49,6 +49,8 @@ final class CredentialRotator {
   var onRotated: ((TokenPair) -> Void)?
   /// The rotation could not complete; the old credentials and tokens stay.
   var onFailure: ((String) -> Void)?
+  /// The old client's token was logged out (true) or the logout failed (false).
+  var onLogout: ((Bool) -> Void)?
 
   init(loop: EventLoop, current: Credentials, loader: CredentialLoader, tokens: TokenClient, logger: Logger, pollInterval: Double = 2) {
     self.current = current
@@ -145,6 +147,7 @@ final class CredentialRotator {
         if let before = previous.clientID, let after = pair.clientID, before != after {
           self.logger.info("rotation: the new login is another client; logging the old client's token out")
           self.tokens.logout(previous.accessToken) { outcome in
+            self.onLogout?(outcome.isSuccess)
             if case .failure(let failure) = outcome {
               self.logger.warning("rotation: logging the old token out failed: \(failure.description)")
             }
