@@ -17,6 +17,8 @@ final class ClientConnections {
   private var acceptor: Acceptor?
   let limits: RequestLimits
   let endOfPass: EndOfPass
+  /// What the timeouts read.
+  let clock: any MonotonicClock
   /// Called with each complete request.
   var onRequest: ((ClientRequest) -> Void)?
   /// Called when the client of a request whose reply is not complete went away (closed, or
@@ -33,11 +35,15 @@ final class ClientConnections {
     didSet { acceptor?.onPause = onPause }
   }
 
-  init(loop: EventLoop, limits: RequestLimits, listenSocket: Int32, maxConnections: Int = .max) throws(EventError) {
+  init(
+    loop: EventLoop, limits: RequestLimits, listenSocket: Int32, maxConnections: Int = .max,
+    clock: any MonotonicClock = SystemMonotonicClock()
+  ) throws(EventError) {
     self.limits = limits
+    self.clock = clock
     self.maxConnections = max(1, maxConnections)
     endOfPass = EndOfPass(loop: loop)
-    acceptor = try Acceptor(loop: loop, socket: listenSocket) { [unowned self] socket in
+    acceptor = try Acceptor(loop: loop, socket: listenSocket, clock: clock) { [unowned self] socket in
       let connection = ClientConnection(socket: socket, server: self)
       self.open[ObjectIdentifier(connection)] = connection
       self.acceptor?.limitReached = self.open.count >= self.maxConnections
@@ -46,6 +52,10 @@ final class ClientConnections {
 
   /// Client connections open now.
   var count: Int { open.count }
+
+  /// Connections whose request head or body is arriving now (the header and body timeouts
+  /// run for these).
+  var arriving: Int { open.values.count { $0.isArriving } }
 
   /// Bytes queued to clients and not yet written, over every connection.
   var pendingOutput: Int { open.values.reduce(0) { $0 + $1.pendingOutput } }
@@ -77,7 +87,7 @@ final class ClientConnections {
   /// `bodyTimeout`; closes connections idle longer than `idleTimeout` and those whose client
   /// has not taken any output for `idleTimeout`.
   func sweep(headerTimeout: Double, bodyTimeout: Double, idleTimeout: Double) {
-    let now = monotonicSeconds()
+    let now = clock.seconds()
     for connection in Array(open.values) {
       connection.expire(now: now, headerTimeout: headerTimeout, bodyTimeout: bodyTimeout, idleTimeout: idleTimeout)
     }
@@ -112,13 +122,14 @@ final class ClientConnection: EndOfPassTask {
   private var continueChecked = false
   private var headStartedAt: Double?
   private var bodyStartedAt: Double?
-  private var lastActivity = monotonicSeconds()
+  private var lastActivity: Double
   /// Most bytes read ahead of the request being answered before reading stops.
   static let maxReadAhead = 64 * 1024
 
   init(socket: ClientSocket, server: ClientConnections) {
     self.socket = socket
     self.server = server
+    lastActivity = server.clock.seconds()
     framer = RequestFramer(limits: server.limits)
     socket.drainedAt = Forwarder.lowWatermark
     socket.onBytes = { [unowned self] bytes in withExtendedLifetime(self) { self.received(bytes) } }
@@ -138,6 +149,9 @@ final class ClientConnection: EndOfPassTask {
   /// No request under way or arriving, nothing left to write.
   var isIdle: Bool { current == nil && input.isEmpty && pendingOutput == 0 }
 
+  /// A request's head or body is arriving (its timeout runs).
+  var isArriving: Bool { headStartedAt != nil || bodyStartedAt != nil }
+
   func closeIdle() {
     socket.close()
     server.closed(self)
@@ -146,7 +160,7 @@ final class ClientConnection: EndOfPassTask {
   var pendingOutput: Int { socket.pendingOutput + queued.count }
 
   private func received(_ bytes: UnsafeRawBufferPointer) {
-    lastActivity = monotonicSeconds()
+    lastActivity = server.clock.seconds()
     input.append(contentsOf: bytes)
     if current == nil {
       process()
@@ -164,7 +178,8 @@ final class ClientConnection: EndOfPassTask {
       let completedBefore = framer.requestsCompleted
       let (consumed, rejection) = input.withUnsafeBytes { framer.consumeRequest(UnsafeRawBufferPointer(rebasing: $0[scanned...])) }
       scanned += consumed
-      let now = monotonicSeconds()
+      // The read that brought these bytes set `lastActivity` (the clock is read once per read).
+      let now = lastActivity
       headStartedAt = framer.isReadingHead ? headStartedAt ?? now : nil
       bodyStartedAt = framer.isReadingBody ? bodyStartedAt ?? now : nil
       if let rejection {
@@ -287,7 +302,7 @@ final class ClientConnection: EndOfPassTask {
     guard current === request else { return }
     current = nil
     drainObserver = nil
-    lastActivity = monotonicSeconds()
+    lastActivity = server.clock.seconds()
     if closing {
       if !flushScheduled { socket.closeAfterFlush() }
       return

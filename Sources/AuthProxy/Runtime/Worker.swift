@@ -14,6 +14,8 @@ final class Worker {
   private let policy: RequestPolicy
   private let accessLog: AccessLogBuffer
   private let clock: any WallClock
+  /// What the data path's timeout decisions read (`MonotonicClock`).
+  private let monotonic: any MonotonicClock
   private let logger: Logger
   private let control: MailboxSender<ControlMessage>
   private let metrics: WorkerMetrics
@@ -39,22 +41,24 @@ final class Worker {
 
   init(
     id: Int, config: ServeConfig, listenSocket: Int32, accessLog sink: AccessLogSink, control: MailboxSender<ControlMessage>,
-    metrics: WorkerMetrics, trust: TrustStore, clock: any WallClock, logger: Logger
+    metrics: WorkerMetrics, trust: TrustStore, clock: any WallClock,
+    monotonic: any MonotonicClock = SystemMonotonicClock(), logger: Logger
   ) throws(EventError) {
     self.metrics = metrics
     self.id = id
     self.config = config
     self.control = control
     self.clock = clock
+    self.monotonic = monotonic
     self.logger = logger
     loop = try EventLoop()
     pool = try UpstreamPool(
       loop: loop, tls: config.tls, host: config.upstream.host, port: config.upstream.port, connectTimeout: config.connectTimeout,
-      metrics: metrics, trust: trust)
+      metrics: metrics, trust: trust, clock: monotonic)
     connections = try ClientConnections(
       loop: loop, limits: RequestLimits(maxBody: config.maxBody), listenSocket: listenSocket,
-      maxConnections: config.maxConnectionsPerWorker)
-    forwarder = Forwarder(pool: pool, config: config, metrics: metrics)
+      maxConnections: config.maxConnectionsPerWorker, clock: monotonic)
+    forwarder = Forwarder(pool: pool, config: config, metrics: metrics, clock: monotonic)
     policy = RequestPolicy(config: config)
     accessLog = AccessLogBuffer(sink: sink, loop: loop)
     mailbox = try MailboxReceiver(loop: loop) { [unowned self] message in self.received(message) }
@@ -137,7 +141,8 @@ final class Worker {
   private func handle(_ request: ClientRequest) {
     let now = clock.now()
     let requestID = RequestID.pick(request.header(named: FieldName.requestID), using: &requestIDs)
-    let exchange = Exchange(request: request, requestID: requestID, client: request.clientAddress, now: now)
+    let exchange = Exchange(
+      request: request, requestID: requestID, client: request.clientAddress, now: now, started: monotonic.seconds())
     inFlight[ObjectIdentifier(request)] = exchange
     metrics.inFlight.add(1)
     if let refusal = checkClient(exchange.client)
@@ -224,7 +229,7 @@ final class Worker {
     inFlight[ObjectIdentifier(exchange.request)] = nil
     metrics.inFlight.add(-1)
     metrics.recordRequest(method: exchange.method, status: status)
-    accessLog.append(exchange.logEntry(status: status, error: error))
+    accessLog.append(exchange.logEntry(status: status, error: error, now: monotonic.seconds()))
     if draining && inFlight.isEmpty { control.send(.workerDrained(id)) }
   }
 
@@ -259,6 +264,7 @@ final class Worker {
     case .exit:
       for exchange in Array(inFlight.values) { forwarder.clientGone(exchange) }
       accessLog.flush()
+      // Real time, not `monotonic`: leaving the process must not wait for a test's clock.
       stopWhenFlushed(deadline: monotonicSeconds() + 2)
     }
   }
