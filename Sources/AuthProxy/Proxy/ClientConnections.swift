@@ -349,7 +349,11 @@ final class ClientConnection: EndOfPassTask {
   }
 
   func expire(now: Double, headerTimeout: Double, bodyTimeout: Double, idleTimeout: Double) {
-    if let started = headStartedAt, now - started > headerTimeout {
+    if socket.isClosed {
+      // Closed after its last reply was written (a refusal, `Connection: close`): the socket
+      // says nothing then, so it is let go here (it no longer counts to --max-connections).
+      server.closed(self)
+    } else if let started = headStartedAt, now - started > headerTimeout {
       refuse(
         ProxyError(status: 408, code: "request_timeout", message: "the request head did not arrive within \(Int(headerTimeout))s"),
         requestID: RequestID.generate())
