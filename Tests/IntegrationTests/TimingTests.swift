@@ -11,7 +11,7 @@ import Testing
 ///     AUTHPROXY_TIMING_TESTS=1 swift test --filter TimingTests --no-parallel
 ///
 /// The same behaviours are checked deterministically, with a manual clock or a state machine,
-/// in ClientTimeoutTests, SlowClientTests, TokenManager+StateMachineTests and RetryBudgetTests.
+/// in ClientTimeoutTests, SlowClientTests, TokenStateMachineTests and RetryBudgetTests.
 let timingTestsEnabled = ProcessInfo.processInfo.environment["AUTHPROXY_TIMING_TESTS"] == "1"
 
 @Suite(.serialized, .enabled(if: timingTestsEnabled, "set AUTHPROXY_TIMING_TESTS=1 (real-time windows)"))

@@ -1,11 +1,3 @@
-/// How an upstream attempt ended: a whole answer (`error` nil), or why not.
-public struct UpstreamResult: Sendable {
-  public var error: UpstreamError?
-  /// Did the attempt run on a pooled connection (no new connect)?
-  public var reusedConnection: Bool
-  public var isSuccess: Bool { error == nil }
-}
-
 /// A worker's keep-alive connections to the upstream, and the attempts that use them.
 ///
 /// The data path's own HTTP/1.1 client (libcurl stays for the control plane): connections are
