@@ -6,7 +6,6 @@ CURLcode ap_curl_easy_setopt_ptr(CURL *h, CURLoption o, const void *v) { return 
 CURLcode ap_curl_easy_setopt_off(CURL *h, CURLoption o, curl_off_t v) { return (curl_easy_setopt)(h, o, v); }
 CURLcode ap_curl_easy_setopt_data_cb(CURL *h, CURLoption o, ap_curl_data_cb cb) { return (curl_easy_setopt)(h, o, cb); }
 CURLcode ap_curl_easy_getinfo_long(CURL *h, CURLINFO i, long *out) { return (curl_easy_getinfo)(h, i, out); }
-CURLcode ap_curl_easy_getinfo_off(CURL *h, CURLINFO i, curl_off_t *out) { return (curl_easy_getinfo)(h, i, out); }
 CURLcode ap_curl_easy_getinfo_ptr(CURL *h, CURLINFO i, void **out) { return (curl_easy_getinfo)(h, i, out); }
 CURLMcode ap_curl_multi_setopt_long(CURLM *m, CURLMoption o, long v) { return (curl_multi_setopt)(m, o, v); }
 CURLMcode ap_curl_multi_setopt_ptr(CURLM *m, CURLMoption o, void *v) { return (curl_multi_setopt)(m, o, v); }

@@ -174,4 +174,20 @@ private let tenOClock = 1_795_946_400.0
     let second = monotonicSeconds()
     #expect(second >= first)
   }
+
+  @Test func aManualMonotonicClockMovesOnlyWhenToldAndNeverBack() {
+    let clock = ManualMonotonicClock(50)
+    #expect(clock.seconds() == 50)
+    #expect(clock.seconds() == 50, "reading it does not move it")
+    clock.advance(by: 2.5)
+    #expect(clock.seconds() == 52.5)
+    clock.advance(by: -10)
+    #expect(clock.seconds() == 52.5, "monotonic: a negative step is ignored")
+  }
+
+  @Test func theSystemMonotonicClockIsCLOCK_MONOTONIC() {
+    let before = monotonicSeconds()
+    let read = SystemMonotonicClock().seconds()
+    #expect(read >= before && read <= monotonicSeconds())
+  }
 }

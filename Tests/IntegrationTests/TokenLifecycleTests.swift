@@ -154,25 +154,6 @@ final class RotatingCredentials: Sendable {
     #expect(!proxy.logs.all.joined().contains("a-wrong-new-password"))
   }
 
-  @Test func aLoginStormStaysWithinTheBackoffSchedule() throws {
-    let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")
-    sandbox.failLogins(.invalidCredentials)
-    let proxy = try ProxyHarness(sandbox: sandbox)
-    defer { proxy.stop() }
-    // Requests keep arriving; none of them may trigger a login of its own.
-    let load = LoadGenerator(port: proxy.port, threads: 2, pause: 10_000)
-    let start = Date()
-    while Date().timeIntervalSince(start) < 10 { usleep(100_000) }
-    let statuses = load.stop()
-    let attempts = proxy.sandbox.counters.failedLogins
-    // 1 s doubling, jitter in the upper half: attempts at 0, ≥0.5, ≥1.5, ≥3.5, ≥7.5 s.
-    #expect(attempts >= 3 && attempts <= 5, "\(attempts) login attempts in 10 s")
-    #expect(statuses.count > 50)
-    #expect(
-      statuses.allSatisfy { $0 == 503 },
-      "other answers: \(Dictionary(grouping: statuses.filter { $0 != 503 }, by: { $0 }).mapValues(\.count))")
-  }
-
   @Test func rateLimitedLoginsHonourRetryAfter() throws {
     let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")
     sandbox.failLogins(.rateLimited(retryAfterSeconds: 3))

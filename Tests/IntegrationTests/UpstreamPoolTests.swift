@@ -34,6 +34,39 @@ import TestSupport
     #expect(socket.state == .closed, "the idle connection saw the upstream close it")
   }
 
+  /// An idle connection is kept for `maxIdleAge` seconds of the pool's clock and dropped just
+  /// after, both by the periodic expiry and by the next request (which then connects anew).
+  @Test func anIdleConnectionExpiresExactlyAfterMaxIdleAge() throws {
+    let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")
+    defer { sandbox.stop() }
+    let loop = try EventLoop()
+    let clock = ManualMonotonicClock()
+    let pool = try UpstreamPool(
+      loop: loop, tls: UpstreamTLS(caFile: sandbox.caPath), host: "localhost", port: sandbox.port, connectTimeout: 5,
+      maxIdleAge: 30, clock: clock)
+    let first = Attempt()
+    pool.start(first.transfer)
+    runLoop(loop, until: { first.result != nil })
+    #expect(first.result?.isSuccess == true)
+    #expect(pool.idleCount == 1)
+    clock.advance(by: 30)
+    pool.expireIdle()
+    #expect(pool.idleCount == 1, "idle exactly maxIdleAge: kept")
+    let second = Attempt()
+    pool.start(second.transfer)
+    runLoop(loop, until: { second.result != nil })
+    #expect(second.result?.reusedConnection == true, "taken from the pool")
+    clock.advance(by: 30.01)
+    let third = Attempt()
+    pool.start(third.transfer)
+    runLoop(loop, until: { third.result != nil })
+    #expect(third.result?.isSuccess == true)
+    #expect(third.result?.reusedConnection == false, "idle past maxIdleAge: dropped, a new connection")
+    clock.advance(by: 30.01)
+    pool.expireIdle()
+    #expect(pool.idleCount == 0, "and the periodic expiry drops it too")
+  }
+
   /// After a burst, the idle pool keeps as many connections as the recent peak of requests at
   /// once, not its cap: once the burst is out of the window, the extra connections close.
   @Test func theIdlePoolShrinksToRecentDemand() throws {

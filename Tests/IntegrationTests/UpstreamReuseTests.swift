@@ -1,3 +1,4 @@
+import AuthProxy
 import Foundation
 import SandboxAPI
 import Testing
@@ -14,7 +15,8 @@ private func post(_ proxy: ProxyHarness, _ target: String, headers: [(String, St
 @Suite struct UpstreamReuseTests {
 
   @Test func aPOSTWithoutIdempotencyKeyReusesAConnectionThatJustAnswered() throws {
-    let proxy = try ProxyHarness(workers: 1)
+    // The clock stands still: every POST comes within the 2 s window, however loaded the machine.
+    let proxy = try ProxyHarness(workers: 1, monotonic: ManualMonotonicClock())
     defer { proxy.stop() }
     let warm = try #require(port(try proxy.get("/api/v1/echo")))
     for _ in 0..<5 {
@@ -37,10 +39,11 @@ private func post(_ proxy: ProxyHarness, _ target: String, headers: [(String, St
   }
 
   @Test func aPOSTAfterTheWindowOpensANewConnectionAndTheIdleOneStaysForGETs() throws {
-    let proxy = try ProxyHarness(workers: 1, flags: ["reuse-window": "50ms"])
+    let clock = ManualMonotonicClock()
+    let proxy = try ProxyHarness(workers: 1, flags: ["reuse-window": "50ms"], monotonic: clock)
     defer { proxy.stop() }
     let warm = try #require(port(try proxy.get("/api/v1/echo")))
-    usleep(200_000)  // at least 200 ms: past the 50 ms window whatever the machine's load
+    clock.advance(by: 0.051)  // just past the 50 ms window
     let fresh = try #require(port(try post(proxy, "/api/v1/echo")))
     #expect(fresh != warm)
     // The POST's connection answered last; a GET takes it, the older one is still pooled.

@@ -41,8 +41,6 @@ public final class CurlMulti {
     if let share { curl_share_cleanup(share) }
   }
 
-  public var activeTransfers: Int { transfers.count }
-
   /// Starts a transfer; its callbacks run on this loop.
   public func start(_ transfer: CurlTransfer) {
     let easy = transfer.easy

@@ -2,7 +2,7 @@ import CCurl
 import CShims
 import Glibc
 
-/// What one upstream attempt sends.
+/// What one control-plane call sends (a login, refresh or logout, an alert webhook).
 public struct CurlRequest {
   public var url: String
   public var method: String
@@ -120,13 +120,6 @@ public final class CurlTransfer {
   deinit {
     curl_easy_cleanup(easy)
     curl_slist_free_all(headerList)
-  }
-
-  /// Milliseconds from the start of the attempt to the end of the transfer.
-  public var totalTimeMs: Int {
-    var micros: curl_off_t = 0
-    ap_curl_easy_getinfo_off(easy, CURLINFO_TOTAL_TIME_T, &micros)
-    return Int(micros / 1000)
   }
 
   func detach(from multi: UnsafeMutableRawPointer) {

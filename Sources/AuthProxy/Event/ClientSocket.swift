@@ -20,6 +20,7 @@ public final class Acceptor {
   private let loop: EventLoop
   private let onAccept: (ClientSocket) -> Void
   private let scratch = ReadScratch()
+  private let clock: any MonotonicClock
   /// Told each time accepting pauses.
   public var onPause: ((Pause) -> Void)?
   private var enabled = true
@@ -30,8 +31,12 @@ public final class Acceptor {
   static let firstBackoff = 0.05
   static let longestBackoff = 1.0
 
-  public init(loop: EventLoop, socket fd: Int32, onAccept: @escaping (ClientSocket) -> Void) throws(EventError) {
+  public init(
+    loop: EventLoop, socket fd: Int32, clock: any MonotonicClock = SystemMonotonicClock(),
+    onAccept: @escaping (ClientSocket) -> Void
+  ) throws(EventError) {
     self.loop = loop
+    self.clock = clock
     self.onAccept = onAccept
     // Context: unretained self; the listener is freed in deinit/stop, before self goes.
     // Backlog -1: the socket already listens. The socket is this worker's own (SO_REUSEPORT):
@@ -100,7 +105,7 @@ public final class Acceptor {
     var one: Int32 = 1
     // Replies go out as soon as they are written; no waiting on Nagle's algorithm.
     setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-    let socket = ClientSocket(loop: loop, fd: fd, peer: ClientSocket.describe(address), scratch: scratch)
+    let socket = ClientSocket(loop: loop, fd: fd, peer: ClientSocket.describe(address), scratch: scratch, clock: clock)
     if let address, Int32(address.pointee.sa_family) == AF_UNIX { socket.identifyUnixPeer(fd) }
     onAccept(socket)
   }
@@ -236,14 +241,21 @@ public final class ClientSocket: PolledSocket {
   private var readPaused = false
   private var closeWhenFlushed = false
   public private(set) var isClosed = false
-  /// When the socket last took output or had some to take (monotonic): a write stall check.
-  public private(set) var lastWriteProgress = monotonicSeconds()
+  /// When the socket last took output or output began to wait (monotonic, `clock`): a write
+  /// stall check, meaningful while `pendingOutput > 0`.
+  public private(set) var lastWriteProgress: Double
+  private let clock: any MonotonicClock
 
   /// The worker's receive buffer, shared by its connections (one read at a time on the loop).
   private let scratch: ReadScratch
 
-  init(loop: EventLoop, fd: Int32, peer: (address: String, port: Int), scratch: ReadScratch) {
+  init(
+    loop: EventLoop, fd: Int32, peer: (address: String, port: Int), scratch: ReadScratch,
+    clock: any MonotonicClock = SystemMonotonicClock()
+  ) {
     self.loop = loop
+    self.clock = clock
+    lastWriteProgress = clock.seconds()
     self.scratch = scratch
     self.fd = fd
     self.peer = peer
@@ -295,7 +307,6 @@ public final class ClientSocket: PolledSocket {
         let n = send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
         if n > 0 {
           offset += n
-          lastWriteProgress = monotonicSeconds()
         } else if n < 0 && errno == EINTR {
           continue
         } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -310,6 +321,9 @@ public final class ClientSocket: PolledSocket {
       }
       output.removeAll(keepingCapacity: true)
       written = 0
+      // Output starts to wait now: the stall check counts from here (a write taken whole
+      // needs no clock read).
+      lastWriteProgress = clock.seconds()
     }
     output.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset...]))
     flush()
@@ -320,7 +334,7 @@ public final class ClientSocket: PolledSocket {
       let n = output.withUnsafeBytes { raw in send(fd, raw.baseAddress! + written, raw.count - written, Int32(MSG_NOSIGNAL)) }
       if n > 0 {
         written += n
-        lastWriteProgress = monotonicSeconds()
+        lastWriteProgress = clock.seconds()
         continue
       }
       if n < 0 && errno == EINTR { continue }

@@ -42,7 +42,6 @@ public protocol TLSClientSocketDelegate: AnyObject {
 public final class TLSClientSocket: PolledSocket {
   public enum State { case connecting, handshaking, open, closed }
   public private(set) var state = State.connecting
-  public let createdAt = monotonicSeconds()
   /// Set once the connection carried a request: the upstream may close such a connection at any time.
   public var used = false
 

@@ -46,7 +46,8 @@ final class Exchange {
   /// Bounds the wait for a token, or for the upstream's answer.
   var timer: Timer?
 
-  init(request: ClientRequest, requestID: String, client: String, now: Double) {
+  /// `now` is wall-clock time (the log line's timestamp), `started` monotonic (its duration).
+  init(request: ClientRequest, requestID: String, client: String, now: Double, started: Double) {
     self.request = request
     self.requestID = requestID
     method = request.method
@@ -54,14 +55,15 @@ final class Exchange {
     self.client = client
     body = request.body
     appHeaders = request.headers
-    startedAt = monotonicSeconds()
+    startedAt = started
     startedWall = now
   }
 
-  func logEntry(status: Int, error: String?) -> AccessLogEntry {
+  /// `now`: monotonic seconds when the answer ended.
+  func logEntry(status: Int, error: String?, now: Double) -> AccessLogEntry {
     AccessLogEntry(
       ts: startedWall, requestID: requestID, client: client, method: method, path: AccessLogEntry.path(of: target),
-      status: status, upstreamStatus: upstreamStatus, durationMs: (monotonicSeconds() - startedAt) * 1000,
+      status: status, upstreamStatus: upstreamStatus, durationMs: (now - startedAt) * 1000,
       upstreamMs: upstreamMs, bytesIn: body.count, bytesOut: bytesOut, attempts: attempts, reauth: reauth, error: error, app: app,
       trace: trace)
   }

@@ -28,9 +28,12 @@ final class Forwarder {
   private let budget = RetryBudget()
 
   private let metrics: WorkerMetrics
+  /// What the retry budget and the attempts' durations read.
+  private let clock: any MonotonicClock
 
-  init(pool: UpstreamPool, config: ServeConfig, metrics: WorkerMetrics) {
+  init(pool: UpstreamPool, config: ServeConfig, metrics: WorkerMetrics, clock: any MonotonicClock = SystemMonotonicClock()) {
     self.pool = pool
+    self.clock = clock
     self.config = config
     self.metrics = metrics
     rewrite = HeaderRewrite(userAgent: config.userAgent)
@@ -57,7 +60,7 @@ final class Forwarder {
   /// May this exchange have one more attempt now?
   private func mayRetry(_ exchange: Exchange) -> Bool {
     exchange.attempts <= config.retries && Forwarder.isRetrySafe(exchange) && onRetry != nil
-      && budget.allowRetry(now: monotonicSeconds())
+      && budget.allowRetry(now: clock.seconds())
   }
 
   /// The wait before the next attempt: --retry-delay, or longer when a `Retry-After` (seconds
@@ -72,7 +75,8 @@ final class Forwarder {
   }
 
   func forward(_ exchange: Exchange, token: TokenSnapshot, freshConnection: Bool = false) {
-    if exchange.attempts == 0 { budget.recordRequest(now: monotonicSeconds()) }
+    let now = clock.seconds()
+    if exchange.attempts == 0 { budget.recordRequest(now: now) }
     exchange.attempts += 1
     if exchange.attempts > 1 { metrics.retries.add(1) }
     // A request that must never be sent twice goes on a connection that answered moments ago
@@ -85,11 +89,12 @@ final class Forwarder {
         method: exchange.method, target: config.upstream.basePath + exchange.target, host: upstreamAuthority,
         appFields: exchange.appHeaders, authorization: token.authorization, requestID: exchange.requestID,
         bodyLength: exchange.body.count, trace: exchange.trace),
-      body: exchange.body, isHEAD: exchange.method == "HEAD", freshConnection: freshConnection, stallTimeout: config.timeout)
+      body: exchange.body, isHEAD: exchange.method == "HEAD", freshConnection: freshConnection, stallTimeout: config.timeout,
+      clock: clock, now: now)
     if !retrySafe { transfer.reuseWithin = config.reuseWindow }
     exchange.transfer = transfer
     exchange.attempt = Exchange.Attempt(
-      forwarder: self, token: token, started: monotonicSeconds(), status: nil, freshConnection: freshConnection)
+      forwarder: self, token: token, started: now, status: nil, freshConnection: freshConnection)
     // The exchange hears the attempt (no closures per request) and hands it back here.
     transfer.delegate = exchange
     pool.start(transfer)
@@ -146,7 +151,7 @@ final class Forwarder {
     exchange.attempt = nil
     exchange.timer?.cancel()
     exchange.transfer = nil
-    let seconds = monotonicSeconds() - attempt.started
+    let seconds = clock.seconds() - attempt.started
     exchange.upstreamMs = seconds * 1000
     metrics.recordUpstream(seconds: seconds, status: attempt.status)
     if let status = attempt.status, status == 401 || status == 403 { onAuthFailure?(exchange, status) }

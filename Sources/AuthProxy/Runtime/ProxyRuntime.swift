@@ -86,7 +86,7 @@ public final class ProxyRuntime: Sendable {
   /// Binds the listeners and starts every thread; returns once they accept connections.
   public init(
     config: ServeConfig, credentials: Credentials, loader: CredentialLoader? = nil, logger: Logger,
-    clock: any WallClock = SystemClock(), watchSignals: Bool = false
+    clock: any WallClock = SystemClock(), monotonic: any MonotonicClock = SystemMonotonicClock(), watchSignals: Bool = false
   ) throws(StartupError) {
     let loader = loader ?? .fixed(credentials)
     signal(SIGPIPE, SIG_IGN)
@@ -210,7 +210,7 @@ public final class ProxyRuntime: Sendable {
         do {
           let worker = try Worker(
             id: index, config: config, listenSocket: fd, accessLog: sink, control: control, metrics: workerMetrics[index], trust: trust,
-            clock: clock, logger: logger, ledger: ledger)
+            clock: clock, monotonic: monotonic, logger: logger, ledger: ledger)
           senders.withLock { $0[index] = worker.mailbox.sender }
           started.signal()
           worker.run()

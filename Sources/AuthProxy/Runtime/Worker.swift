@@ -14,6 +14,8 @@ final class Worker {
   private let policy: RequestPolicy
   private let accessLog: AccessLogBuffer
   private let clock: any WallClock
+  /// What the data path's timeout decisions read (`MonotonicClock`).
+  private let monotonic: any MonotonicClock
   private let logger: Logger
   private let control: MailboxSender<ControlMessage>
   private let metrics: WorkerMetrics
@@ -47,7 +49,8 @@ final class Worker {
 
   init(
     id: Int, config: ServeConfig, listenSocket: Int32, accessLog sink: AccessLogSink, control: MailboxSender<ControlMessage>,
-    metrics: WorkerMetrics, trust: TrustStore, clock: any WallClock, logger: Logger,
+    metrics: WorkerMetrics, trust: TrustStore, clock: any WallClock,
+    monotonic: any MonotonicClock = SystemMonotonicClock(), logger: Logger,
     ledger: AdmissionLedger = AdmissionLedger(global: UpstreamLimits())
   ) throws(EventError) {
     self.ledger = ledger
@@ -58,15 +61,16 @@ final class Worker {
     self.config = config
     self.control = control
     self.clock = clock
+    self.monotonic = monotonic
     self.logger = logger
     loop = try EventLoop()
     pool = try UpstreamPool(
       loop: loop, tls: config.tls, host: config.upstream.host, port: config.upstream.port, connectTimeout: config.connectTimeout,
-      metrics: metrics, trust: trust)
+      metrics: metrics, trust: trust, clock: monotonic)
     connections = try ClientConnections(
       loop: loop, limits: RequestLimits(maxBody: config.maxBody), listenSocket: listenSocket,
-      maxConnections: config.maxConnectionsPerWorker)
-    forwarder = Forwarder(pool: pool, config: config, metrics: metrics)
+      maxConnections: config.maxConnectionsPerWorker, clock: monotonic)
+    forwarder = Forwarder(pool: pool, config: config, metrics: metrics, clock: monotonic)
     policy = RequestPolicy(config: config)
     access = config.appAccess
     accessLog = AccessLogBuffer(sink: sink, loop: loop)
@@ -153,7 +157,8 @@ final class Worker {
   private func handle(_ request: ClientRequest) {
     let now = clock.now()
     let requestID = RequestID.pick(request.header(named: FieldName.requestID), using: &requestIDs)
-    let exchange = Exchange(request: request, requestID: requestID, client: request.clientAddress, now: now)
+    let exchange = Exchange(
+      request: request, requestID: requestID, client: request.clientAddress, now: now, started: monotonic.seconds())
     exchange.trace = TraceContext.make(appFields: request.headers, random: &requestIDs)
     inFlight[ObjectIdentifier(request)] = exchange
     metrics.inFlight.add(1)
@@ -214,8 +219,8 @@ final class Worker {
   /// Sends the exchange on once its app's limits and the global ones have room; else it waits
   /// in its app's queue up to --timeout, then gets 429 with Retry-After.
   func admit(_ exchange: Exchange, limits: UpstreamLimits?, now: Double) {
-    let monotonic = monotonicSeconds()
-    switch admission.admit(exchange, app: exchange.app, limits: limits, now: monotonic) {
+    let instant = monotonic.seconds()
+    switch admission.admit(exchange, app: exchange.app, limits: limits, now: instant) {
     case .admitted:
       exchange.admitted = true
       dispatch(exchange, now: now)
@@ -226,7 +231,7 @@ final class Worker {
       exchange.timer = Timer(loop: loop) { [weak self, weak exchange] in
         guard let self, let exchange, !exchange.finished, self.admission.remove(exchange, app: exchange.app) else { return }
         self.metrics.admissionQueued.add(-1)
-        let retryAfter = self.admission.retryAfter(app: exchange.app, now: monotonicSeconds())
+        let retryAfter = self.admission.retryAfter(app: exchange.app, now: monotonic.seconds())
         self.rateLimited(exchange, retryAfter: retryAfter, why: "waited --timeout (\(self.config.timeout)s)")
       }
       exchange.timer?.schedule(after: config.timeout)
@@ -237,7 +242,7 @@ final class Worker {
   private func rateLimited(_ exchange: Exchange, retryAfter: Int, why: String) {
     metrics.rateLimited.add(1)
     let cause =
-      ledger.pauseRemaining(now: monotonicSeconds()) != nil
+      ledger.pauseRemaining(now: monotonic.seconds()) != nil
       ? "the API asked to slow down (429 with Retry-After)" : "the upstream limits of this proxy are reached"
     forwarder.fail(exchange, .rateLimited("\(cause); \(why)", retryAfter: retryAfter))
   }
@@ -245,7 +250,7 @@ final class Worker {
   /// Sends on what now has room; looks again when a token is due, the pause ends, or (with
   /// more than one worker, whose requests free slots this worker does not hear of) in 10 ms.
   private func pumpAdmission() {
-    let (ready, wake) = admission.pump(now: monotonicSeconds())
+    let (ready, wake) = admission.pump(now: monotonic.seconds())
     let now = clock.now()
     for exchange in ready {
       metrics.admissionQueued.add(-1)
@@ -265,7 +270,7 @@ final class Worker {
   /// The upstream answered 429 with Retry-After: no new sends, from any worker, for that long.
   private func upstreamThrottled(_ seconds: Double) {
     let wasPaused = ledger.isPaused
-    let applied = ledger.pause(seconds: seconds, now: monotonicSeconds())
+    let applied = ledger.pause(seconds: seconds, now: monotonic.seconds())
     metrics.upstreamPaused.add(1)
     if !wasPaused {
       logger.warning(
@@ -349,7 +354,7 @@ final class Worker {
     metrics.inFlight.add(-1)
     metrics.recordRequest(method: exchange.method, status: status)
     if let app = exchange.app { metrics.apps.recordRequest(app: app, status: status) }
-    accessLog.append(exchange.logEntry(status: status, error: error))
+    accessLog.append(exchange.logEntry(status: status, error: error, now: monotonic.seconds()))
     if exchange.admitted {
       admission.release(exchange)
       pumpAdmission()
@@ -390,6 +395,7 @@ final class Worker {
     case .exit:
       for exchange in Array(inFlight.values) { forwarder.clientGone(exchange) }
       accessLog.flush()
+      // Real time, not `monotonic`: leaving the process must not wait for a test's clock.
       stopWhenFlushed(deadline: monotonicSeconds() + 2)
     }
   }

@@ -1,11 +1,3 @@
-/// How an upstream attempt ended: a whole answer (`error` nil), or why not.
-public struct UpstreamResult: Sendable {
-  public var error: UpstreamError?
-  /// Did the attempt run on a pooled connection (no new connect)?
-  public var reusedConnection: Bool
-  public var isSuccess: Bool { error == nil }
-}
-
 /// A worker's keep-alive connections to the upstream, and the attempts that use them.
 ///
 /// The data path's own HTTP/1.1 client (libcurl stays for the control plane): connections are
@@ -47,12 +39,15 @@ public final class UpstreamPool {
   private var reportedIdle = 0
   /// How long a DNS answer is used before asking again.
   private let dnsTTL: Double
+  /// What idle expiry, the reuse window and the DNS answer's age read.
+  let clock: any MonotonicClock
 
   public init(
     loop: EventLoop, tls: UpstreamTLS, host: String, port: Int, connectTimeout: Double, maxIdleAge: Double = 30, maxIdle: Int = 256,
     metrics: WorkerMetrics? = nil, trust: TrustStore? = nil, dnsTTL: Double = 30, peakWindow: Int = 10,
-    lookup: @escaping HostResolver.Lookup = SocketAddress.resolve
+    lookup: @escaping HostResolver.Lookup = SocketAddress.resolve, clock: any MonotonicClock = SystemMonotonicClock()
   ) throws(EventError) {
+    self.clock = clock
     peaks = Array(repeating: 0, count: max(1, peakWindow))
     self.metrics = metrics
     self.loop = loop
@@ -92,7 +87,7 @@ public final class UpstreamPool {
   /// `transfer.freshConnection` or it has been idle longer than `transfer.reuseWithin`, else on
   /// a new one.
   public func start(_ transfer: UpstreamTransfer) {
-    let now = monotonicSeconds()
+    let now = clock.seconds()
     defer { reportIdle() }
     if !transfer.freshConnection {
       while let entry = idle.last {
@@ -142,7 +137,7 @@ public final class UpstreamPool {
   private func answered(_ answer: [SocketAddress]) {
     if !answer.isEmpty {
       addresses = answer
-      resolvedAt = monotonicSeconds()
+      resolvedAt = clock.seconds()
     }
     let ready = waiting
     waiting = []
@@ -155,7 +150,7 @@ public final class UpstreamPool {
   /// Attempts that waited `connectTimeout` for a lookup still under way fail as a connect that
   /// timed out; the lookup goes on for the next ones.
   private func expireWaiting() {
-    let now = monotonicSeconds()
+    let now = clock.seconds()
     // Oldest first (appended as they came): the expired ones are a prefix.
     let expiredCount = waiting.firstIndex { now - $0.since < connectTimeout } ?? waiting.count
     let expired = waiting.prefix(expiredCount)
@@ -176,7 +171,7 @@ public final class UpstreamPool {
     // A response that ended from bytes held during a pause leaves the socket paused: idle, it
     // would not see the upstream close it, and the next request's answer would never be read.
     socket.resumeReading()
-    idle.append((socket, monotonicSeconds()))
+    idle.append((socket, clock.seconds()))
     reportIdle()
   }
 
@@ -184,7 +179,7 @@ public final class UpstreamPool {
   /// attempts at once (oldest first), and frees the TLS buffers of those idle for more than a
   /// second (called every second).
   public func expireIdle() {
-    let now = monotonicSeconds()
+    let now = clock.seconds()
     idle.removeAll { entry in
       guard entry.socket.state != .open || now - entry.since > maxIdleAge else {
         if now - entry.since > 1 { entry.socket.releaseBuffers() }

@@ -42,9 +42,11 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
   private var paused = false
   /// Bytes received while paused, or left over when a pause stopped the parser.
   private var held: [UInt8] = []
-  private let started = monotonicSeconds()
+  /// What the stall check reads.
+  private let clock: any MonotonicClock
+  private let started: Double
   private var headReceived = false
-  private var lastActivity = monotonicSeconds()
+  private var lastActivity: Double
   private var finished = false
   /// Ended: completed, failed or cancelled.
   var isFinished: Bool { finished }
@@ -54,7 +56,15 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
   /// Most body bytes read and thrown away to keep a connection whose client left.
   static let maxDrain = 256 * 1024
 
-  public init(head: [UInt8], body: [UInt8], isHEAD: Bool, freshConnection: Bool, stallTimeout: Double) {
+  /// `now`: the start, if the caller just read `clock` (else it is read here).
+  public init(
+    head: [UInt8], body: [UInt8], isHEAD: Bool, freshConnection: Bool, stallTimeout: Double,
+    clock: any MonotonicClock = SystemMonotonicClock(), now: Double? = nil
+  ) {
+    self.clock = clock
+    let now = now ?? clock.seconds()
+    started = now
+    lastActivity = now
     self.head = head
     self.body = body
     self.freshConnection = freshConnection
@@ -80,13 +90,13 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
     guard let socket else { return }
     sends += 1
     socket.used = true
-    lastActivity = monotonicSeconds()
+    lastActivity = clock.seconds()
     socket.send(head)
     socket.send(body)
   }
 
   private func checkStall() {
-    let now = monotonicSeconds()
+    let now = clock.seconds()
     guard headReceived else {
       // The whole wait for the head counts, however the upstream trickles it.
       if now - started >= stallTimeout { drop(.timedOut) } else { socket?.armTimer(after: stallTimeout - (now - started)) }
@@ -103,7 +113,7 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
   }
 
   private func received(_ bytes: UnsafeRawBufferPointer) {
-    lastActivity = monotonicSeconds()
+    lastActivity = clock.seconds()
     if paused || !held.isEmpty {
       held.append(contentsOf: bytes)
       socket?.pauseReading()
@@ -166,7 +176,7 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
   public func resume() {
     guard paused, !finished else { return }
     paused = false
-    lastActivity = monotonicSeconds()
+    lastActivity = clock.seconds()
     if !held.isEmpty {
       let pending = held
       held.removeAll()

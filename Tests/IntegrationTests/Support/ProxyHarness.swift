@@ -17,10 +17,14 @@ final class ProxyHarness {
   private let ownsSandbox: Bool
 
   /// `flags` are serve flags on top of the harness's own (upstream, CA, ports, access log).
+  /// `monotonic` is what the data path's timeout decisions read: a `ManualMonotonicClock`
+  /// lets a test move time past a timeout instead of waiting for it (the 1 s sweep timer
+  /// still runs in real time and then decides by this clock).
   init(
     workers: Int = 2, flags: [String: String] = [:], accessLifetime: Double = 3600, refreshLifetime: Double = 7 * 86400,
     user: SandboxUser = SandboxAPI.demoUsers[0], trustSandboxCA: Bool = true, sandbox existing: SandboxAPI? = nil,
-    loader: CredentialLoader? = nil, environment: [String: String] = [:]
+    loader: CredentialLoader? = nil, environment: [String: String] = [:],
+    monotonic: any MonotonicClock = SystemMonotonicClock()
   ) throws {
     ownsSandbox = existing == nil
     directory = temporaryDirectory()
@@ -43,7 +47,7 @@ final class ProxyHarness {
     let config = try ServeConfig.load(flags: all, environment: environment).get()
     runtime = try ProxyRuntime(
       config: config, credentials: try loader?.load() ?? Credentials(username: user.username, password: Secret(user.password)),
-      loader: loader, logger: logs.logger)
+      loader: loader, logger: logs.logger, monotonic: monotonic)
   }
 
   func stop() {
