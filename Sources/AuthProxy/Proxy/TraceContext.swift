@@ -45,17 +45,18 @@ public struct TraceContext: Sendable, Equatable {
   }
 
   func appendTraceID(to out: inout [UInt8]) {
-    TraceContext.appendHex(traceHigh, digits: 16, to: &out)
-    TraceContext.appendHex(traceLow, digits: 16, to: &out)
+    out.appendHex(traceHigh)
+    out.appendHex(traceLow)
   }
 
   func appendTraceparent(to out: inout [UInt8]) {
     out.append(contentsOf: [0x30, 0x30, 0x2D])
     appendTraceID(to: &out)
     out.append(0x2D)
-    TraceContext.appendHex(spanID, digits: 16, to: &out)
+    out.appendHex(spanID)
     out.append(0x2D)
-    TraceContext.appendHex(UInt64(flags), digits: 2, to: &out)
+    out.append(TraceContext.hexDigit(flags &>> 4))
+    out.append(TraceContext.hexDigit(flags & 0xF))
   }
 
   /// Where a valid `traceparent`'s trace-id and flags are, or nil. Version 00 must be exactly
@@ -87,19 +88,8 @@ public struct TraceContext: Sendable, Equatable {
     return (String(decoding: bytes[3..<35], as: UTF8.self), String(decoding: bytes[53..<55], as: UTF8.self))
   }
 
-  private static let hexDigits: StaticString = "0123456789abcdef"
-
-  /// `digits` lower-case hex digits of `value` (the low ones), written in one pass.
-  private static func appendHex(_ value: UInt64, digits: Int, to out: inout [UInt8]) {
-    hexDigits.withUTF8Buffer { table in
-      var shift = UInt64(digits - 1) * 4
-      while true {
-        out.append(table[Int(truncatingIfNeeded: (value >> shift) & 0xF)])
-        if shift == 0 { break }
-        shift -= 4
-      }
-    }
-  }
+  /// The lower-case hex digit of a nibble.
+  private static func hexDigit(_ nibble: UInt8) -> UInt8 { nibble &+ (nibble < 10 ? 0x30 : 0x57) }
 
   /// The number `count` hex digits at `offset` of an already validated value spell.
   private static func hex(_ bytes: ArraySlice<UInt8>, _ offset: Int, _ count: Int) -> UInt64 {
