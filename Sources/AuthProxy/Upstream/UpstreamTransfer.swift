@@ -42,7 +42,11 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
   private var paused = false
   /// Bytes received while paused, or left over when a pause stopped the parser.
   private var held: [UInt8] = []
-  private let started = monotonicSeconds()
+  /// When the attempt was made: the wait for a connection (`UpstreamPool.maxConnections`) and
+  /// for the answer's head together last at most `stallTimeout`.
+  let started = monotonicSeconds()
+  /// The pool whose queue this attempt waits in for a connection (nil: not waiting).
+  var queuedIn: UpstreamPool?
   private var headReceived = false
   private var lastActivity = monotonicSeconds()
   private var finished = false
@@ -67,7 +71,8 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
     self.pool = pool
     self.reused = reused
     socket.delegate = self
-    socket.armTimer(after: stallTimeout)
+    // What is left of the wait for the head, after any wait for a connection.
+    socket.armTimer(after: max(0.001, stallTimeout - (monotonicSeconds() - started)))
     if socket.state == .open { send() }
   }
 
@@ -238,6 +243,7 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
   public func cancel() {
     guard !finished, !draining else { return }
     delegate = nil
+    if let queue = queuedIn { queue.queuedAttemptCancelled(self) }
     if let socket, sends > 0, socket.state == .open, socket.pendingOutput == 0, !eofWhilePaused {
       draining = true
       discardsBody = true
