@@ -45,8 +45,9 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
   /// When the attempt was made: the wait for a connection (`UpstreamPool.maxConnections`) and
   /// for the answer's head together last at most `stallTimeout`.
   let started = monotonicSeconds()
-  /// The pool whose queue this attempt waits in for a connection (nil: not waiting).
-  var queuedIn: UpstreamPool?
+  /// The pool whose queue this attempt waits in for a connection (nil: not waiting). Weak: the
+  /// queue holds the attempt, and a pool let go of with attempts still waiting must not leak.
+  weak var queuedIn: UpstreamPool?
   private var headReceived = false
   private var lastActivity = monotonicSeconds()
   private var finished = false
