@@ -41,6 +41,8 @@ struct ServeFlags: ParsableArguments {
   @Option(name: .customLong("header-timeout"), parsing: .unconditional, help: flagHelp("header-timeout")) var headerTimeout: String?
   @Option(name: .customLong("retries"), parsing: .unconditional, help: flagHelp("retries")) var retries: String?
   @Option(name: .customLong("retry-delay"), parsing: .unconditional, help: flagHelp("retry-delay")) var retryDelay: String?
+  @Option(name: .customLong("max-upstream-connections"), parsing: .unconditional, help: flagHelp("max-upstream-connections"))
+  var maxUpstreamConnections: String?
   @Option(name: .customLong("max-upstream-concurrency"), parsing: .unconditional, help: flagHelp("max-upstream-concurrency"))
   var maxUpstreamConcurrency: String?
   @Option(name: .customLong("rate-limit"), parsing: .unconditional, help: flagHelp("rate-limit")) var rateLimit: String?
@@ -90,7 +92,8 @@ struct ServeFlags: ParsableArguments {
       ("refresh-before", refreshBefore), ("access-log", accessLog), ("access-log-buffer", accessLogBuffer),
       ("max-connections", maxConnections), ("workers", workers), ("max-body", maxBody),
       ("drain-timeout", drainTimeout), ("header-timeout", headerTimeout), ("retries", retries), ("retry-delay", retryDelay),
-      ("reuse-window", reuseWindow), ("max-upstream-concurrency", maxUpstreamConcurrency), ("rate-limit", rateLimit),
+      ("reuse-window", reuseWindow), ("max-upstream-connections", maxUpstreamConnections),
+      ("max-upstream-concurrency", maxUpstreamConcurrency), ("rate-limit", rateLimit),
       ("rate-burst", rateBurst),
       ("allow-cidr", allowCIDR), ("token-store", tokenStore), ("token-store-password-file", tokenStorePasswordFile),
       ("token-store-ca-file", tokenStoreCAFile), ("token-store-client-cert", tokenStoreClientCert),

@@ -96,6 +96,74 @@ import TestSupport
     #expect(idleAfter == [4, 4, 4, 1], "\(idleAfter)")
   }
 
+  /// With a cap of one connection, waiters go in arrival order: a waiter that may reuse takes
+  /// the connection the previous attempt just left (it answered moments ago: within any
+  /// `--reuse-window`); one that needs a new connection gets one in its place, and the count
+  /// never goes over the cap.
+  @Test func atTheCapWaitersGoInOrderAndKeepTheReuseRule() throws {
+    let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")
+    defer { sandbox.stop() }
+    let loop = try EventLoop()
+    let pool = try UpstreamPool(
+      loop: loop, tls: UpstreamTLS(caFile: sandbox.caPath), host: "localhost", port: sandbox.port, connectTimeout: 5,
+      maxConnections: 1)
+    let first = Attempt()
+    let fresh = Attempt(freshConnection: true)
+    let windowed = Attempt()
+    windowed.transfer.reuseWithin = 2  // a POST without Idempotency-Key, --reuse-window 2s
+    let last = Attempt()
+    var order: [Int] = []
+    for (n, attempt) in [first, fresh, windowed, last].enumerated() {
+      attempt.onResult = { order.append(n) }
+      pool.start(attempt.transfer)
+    }
+    #expect(pool.queuedNow == 3)
+    var most = 0
+    runLoop(
+      loop,
+      until: {
+        most = max(most, pool.openConnections)
+        return [first, fresh, windowed, last].allSatisfy { $0.result != nil }
+      })
+    #expect([first, fresh, windowed, last].allSatisfy { $0.result?.isSuccess == true && $0.status == 401 })
+    #expect(order == [0, 1, 2, 3], "in arrival order")
+    #expect(most == 1, "never more than the cap open")
+    #expect(first.result?.reusedConnection == false)
+    #expect(fresh.result?.reusedConnection == false, "a request that needs a new connection never reuses one")
+    #expect(windowed.result?.reusedConnection == true, "the connection that answered just now")
+    #expect(last.result?.reusedConnection == true)
+    #expect(pool.queuedNow == 0)
+  }
+
+  /// A waiter cancelled (its app left) is skipped, and one whose time runs out fails as
+  /// `queueTimedOut` without ever being sent.
+  @Test func cancelledWaitersAreSkippedAndLateOnesTimeOut() throws {
+    let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")
+    defer { sandbox.stop() }
+    let loop = try EventLoop()
+    let pool = try UpstreamPool(
+      loop: loop, tls: UpstreamTLS(caFile: sandbox.caPath), host: "localhost", port: sandbox.port, connectTimeout: 5,
+      maxConnections: 1)
+    // The loop does not run until the late waiter's time is up: the first attempt's handshake
+    // (several round trips on the loop) cannot finish before the queue's timer fires.
+    let first = Attempt()
+    let gone = Attempt()
+    let late = Attempt(stallTimeout: 0.2)
+    pool.start(first.transfer)
+    pool.start(late.transfer)
+    pool.start(gone.transfer)
+    #expect(pool.queuedNow == 2)
+    gone.transfer.cancel()
+    #expect(pool.queuedNow == 1, "a cancelled waiter is counted out at once")
+    usleep(300_000)
+    runLoop(loop, until: { first.result != nil && late.result != nil })
+    #expect(first.result?.isSuccess == true)
+    #expect(gone.result == nil, "a cancelled attempt does not call back")
+    #expect(late.result?.error == .queueTimedOut)
+    #expect(late.transfer.sends == 0, "never sent")
+    #expect(pool.queuedNow == 0)
+  }
+
   /// getaddrinfo can block for seconds; it must not block the worker's loop meanwhile.
   @Test func aSlowLookupDoesNotHoldUpTheLoop() throws {
     let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")
@@ -256,17 +324,21 @@ private final class Attempt: UpstreamTransferDelegate {
   let transfer: UpstreamTransfer
   var status: Int?
   var result: UpstreamResult?
+  var onResult: (() -> Void)?
 
-  init(freshConnection: Bool = false) {
+  init(freshConnection: Bool = false, stallTimeout: Double = 10) {
     transfer = UpstreamTransfer(
       head: Array("GET /api/v1/products HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8), body: [], isHEAD: false,
-      freshConnection: freshConnection, stallTimeout: 10)
+      freshConnection: freshConnection, stallTimeout: stallTimeout)
     transfer.delegate = self
   }
 
   func transferHead(_ transfer: UpstreamTransfer, status: Int, headers: HTTPFields, contentLength: Int?) { self.status = status }
   func transferData(_ transfer: UpstreamTransfer, _ bytes: UnsafeRawBufferPointer) -> Bool { true }
-  func transferCompleted(_ transfer: UpstreamTransfer, _ result: UpstreamResult) { self.result = result }
+  func transferCompleted(_ transfer: UpstreamTransfer, _ result: UpstreamResult) {
+    self.result = result
+    onResult?()
+  }
 }
 
 /// A stand-in for getaddrinfo that answers from a script, in order (the last answer repeats):

@@ -36,6 +36,8 @@ public struct ServeConfig: Sendable {
   /// A request that must never be sent twice reuses an upstream connection only if it finished
   /// an exchange this recently (0: always a new connection).
   public var reuseWindow = 2.0
+  /// `--max-upstream-connections`: upstream connections (busy and idle) per worker; 0: no cap.
+  public var maxUpstreamConnections = 256
   public var allowCIDR = [CIDR.parse("127.0.0.0/8")!, CIDR.parse("::1/128")!]
   /// `--allow-cidr` was given: binding beyond loopback without it earns a warning.
   public var allowCIDRGiven = false
@@ -197,6 +199,11 @@ extension ServeConfig {
       help:
         "A POST or PATCH without an Idempotency-Key (never sent twice) reuses an upstream connection only if it finished an exchange this recently, well under the API's keep-alive timeout; 0: always a new connection."
     ),
+    FlagSpec(
+      name: "max-upstream-connections", defaultValue: "256",
+      help:
+        "Most upstream connections per worker, busy and idle (HAProxy's server maxconn); more requests wait for one in order, up "
+        + "to --timeout, then get 504; 0: no cap (a connection per request in flight)."),
     FlagSpec(
       name: "max-upstream-concurrency", defaultValue: nil,
       help:
@@ -411,6 +418,13 @@ extension ServeConfig {
         config.retries = n
       } else {
         problems.append("\(source("retries")): '\(text)' is not a number of retries from 0 to 10")
+      }
+    }
+    if let text = value("max-upstream-connections") {
+      if let n = Int(text), (0...100_000).contains(n) {
+        config.maxUpstreamConnections = n
+      } else {
+        problems.append("\(source("max-upstream-connections")): '\(text)' is not a number of connections from 0 (no cap) to 100000")
       }
     }
     if let d = duration("retry-delay", positive: false) { config.retryDelay = d }

@@ -32,6 +32,8 @@ public final class WorkerMetrics: Sendable {
   let upstreamIdle = Counter()
   /// The most upstream attempts at once over the last ~10 s: the idle pool's size limit.
   let upstreamRecentPeak = Counter()
+  /// Upstream attempts waiting for a connection under --max-upstream-connections now.
+  let upstreamQueued = Counter()
   /// Requests that must not be sent twice whose reused connection broke before any answer:
   /// they may have reached the API, and were answered 502 without another attempt.
   let unsafeReuseFailures = Counter()
@@ -156,6 +158,10 @@ struct MetricsExposition {
       "authproxy_upstream_recent_peak_connections",
       "The most upstream requests at once over the last 10 seconds; idle connections beyond it are closed.",
       Double(workers.reduce(0) { $0 + $1.upstreamRecentPeak.current }))
+    gauge(
+      "authproxy_upstream_queued_requests",
+      "Upstream requests waiting for a connection under --max-upstream-connections (per worker) now.",
+      Double(workers.reduce(0) { $0 + $1.upstreamQueued.current }))
     counter(
       "authproxy_upstream_reuse_failures_total",
       "POST/PATCH without an Idempotency-Key whose reused connection broke before any answer (502, not sent again)."

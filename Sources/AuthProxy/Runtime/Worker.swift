@@ -66,7 +66,7 @@ final class Worker {
     loop = try EventLoop()
     pool = try UpstreamPool(
       loop: loop, tls: config.tls, host: config.upstream.host, port: config.upstream.port, connectTimeout: config.connectTimeout,
-      metrics: metrics, trust: trust, clock: monotonic)
+      maxConnections: config.maxUpstreamConnections, metrics: metrics, trust: trust, clock: monotonic)
     connections = try ClientConnections(
       loop: loop, limits: RequestLimits(maxBody: config.maxBody), listenSocket: listenSocket,
       maxConnections: config.maxConnectionsPerWorker, clock: monotonic)

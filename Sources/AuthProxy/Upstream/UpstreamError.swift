@@ -19,6 +19,8 @@ public enum UpstreamError: Error, Sendable, Equatable {
   case cutBody
   /// The answer is not valid HTTP/1.1.
   case invalidAnswer
+  /// No upstream connection came free within the timeout (`--max-upstream-connections`).
+  case queueTimedOut
   /// The attempt was abandoned (its app went away); nobody hears this one.
   case abandoned
 
@@ -26,6 +28,9 @@ public enum UpstreamError: Error, Sendable, Equatable {
   public var failure: UpstreamFailure {
     switch self {
     case .timedOut: UpstreamFailure(status: 504, code: "upstream_timeout", message: "the upstream did not answer in time")
+    case .queueTimedOut:
+      UpstreamFailure(
+        status: 504, code: "upstream_timeout", message: "no upstream connection came free in time (--max-upstream-connections)")
     case .notTrusted: UpstreamFailure(status: 502, code: "upstream_tls", message: "upstream certificate not trusted")
     case .pinMismatch: UpstreamFailure(status: 502, code: "upstream_tls", message: "upstream key does not match the pinned key")
     case .handshakeFailed: UpstreamFailure(status: 502, code: "upstream_tls", message: "TLS handshake with the upstream failed")
@@ -45,7 +50,8 @@ public enum UpstreamError: Error, Sendable, Equatable {
   var isRetryable: Bool {
     switch self {
     case .unresolvable, .refused, .timedOut, .handshakeFailed, .sendFailed, .receiveFailed, .emptyReply, .cutBody: true
-    case .notTrusted, .pinMismatch, .invalidAnswer, .abandoned: false
+    // A wait for a connection that already took the whole --timeout is not waited again.
+    case .notTrusted, .pinMismatch, .invalidAnswer, .abandoned, .queueTimedOut: false
     }
   }
 

@@ -44,7 +44,12 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
   private var held: [UInt8] = []
   /// What the stall check reads.
   private let clock: any MonotonicClock
-  private let started: Double
+  /// When the attempt was made: the wait for a connection (`UpstreamPool.maxConnections`) and
+  /// for the answer's head together last at most `stallTimeout`.
+  let started: Double
+  /// The pool whose queue this attempt waits in for a connection (nil: not waiting). Weak: the
+  /// queue holds the attempt, and a pool let go of with attempts still waiting must not leak.
+  weak var queuedIn: UpstreamPool?
   private var headReceived = false
   private var lastActivity: Double
   private var finished = false
@@ -77,7 +82,8 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
     self.pool = pool
     self.reused = reused
     socket.delegate = self
-    socket.armTimer(after: stallTimeout)
+    // What is left of the wait for the head, after any wait for a connection.
+    socket.armTimer(after: max(0.001, stallTimeout - (clock.seconds() - started)))
     if socket.state == .open { send() }
   }
 
@@ -248,6 +254,7 @@ public final class UpstreamTransfer: TLSClientSocketDelegate {
   public func cancel() {
     guard !finished, !draining else { return }
     delegate = nil
+    if let queue = queuedIn { queue.queuedAttemptCancelled(self) }
     if let socket, sends > 0, socket.state == .open, socket.pendingOutput == 0, !eofWhilePaused {
       draining = true
       discardsBody = true
