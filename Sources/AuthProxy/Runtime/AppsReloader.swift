@@ -7,8 +7,7 @@ final class AppsReloader {
   private let path: String
   private let logger: Logger
   private var pollTimer: Timer?
-  private var lastSeen: FileStamp?
-  private var settling: FileStamp?
+  private var watch: SettledFileChange
   private var loading = false
   private var loadAgain: String?
   /// The table the workers have.
@@ -22,7 +21,7 @@ final class AppsReloader {
     self.path = path
     self.table = table
     self.logger = logger
-    lastSeen = FileStamp(path: path)
+    watch = SettledFileChange(path: path)
     pollTimer = Timer(loop: loop) { [unowned self] in
       self.poll(interval: pollInterval)
       self.pollTimer?.schedule(after: pollInterval)
@@ -31,18 +30,7 @@ final class AppsReloader {
   }
 
   private func poll(interval: Double) {
-    guard let stamp = FileStamp(path: path) else { return }
-    guard stamp != lastSeen else {
-      settling = nil
-      return
-    }
-    if stamp == settling {
-      lastSeen = stamp
-      settling = nil
-      load(reason: "the apps file changed")
-    } else {
-      settling = stamp
-    }
+    if case .settled = watch.poll(path: path) { load(reason: "the apps file changed") }
   }
 
   /// Reads the file again (SIGHUP, a change); one read at a time.

@@ -37,7 +37,7 @@ final class CredentialRotator {
   private let tokens: TokenClient
   private let logger: Logger
   private var pollTimer: Timer?
-  private var lastSeen: FileStamp?
+  private var watch: SettledFileChange?
   private var inProgress = false
   /// Reads of a polled source (`db:`): the next one, and the backoff after an unreachable one.
   private var sourceTimer: Timer?
@@ -58,7 +58,7 @@ final class CredentialRotator {
     self.tokens = tokens
     self.logger = logger
     if let file = loader.watchedFile {
-      lastSeen = FileStamp(path: file)
+      watch = SettledFileChange(path: file)
       pollTimer = Timer(loop: loop) { [unowned self] in
         self.poll(file, interval: pollInterval)
         self.pollTimer?.schedule(after: pollInterval)
@@ -75,27 +75,14 @@ final class CredentialRotator {
   /// The first retry of an unreachable source; it doubles up to the poll interval.
   static let firstSourceRetry = 1.0
 
-  /// A change seen at the last poll and not yet read: the file is read once it has stayed
-  /// the same for a whole interval, so that a file rewritten in place (truncated, then
-  /// written) is read complete, not reported as a failed rotation half-way.
-  private var settling: FileStamp?
-
   private func poll(_ file: String, interval: Double) {
-    // Missing for a moment (a swap under way): look again at the next poll.
-    guard let stamp = FileStamp(path: file) else { return }
-    guard stamp != lastSeen else {
-      settling = nil
-      return
-    }
-    if stamp == settling {
-      lastSeen = stamp
-      settling = nil
+    switch watch?.poll(path: file) {
+    case .settled:
       requestLoad?("the credentials file changed")
-    } else {
-      if settling == nil {
-        logger.info("the credentials file changed; reading it once it has stayed the same for \(interval)s")
-      }
-      settling = stamp
+    case .settling(let first) where first:
+      logger.info("the credentials file changed; reading it once it has stayed the same for \(interval)s")
+    default:
+      break
     }
   }
 
@@ -188,34 +175,5 @@ final class CredentialRotator {
   private func fail(_ why: String) {
     logger.error("rotation_failure: \(why)", metadata: ["rule": "rotation_failure"])
     onFailure?(why)
-  }
-}
-
-/// What identifies a version of a file without reading it: device and inode (a Kubernetes
-/// `..data` swap or a rename points the path at another file), size and mtime (a rewrite), and
-/// mode, owner, group and ctime (a chmod or chown that makes a refused file acceptable: the
-/// fix the refusal suggests must be noticed).
-struct FileStamp: Equatable {
-  let device: UInt64
-  let inode: UInt64
-  let size: Int64
-  let mtimeNanos: Int64
-  let ctimeNanos: Int64
-  let mode: UInt32
-  let owner: UInt32
-  let group: UInt32
-
-  /// Follows symbolic links: the stamp is the file's the path leads to now.
-  init?(path: String) {
-    var info = stat()
-    guard stat(path, &info) == 0 else { return nil }
-    device = UInt64(info.st_dev)
-    inode = UInt64(info.st_ino)
-    size = Int64(info.st_size)
-    mtimeNanos = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
-    ctimeNanos = Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec)
-    mode = UInt32(info.st_mode)
-    owner = UInt32(info.st_uid)
-    group = UInt32(info.st_gid)
   }
 }
