@@ -23,24 +23,11 @@ struct MariaDBCredentialsTests {
     ])
   }
 
-  func load(_ id: Int, _ settings: DatabaseSettings, key: TestKey? = nil) throws(CredentialError) -> Credentials {
-    try CredentialSource.load(.database(id: String(id)), environment: (key ?? self.key).environment, database: settings)
-  }
-
-  func loadError(_ id: Int, _ settings: DatabaseSettings, key: TestKey? = nil) -> CredentialError? {
-    do {
-      _ = try load(id, settings, key: key)
-      return nil
-    } catch {
-      return error
-    }
-  }
-
   @Test func readsTheActiveRowOverVerifiedTLS() throws {
     let server = try tlsMariaDB.get()
     let id = uniqueRowID()
     try server.put(id: id, sealed: try key.seal(demo))
-    let credentials = try load(id, try settings(server))
+    let credentials = try key.load(id, try settings(server))
     #expect(credentials.username == demo.username)
     #expect(credentials.password.reveal == demo.password)
     // require_secure_transport: the read above could not have been plain.
@@ -52,7 +39,7 @@ struct MariaDBCredentialsTests {
     let sealed = try #require(try key.sealWithPHP(demo), "php-cli is not installed: run ./scripts/install-deps")
     let id = uniqueRowID()
     try server.put(id: id, sealed: sealed)
-    #expect(try load(id, try settings(server)).password.reveal == demo.password)
+    #expect(try key.load(id, try settings(server)).password.reveal == demo.password)
   }
 
   @Test func theIDIsAParameterNotSQL() throws {
@@ -74,11 +61,11 @@ struct MariaDBCredentialsTests {
   @Test func aMissingOrInactiveRowNamesTheCauseAndTheFix() throws {
     let server = try tlsMariaDB.get()
     let id = uniqueRowID()
-    let missing = try #require(loadError(id, try settings(server)))
+    let missing = try #require(key.loadError(id, try settings(server)))
     #expect(missing.kind == .invalid)
     #expect(missing.description.contains("no active row with id = \(id)"))
     try server.put(id: id, sealed: try key.seal(demo), active: false)
-    let inactive = try #require(loadError(id, try settings(server)))
+    let inactive = try #require(key.loadError(id, try settings(server)))
     #expect(inactive.description.contains("set active = 1"))
   }
 
@@ -86,16 +73,16 @@ struct MariaDBCredentialsTests {
     let server = try tlsMariaDB.get()
     let id = uniqueRowID()
     try server.put(id: id, sealed: try key.seal(demo))
-    let wrongKey = try #require(loadError(id, try settings(server), key: TestKey()))
+    let wrongKey = try #require(TestKey().loadError(id, try settings(server)))
     #expect(wrongKey.description.contains("ENCRYPTION_KEY is not the key it was sealed with"))
     try server.put(id: id, sealed: "not sealed at all")
-    let unsealed = try #require(loadError(id, try settings(server)))
+    let unsealed = try #require(key.loadError(id, try settings(server)))
     #expect(unsealed.description.contains("is not sealed credentials"))
   }
 
   @Test func aRefusedPasswordNamesWhereThePasswordComesFrom() throws {
     let server = try tlsMariaDB.get()
-    let error = try #require(loadError(uniqueRowID(), try settings(server, password: "not-the-db-password")))
+    let error = try #require(key.loadError(uniqueRowID(), try settings(server, password: "not-the-db-password")))
     #expect(error.kind == .invalid)
     #expect(error.description.contains("refused the login"))
     #expect(!error.description.contains("not-the-db-password"))
@@ -105,7 +92,7 @@ struct MariaDBCredentialsTests {
     let server = try tlsMariaDB.get()
     let other = temporaryDirectory("other-ca")
     try ThrowawayPKI.make(in: other, caName: "some other CA")
-    let error = try #require(loadError(uniqueRowID(), try settings(server, ca: other + "/ca.pem")))
+    let error = try #require(key.loadError(uniqueRowID(), try settings(server, ca: other + "/ca.pem")))
     #expect(error.kind == .invalid)
     #expect(error.description.contains("not trusted"))
   }
@@ -114,15 +101,15 @@ struct MariaDBCredentialsTests {
     let server = try plainMariaDB.get()
     let id = uniqueRowID()
     try server.put(id: id, sealed: try key.seal(demo))
-    let error = try #require(loadError(id, try settings(server)))
+    let error = try #require(key.loadError(id, try settings(server)))
     #expect(error.kind == .invalid)
     #expect(error.description.contains("offers no TLS"))
-    #expect(try load(id, try settings(server, url: server.url(query: "ssl-mode=DISABLED"))).username == demo.username)
+    #expect(try key.load(id, try settings(server, url: server.url(query: "ssl-mode=DISABLED"))).username == demo.username)
   }
 
   @Test func aDatabaseThatIsDownIsUnreachable() throws {
     let server = try tlsMariaDB.get()
-    let error = try #require(loadError(uniqueRowID(), try settings(server, url: "mysql://authproxy@127.0.0.1:\(freePort())/app")))
+    let error = try #require(key.loadError(uniqueRowID(), try settings(server, url: "mysql://authproxy@127.0.0.1:\(freePort())/app")))
     #expect(error.kind == .unreachable)
   }
 
@@ -130,7 +117,7 @@ struct MariaDBCredentialsTests {
     let silent = try SilentListener()
     let settings = try databaseSettings(["database-url": "mysql://authproxy@127.0.0.1:\(silent.port)/app", "database-timeout": "1s"])
     let started = Date()
-    let error = try #require(loadError(uniqueRowID(), settings))
+    let error = try #require(key.loadError(uniqueRowID(), settings))
     #expect(error.kind == .unreachable)
     #expect(Date().timeIntervalSince(started) < 10)
   }

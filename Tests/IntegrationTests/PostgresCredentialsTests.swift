@@ -26,24 +26,11 @@ struct PostgresCredentialsTests {
     ])
   }
 
-  func load(_ id: Int, _ settings: DatabaseSettings, key: TestKey? = nil) throws(CredentialError) -> Credentials {
-    try CredentialSource.load(.database(id: String(id)), environment: (key ?? self.key).environment, database: settings)
-  }
-
-  func loadError(_ id: Int, _ settings: DatabaseSettings, key: TestKey? = nil) -> CredentialError? {
-    do {
-      _ = try load(id, settings, key: key)
-      return nil
-    } catch {
-      return error
-    }
-  }
-
   @Test func readsTheActiveRowOverVerifiedTLS() throws {
     let server = try tlsPostgres.get()
     let id = uniqueRowID()
     try server.put(id: id, sealed: try key.seal(demo))
-    let credentials = try load(id, try settings(server))
+    let credentials = try key.load(id, try settings(server))
     #expect(credentials.username == demo.username)
     #expect(credentials.password.reveal == demo.password)
     // pg_hba.conf has only hostssl lines: the read above could not have been plain.
@@ -57,7 +44,7 @@ struct PostgresCredentialsTests {
     let url = "postgres://authproxy:\(server.appPassword)@127.0.0.1:\(server.port)/app"
     let fromVariable = try databaseSettings(
       ["database-ca-file": server.caPath], environment: ["AUTHPROXY_DATABASE_URL": url])
-    #expect(try load(id, fromVariable).username == demo.username)
+    #expect(try key.load(id, fromVariable).username == demo.username)
     // The same URL as a flag shows in ps: refused, and the message does not repeat it.
     let refused = ServeConfig.load(
       flags: ["upstream": "https://api.example.com", "database-url": url, "credentials": "db:\(id)"], environment: [:])
@@ -74,7 +61,7 @@ struct PostgresCredentialsTests {
     let sealed = try #require(try key.sealWithPHP(demo), "php-cli is not installed: run ./scripts/install-deps")
     let id = uniqueRowID()
     try server.put(id: id, sealed: sealed)
-    let credentials = try load(id, try settings(server))
+    let credentials = try key.load(id, try settings(server))
     #expect(credentials.username == demo.username)
     #expect(credentials.password.reveal == demo.password)
   }
@@ -82,12 +69,12 @@ struct PostgresCredentialsTests {
   @Test func aMissingOrInactiveRowNamesTheCauseAndTheFix() throws {
     let server = try tlsPostgres.get()
     let id = uniqueRowID()
-    let missing = try #require(loadError(id, try settings(server)))
+    let missing = try #require(key.loadError(id, try settings(server)))
     #expect(missing.kind == .invalid)
     #expect(missing.description.contains("no active row with id = \(id)"))
     #expect(missing.description.contains("authproxy seal"))
     try server.put(id: id, sealed: try key.seal(demo), active: false)
-    let inactive = try #require(loadError(id, try settings(server)))
+    let inactive = try #require(key.loadError(id, try settings(server)))
     #expect(inactive.kind == .invalid)
     #expect(inactive.description.contains("set active = 1"))
   }
@@ -96,7 +83,7 @@ struct PostgresCredentialsTests {
     let server = try tlsPostgres.get()
     let id = uniqueRowID()
     try server.put(id: id, sealed: try key.seal(demo))
-    let error = try #require(loadError(id, try settings(server), key: TestKey()))
+    let error = try #require(TestKey().loadError(id, try settings(server)))
     #expect(error.kind == .invalid)
     #expect(error.description.contains("ENCRYPTION_KEY is not the key it was sealed with"))
   }
@@ -105,7 +92,7 @@ struct PostgresCredentialsTests {
     let server = try tlsPostgres.get()
     let id = uniqueRowID()
     try server.put(id: id, sealed: "{\"username\":\"demo\",\"password\":\"plain-text-in-the-db\"}")
-    let error = try #require(loadError(id, try settings(server)))
+    let error = try #require(key.loadError(id, try settings(server)))
     #expect(error.kind == .invalid)
     #expect(error.description.contains("is not sealed credentials"))
     #expect(error.description.contains("authproxy seal"))
@@ -114,7 +101,7 @@ struct PostgresCredentialsTests {
 
   @Test func aRefusedPasswordNamesWhereThePasswordComesFrom() throws {
     let server = try tlsPostgres.get()
-    let error = try #require(loadError(uniqueRowID(), try settings(server, password: "not-the-db-password")))
+    let error = try #require(key.loadError(uniqueRowID(), try settings(server, password: "not-the-db-password")))
     #expect(error.kind == .invalid)
     #expect(error.description.contains("refused the login"))
     #expect(error.description.contains("--database-password-file"))
@@ -125,7 +112,7 @@ struct PostgresCredentialsTests {
     let server = try tlsPostgres.get()
     let other = temporaryDirectory("other-ca")
     try ThrowawayPKI.make(in: other, caName: "some other CA")
-    let error = try #require(loadError(uniqueRowID(), try settings(server, ca: other + "/ca.pem")))
+    let error = try #require(key.loadError(uniqueRowID(), try settings(server, ca: other + "/ca.pem")))
     #expect(error.kind == .invalid)
     #expect(error.description.contains("not trusted"))
     #expect(error.description.contains("--database-ca-file"))
@@ -135,12 +122,12 @@ struct PostgresCredentialsTests {
     let server = try plainPostgres.get()
     let id = uniqueRowID()
     try server.put(id: id, sealed: try key.seal(demo))
-    let error = try #require(loadError(id, try settings(server)))
+    let error = try #require(key.loadError(id, try settings(server)))
     #expect(error.kind == .invalid)
     #expect(error.description.contains("offers no TLS"))
     // Loopback only, and only when the URL says so.
     let plain = try settings(server, url: server.url(query: "sslmode=disable"))
-    #expect(try load(id, plain).username == demo.username)
+    #expect(try key.load(id, plain).username == demo.username)
     let remote = ServeConfig.load(
       flags: ["upstream": "https://api.example.com", "database-url": "postgres://authproxy@db.example.com/app?sslmode=disable"],
       environment: [:])
@@ -150,7 +137,7 @@ struct PostgresCredentialsTests {
   @Test func aDatabaseThatIsDownIsUnreachableNotInvalid() throws {
     let server = try tlsPostgres.get()
     let closed = try settings(server, url: "postgres://authproxy@127.0.0.1:\(freePort())/app")
-    let error = try #require(loadError(uniqueRowID(), closed))
+    let error = try #require(key.loadError(uniqueRowID(), closed))
     #expect(error.kind == .unreachable)
     #expect(error.description.contains("cannot reach the database"))
   }
@@ -159,7 +146,7 @@ struct PostgresCredentialsTests {
     let silent = try SilentListener()
     let started = Date()
     let error = try #require(
-      loadError(
+      key.loadError(
         uniqueRowID(),
         try databaseSettings(["database-url": "postgres://authproxy@127.0.0.1:\(silent.port)/app", "database-timeout": "1s"])))
     let took = Date().timeIntervalSince(started)
@@ -167,36 +154,6 @@ struct PostgresCredentialsTests {
     #expect(error.description.contains("no connection within 1s"))
     #expect(took >= 1 && took < 5, "took \(took)s")
   }
-}
-
-/// A TCP listener that never accepts: the kernel completes the handshake, nothing ever answers
-/// (a hung database server).
-final class SilentListener {
-  let fd: Int32
-  let port: Int
-
-  init() throws {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    self.fd = fd
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-    let bound = withUnsafePointer(to: &addr) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard bound == 0, listen(fd, 16) == 0 else { throw HTTPClientError(description: "cannot listen") }
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    port = Int(UInt16(bigEndian: addr.sin_port))
-  }
-
-  /// A connection is waiting (not accepted) within `timeout` seconds.
-  func hasPendingConnection(timeout: Double) -> Bool {
-    var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-    return poll(&descriptor, 1, Int32(timeout * 1000)) == 1
-  }
-
-  deinit { close(fd) }
 }
 
 /// The `db:` source through the real binary: exit codes at start-up (SPEC §8) and libpq's own

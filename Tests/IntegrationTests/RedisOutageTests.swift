@@ -55,7 +55,7 @@ import TestSupport
   @Test func aBlackHoledAddressCostsATimeoutAndRetriesWithBackoff() throws {
     // A listening socket nobody accepts from: the kernel completes the TCP handshake, and then
     // nothing ever answers (no PONG, no TLS ServerHello).
-    let hole = try BlackHole()
+    let hole = try SilentListener()
     let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")
     defer { sandbox.stop() }
     for store in ["redis://127.0.0.1:\(hole.port)", "rediss://localhost:\(hole.port)"] {
@@ -139,31 +139,4 @@ import TestSupport
     #expect(waited < 3.5, "the survivor waited \(waited) s")
     #expect(sandbox.counters.logins == 1)
   }
-}
-
-/// A TCP listener that never accepts: connects succeed (the kernel's backlog), nothing answers.
-final class BlackHole {
-  let port: Int
-  private let fd: Int32
-
-  init() throws {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    self.fd = fd
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = 0
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-    let bound = withUnsafePointer(to: &addr) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard bound == 0, listen(fd, 64) == 0 else {
-      close(fd)
-      throw HTTPClientError(description: "cannot listen for the black hole")
-    }
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    port = Int(UInt16(bigEndian: addr.sin_port))
-  }
-
-  deinit { close(fd) }
 }

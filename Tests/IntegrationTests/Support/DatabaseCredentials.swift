@@ -18,6 +18,21 @@ struct TestKey: Sendable {
 
   var environment: [String: String] { ["ENCRYPTION_KEY": base64] }
 
+  /// Reads row `id` through the `db:` source with this key, as serve does.
+  func load(_ id: Int, _ settings: DatabaseSettings) throws(CredentialError) -> Credentials {
+    try CredentialSource.load(.database(id: String(id)), environment: environment, database: settings)
+  }
+
+  /// Why reading row `id` with this key fails; nil when it reads.
+  func loadError(_ id: Int, _ settings: DatabaseSettings) -> CredentialError? {
+    do {
+      _ = try load(id, settings)
+      return nil
+    } catch {
+      return error
+    }
+  }
+
   /// `authproxy seal` output for these credentials.
   func seal(username: String, password: String) throws -> String {
     let json = try JSONSerialization.data(withJSONObject: ["username": username, "password": password])
@@ -69,7 +84,7 @@ final class DatabaseLoader: Sendable {
   func set(_ new: DatabaseSettings) { settings.withLock { $0 = new } }
 
   func load() throws(CredentialError) -> Credentials {
-    try CredentialSource.load(.database(id: String(id)), environment: key.environment, database: settings.withLock { $0 })
+    try key.load(id, settings.withLock { $0 })
   }
 
   func loader(pollInterval: Double) -> CredentialLoader {
