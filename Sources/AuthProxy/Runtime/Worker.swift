@@ -282,10 +282,9 @@ final class Worker {
   /// The --allow-cidr verdict, kept for the last client address (usually the only one: the app
   /// next to the proxy), so that addresses are not parsed again on every request.
   private func checkClient(_ address: String) -> ProxyError? {
-    // A Unix-socket peer has no address: the socket file's mode says who may connect.
-    if address.hasPrefix("unix") { return nil }
     if let cached = clientVerdict, cached.address == address { return cached.refusal }
-    let refusal = policy.checkClient(address)
+    // A Unix-socket peer has no address: the socket file's mode says who may connect.
+    let refusal = address.hasPrefix("unix") ? nil : policy.checkClient(address)
     clientVerdict = (address, refusal)
     return refusal
   }
