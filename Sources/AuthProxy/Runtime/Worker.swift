@@ -21,13 +21,8 @@ final class Worker {
   private let metrics: WorkerMetrics
   private(set) var mailbox: MailboxReceiver<WorkerMessage>!
 
-  private enum TokenState {
-    /// Nothing heard from the control thread yet: requests wait.
-    case starting
-    case usable(TokenSnapshot)
-    case unavailable(TokenFailure)
-  }
-  private var token = TokenState.starting
+  /// Until the control thread says otherwise (`.starting`), requests wait for a token.
+  private var token = ExchangeLifecycle.Token.starting
   /// Requests waiting for a token, oldest first.
   private var waiting: [Exchange] = []
   /// Exchanges under way, by their `ClientRequest`.
@@ -81,8 +76,7 @@ final class Worker {
       if let exchange = self.inFlight[ObjectIdentifier(request)] { self.clientGone(exchange) }
     }
     forwarder.onFinish = { [unowned self] exchange, status, error in self.finished(exchange, status: status, error: error) }
-    forwarder.onTokenRejected = { [unowned self] exchange, generation in self.tokenRejected(exchange, generation: generation) }
-    forwarder.onRetry = { [unowned self] exchange, delay in self.retry(exchange, after: delay) }
+    forwarder.onWorkerAction = { [unowned self] exchange, action in self.perform(exchange, action) }
     forwarder.onThrottled = { [unowned self] seconds in self.upstreamThrottled(seconds) }
     forwarder.onAuthFailure = { [unowned self] exchange, status in
       let whitelist = SecurityMonitor.isIPWhitelistRefusal(status: status, body: exchange.refusalBody)
@@ -158,7 +152,8 @@ final class Worker {
     let now = clock.now()
     let requestID = RequestID.pick(request.header(named: FieldName.requestID), using: &requestIDs)
     let exchange = Exchange(
-      request: request, requestID: requestID, client: request.clientAddress, now: now, started: monotonic.seconds())
+      request: request, requestID: requestID, client: request.clientAddress, now: now, started: monotonic.seconds(),
+      forwarder: forwarder)
     exchange.trace = TraceContext.make(appFields: request.headers, random: &requestIDs)
     inFlight[ObjectIdentifier(request)] = exchange
     metrics.inFlight.add(1)
@@ -222,19 +217,14 @@ final class Worker {
     let instant = monotonic.seconds()
     switch admission.admit(exchange, app: exchange.app, limits: limits, now: instant) {
     case .admitted:
-      exchange.admitted = true
+      exchange.lifecycle.admit()
       dispatch(exchange, now: now)
     case .refused(let retryAfter):
       rateLimited(exchange, retryAfter: retryAfter, why: "too many requests are waiting")
     case .queued:
       metrics.admissionQueued.add(1)
-      exchange.timer = Timer(loop: loop) { [weak self, weak exchange] in
-        guard let self, let exchange, !exchange.finished, self.admission.remove(exchange, app: exchange.app) else { return }
-        self.metrics.admissionQueued.add(-1)
-        let retryAfter = self.admission.retryAfter(app: exchange.app, now: monotonic.seconds())
-        self.rateLimited(exchange, retryAfter: retryAfter, why: "waited --timeout (\(self.config.timeout)s)")
-      }
-      exchange.timer?.schedule(after: config.timeout)
+      exchange.lifecycle.queue()
+      schedule(exchange, after: config.timeout)
       pumpAdmission()
     }
   }
@@ -254,8 +244,8 @@ final class Worker {
     let now = clock.now()
     for exchange in ready {
       metrics.admissionQueued.add(-1)
-      exchange.admitted = true
-      if exchange.finished {
+      exchange.lifecycle.admit()
+      if exchange.isFinished {
         admission.release(exchange)
         continue
       }
@@ -291,22 +281,45 @@ final class Worker {
 
   /// Sends the exchange with the current token, or makes it wait for one.
   private func dispatch(_ exchange: Exchange, now: Double) {
-    switch token {
-    case .usable(let snapshot) where snapshot.isUsable(at: now) && snapshot.generation >= exchange.minimumGeneration:
-      forwarder.forward(exchange, token: snapshot)
-    case .unavailable(let failure):
-      forwarder.fail(exchange, .noToken(failure))
-    case .starting, .usable:
-      // No token yet, or ours expired: never send an expired one; wait (bounded) for the next.
+    forwarder.perform(exchange, exchange.lifecycle.offer(token, now: now))
+  }
+
+  /// The lifecycle's actions that are the worker's to do; the rest are the forwarder's.
+  private func perform(_ exchange: Exchange, _ action: ExchangeLifecycle.Action) {
+    switch action {
+    case .waitForToken:
       wait(exchange)
+    case .replay(let generation):
+      metrics.reauths.add(1)
+      tokenRejected(exchange, generation: generation)
+    case .retry(let delay):
+      schedule(exchange, after: delay)
+    case .admissionExpired:
+      guard admission.remove(exchange, app: exchange.app) else { return }
+      metrics.admissionQueued.add(-1)
+      let retryAfter = admission.retryAfter(app: exchange.app, now: monotonic.seconds())
+      rateLimited(exchange, retryAfter: retryAfter, why: "waited --timeout (\(config.timeout)s)")
+    default:
+      forwarder.perform(exchange, action)
     }
+  }
+
+  /// Runs the exchange's one timer; when it goes off, the lifecycle's phase says what it bounded.
+  private func schedule(_ exchange: Exchange, after seconds: Double) {
+    if exchange.timer == nil {
+      exchange.timer = Timer(loop: loop) { [weak self, weak exchange] in
+        guard let self, let exchange else { return }
+        self.perform(exchange, exchange.lifecycle.timerFired(token: self.token, now: self.clock.now()))
+      }
+    }
+    exchange.timer?.schedule(after: seconds)
   }
 
   /// A 401 answered a token: ask for a newer one (the control thread renews it once for all)
   /// and replay when it comes.
   private func tokenRejected(_ exchange: Exchange, generation: UInt64) {
     if case .usable(let snapshot) = token, snapshot.generation > generation, snapshot.isUsable(at: clock.now()) {
-      forwarder.forward(exchange, token: snapshot)
+      dispatch(exchange, now: clock.now())
       return
     }
     if case .usable(let snapshot) = token, snapshot.generation == generation {
@@ -317,25 +330,11 @@ final class Worker {
     wait(exchange)
   }
 
-  /// Another attempt after `delay`, with the token current then.
-  private func retry(_ exchange: Exchange, after delay: Double) {
-    exchange.timer = Timer(loop: loop) { [weak self, weak exchange] in
-      guard let self, let exchange, !exchange.finished else { return }
-      self.dispatch(exchange, now: self.clock.now())
-    }
-    exchange.timer?.schedule(after: delay)
-  }
-
   private func wait(_ exchange: Exchange) {
     waiting.append(exchange)
-    exchange.timer = Timer(loop: loop) { [weak self, weak exchange] in
-      guard let self, let exchange else { return }
-      self.waiting.removeAll { $0 === exchange }
-      self.forwarder.fail(exchange, .noToken("none could be had within --timeout (\(self.config.timeout)s)"))
-    }
     // A little past --timeout: a login that fails at its own --timeout deadline then reaches
     // the waiting requests first, with its cause, instead of racing this generic answer.
-    exchange.timer?.schedule(after: config.timeout + 1)
+    schedule(exchange, after: config.timeout + 1)
     if !askedForToken {
       askedForToken = true
       control.send(.tokenNeeded)
@@ -343,18 +342,19 @@ final class Worker {
   }
 
   private func clientGone(_ exchange: Exchange) {
-    waiting.removeAll { $0 === exchange }
-    if !exchange.admitted, admission.remove(exchange, app: exchange.app) { metrics.admissionQueued.add(-1) }
+    if !exchange.lifecycle.admitted, admission.remove(exchange, app: exchange.app) { metrics.admissionQueued.add(-1) }
     forwarder.clientGone(exchange)
   }
 
   private func finished(_ exchange: Exchange, status: Int, error: String?) {
     inFlight[ObjectIdentifier(exchange.request)] = nil
+    // One that waited for a token and ended otherwise (its timer, its app gone) leaves the line.
+    if !waiting.isEmpty { waiting.removeAll { $0 === exchange } }
     metrics.inFlight.add(-1)
     metrics.recordRequest(method: exchange.method, status: status)
     if let app = exchange.app { metrics.apps.recordRequest(app: app, status: status) }
     accessLog.append(exchange.logEntry(status: status, error: error, now: monotonic.seconds()))
-    if exchange.admitted {
+    if exchange.lifecycle.admitted {
       admission.release(exchange)
       pumpAdmission()
     }
@@ -371,20 +371,16 @@ final class Worker {
       let ready = waiting
       waiting.removeAll()
       let now = clock.now()
-      for exchange in ready where !exchange.finished {
+      for exchange in ready where !exchange.isFinished {
         exchange.timer?.cancel()
-        if snapshot.isUsable(at: now) && snapshot.generation >= exchange.minimumGeneration {
-          forwarder.forward(exchange, token: snapshot)
-        } else {
-          wait(exchange)
-        }
+        dispatch(exchange, now: now)
       }
     case .tokenUnavailable(let failure):
       token = .unavailable(failure)
       askedForToken = false
       let refused = waiting
       waiting.removeAll()
-      for exchange in refused { forwarder.fail(exchange, .noToken(failure)) }
+      for exchange in refused { dispatch(exchange, now: clock.now()) }
     case .drain:
       draining = true
       connections.stopAccepting()
