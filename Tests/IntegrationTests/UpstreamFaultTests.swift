@@ -18,89 +18,44 @@ final class FaultServer: @unchecked Sendable {
     case garbage
   }
 
-  let port: Int
-  private let listener: Int32
+  var port: Int { listener.port }
+  private let listener: ThreadedListener
   private let lock = NSLock()
   private var mode: Mode
-  private var running = true
-  /// Every socket opened for a connection; shut down by `dropConnections`, closed by `stop`.
-  private var sockets: [Int32] = []
-  private var threads = 0
-  private(set) var accepted = 0
 
   init(_ mode: Mode) throws {
-    let bound = try ListeningSocket.bind(host: "127.0.0.1", port: 0, reusePort: false)
-    listener = bound.fd
-    port = bound.port
     self.mode = mode
-    spawn { [self] in acceptLoop() }
+    listener = try ThreadedListener()
+    listener.start { [self] fd in connection(fd, mode: lock.withLock { self.mode }) }
   }
 
   deinit { stop() }
 
-  var acceptedCount: Int { lock.withLock { accepted } }
+  var acceptedCount: Int { listener.acceptedCount }
 
   func setMode(_ mode: Mode) { lock.withLock { self.mode = mode } }
 
   /// Cuts every connection open now (both directions, no answer).
-  func dropConnections() {
-    lock.withLock { for fd in sockets { shutdown(fd, Int32(SHUT_RDWR)) } }
-  }
+  func dropConnections() { listener.dropConnections() }
 
   /// Stops listening, cuts every connection, waits for the threads, closes the sockets.
-  func stop() {
-    let wasRunning = lock.withLock { () -> Bool in
-      defer { running = false }
-      return running
-    }
-    guard wasRunning else { return }
-    dropConnections()
-    _ = eventually(timeout: 5) { lock.withLock { threads == 0 } }
-    lock.withLock {
-      for fd in sockets { close(fd) }
-      sockets.removeAll()
-    }
-    close(listener)
-  }
+  func stop() { listener.stop() }
 
-  private func spawn(_ body: @escaping @Sendable () -> Void) {
-    lock.withLock { threads += 1 }
-    Thread { [self] in
-      body()
-      lock.withLock { threads -= 1 }
-    }.start()
-  }
-
-  private func acceptLoop() {
-    while lock.withLock({ running }) {
-      var ready = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
-      guard poll(&ready, 1, 50) > 0 else { continue }
-      let fd = accept(listener, nil, nil)
-      guard fd >= 0 else { continue }
-      let current: Mode? = lock.withLock {
-        guard running else { return nil }
-        accepted += 1
-        sockets.append(fd)
-        return mode
+  /// What to do with a connection accepted in this mode.
+  private func connection(_ fd: Int32, mode: Mode) -> @Sendable () -> Void {
+    switch mode {
+    case .silent:
+      return { [self] in drain(fd) }
+    case .garbage:
+      return { [self] in
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        _ = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        write(fd, Array("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\r\nthis is not TLS\r\n".utf8))
+        shutdown(fd, Int32(SHUT_RDWR))
+        drain(fd)
       }
-      guard let current else {
-        close(fd)
-        return
-      }
-      switch current {
-      case .silent:
-        spawn { [self] in drain(fd) }
-      case .garbage:
-        spawn { [self] in
-          var buffer = [UInt8](repeating: 0, count: 4096)
-          _ = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-          write(fd, Array("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\r\nthis is not TLS\r\n".utf8))
-          shutdown(fd, Int32(SHUT_RDWR))
-          drain(fd)
-        }
-      case .relay(let target):
-        spawn { [self] in relay(fd, to: target) }
-      }
+    case .relay(let target):
+      return { [self] in relay(fd, to: target) }
     }
   }
 
@@ -122,17 +77,13 @@ final class FaultServer: @unchecked Sendable {
   private func relay(_ client: Int32, to target: Int) {
     let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     let connected = connectIPv4(upstream, port: target)
-    let registered = lock.withLock { () -> Bool in
-      guard running else { return false }
-      sockets.append(upstream)
-      return true
-    }
+    let registered = listener.track(upstream)
     guard registered, connected == 0 else {
       if !registered { close(upstream) }
       shutdown(client, Int32(SHUT_RDWR))
       return
     }
-    spawn { [self] in pump(from: upstream, to: client) }
+    listener.spawn { [self] in pump(from: upstream, to: client) }
     pump(from: client, to: upstream)
   }
 

@@ -18,30 +18,23 @@ final class RecordingUpstream: @unchecked Sendable {
     var withoutCloseNotify = false
   }
 
-  let port: Int
+  var port: Int { listener.port }
   let caPath: String
   var baseURL: String { "https://localhost:\(port)" }
 
-  private let listener: Int32
+  private let listener: ThreadedListener
   private let tls: TLSServerContext
   private let lock = NSLock()
-  private let ready = NSCondition()
-  private var running = true
   private var answers: [Answer] = []
   private var recorded: [[UInt8]] = []
-  private var sockets: [Int32] = []
-  private var threads = 0
-  private var connections = 0
 
   init() throws {
     let directory = temporaryDirectory("recording-upstream")
     try ThrowawayPKI.make(in: directory, caName: "recording upstream CA")
     caPath = directory + "/ca.pem"
     tls = try TLSServerContext(certificatePath: directory + "/server.pem", keyPath: directory + "/server-key.pem")
-    let bound = try ListeningSocket.bind(host: "127.0.0.1", port: 0, reusePort: false)
-    listener = bound.fd
-    port = bound.port
-    spawn { [self] in acceptLoop() }
+    listener = try ThreadedListener()
+    listener.start { [self] fd in { [self] in serve(fd) } }
   }
 
   deinit { stop() }
@@ -59,46 +52,9 @@ final class RecordingUpstream: @unchecked Sendable {
   var requests: [[UInt8]] { lock.withLock { recorded } }
 
   /// TCP connections accepted so far (the login's included).
-  var connectionCount: Int { lock.withLock { connections } }
+  var connectionCount: Int { listener.acceptedCount }
 
-  func stop() {
-    let wasRunning = lock.withLock { () -> Bool in
-      defer { running = false }
-      return running
-    }
-    guard wasRunning else { return }
-    lock.withLock { for fd in sockets { shutdown(fd, Int32(SHUT_RDWR)) } }
-    _ = eventually(timeout: 5) { lock.withLock { threads == 0 } }
-    close(listener)
-  }
-
-  private func spawn(_ body: @escaping @Sendable () -> Void) {
-    lock.withLock { threads += 1 }
-    Thread { [self] in
-      body()
-      lock.withLock { threads -= 1 }
-    }.start()
-  }
-
-  private func acceptLoop() {
-    while lock.withLock({ running }) {
-      var pending = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
-      guard poll(&pending, 1, 50) > 0 else { continue }
-      let fd = accept(listener, nil, nil)
-      guard fd >= 0 else { continue }
-      let registered = lock.withLock { () -> Bool in
-        guard running else { return false }
-        connections += 1
-        sockets.append(fd)
-        return true
-      }
-      guard registered else {
-        close(fd)
-        return
-      }
-      spawn { [self] in serve(fd) }
-    }
-  }
+  func stop() { listener.stop() }
 
   /// One connection: TLS, then request after request until an answer closes it or the peer leaves.
   private func serve(_ fd: Int32) {
@@ -129,13 +85,7 @@ final class RecordingUpstream: @unchecked Sendable {
     }
   }
 
-  private func finish(_ fd: Int32) {
-    shutdown(fd, Int32(SHUT_RDWR))
-    lock.withLock {
-      sockets.removeAll { $0 == fd }
-      close(fd)
-    }
-  }
+  private func finish(_ fd: Int32) { listener.close(fd) }
 
   private static let loginAnswer: [UInt8] = {
     let body =
