@@ -1,7 +1,7 @@
 import CEvent
 import Glibc
 
-/// Accepts connections on a listening socket (SO_REUSEPORT, one per worker) with libevent's
+/// Accepts connections on the worker's descriptor of the shared listening socket with libevent's
 /// listener, and hands each new one over as a `ClientSocket`.
 ///
 /// It pauses instead of spinning: when the owner says the connection limit is reached
@@ -39,8 +39,9 @@ public final class Acceptor {
     self.clock = clock
     self.onAccept = onAccept
     // Context: unretained self; the listener is freed in deinit/stop, before self goes.
-    // Backlog -1: the socket already listens. The socket is this worker's own (SO_REUSEPORT):
-    // freeing the listener closes it, so the kernel refuses new connections once we drain.
+    // Backlog -1: the socket already listens. The descriptor is this worker's own (a dup of the
+    // one socket): freeing the listener closes it, and once every worker has (drain) the
+    // kernel refuses new connections.
     guard
       let listener = evconnlistener_new(
         loop.base, acceptTrampoline, Unmanaged.passUnretained(self).toOpaque(), UInt32(LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_CLOSE_ON_FREE),

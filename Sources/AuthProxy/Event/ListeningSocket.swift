@@ -2,7 +2,8 @@ import CShims
 import Glibc
 
 /// A bound, listening TCP socket, made before any loop serves it so that several workers can
-/// share one port (SO_REUSEPORT) even when the port is chosen by the kernel (port 0).
+/// share it (each on a dup of its descriptor) even when the port is chosen by the kernel (port
+/// 0). `reusePort` lets other sockets bind the same port (SO_REUSEPORT).
 public enum ListeningSocket {
   /// Binds `host:port` (IPv4 or IPv6 literal, or `localhost`) and listens. Returns the fd and
   /// the port actually bound.

@@ -123,11 +123,13 @@ public final class ProxyRuntime: Sendable {
     } else {
       unixSocketPath = nil
       do {
-        let first = try ListeningSocket.bind(host: config.listen.host, port: config.listen.port, reusePort: true)
+        // One socket, one accept queue, each worker listening on its own descriptor of it: the
+        // worker that is free takes the next client (nginx's default). SO_REUSEPORT sockets,
+        // one per worker, had the kernel hash clients evenly, so a worker whose core was busy
+        // kept its share waiting while the other idled (bench/README.md, two workers).
+        let first = try ListeningSocket.bind(host: config.listen.host, port: config.listen.port, reusePort: false)
         listenSockets.append(first.fd)
-        for _ in 1..<config.workers {
-          listenSockets.append(try ListeningSocket.bind(host: config.listen.host, port: first.port, reusePort: true).fd)
-        }
+        for _ in 1..<config.workers { listenSockets.append(fcntl(first.fd, F_DUPFD_CLOEXEC, 0)) }
         proxyPort = first.port
       } catch {
         for fd in listenSockets { close(fd) }
