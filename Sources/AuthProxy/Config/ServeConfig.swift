@@ -575,11 +575,6 @@ extension ServeConfig {
   }
 }
 
-/// The version `authproxy version` prints and the default User-Agent carries.
-public enum AuthProxyVersion {
-  public static let current = "0.1.0"
-}
-
 extension ServeConfig {
   /// `--database-url` and its companions: required with `--credentials db:`, checked here once.
   fileprivate static func loadDatabase(
