@@ -44,6 +44,34 @@ private func sample(_ text: String, _ name: String) -> Double? {
     #expect(proxy.logs.all.filter { $0.contains("reached --max-connections") }.count == 1, "said once a minute at most")
   }
 
+  /// The workers share one listening socket: a client that arrives while one worker is at its
+  /// share of --max-connections is taken by the other, which has room. (With one SO_REUSEPORT
+  /// socket per worker, the kernel sent half such clients to the full worker's queue, where
+  /// they waited for one of its connections to close.)
+  @Test func aClientArrivingWhileOneWorkerIsFullIsTakenByTheOther() throws {
+    let proxy = try ProxyHarness(workers: 2, flags: ["max-connections": "2"])
+    defer { proxy.stop() }
+    #expect(eventually { (try? proxy.admin("/readyz").status) == 200 })
+    // Each round: two keep-alive clients, one per worker (1 connection each), both answered
+    // at once; then both leave. Under the old sockets each round's second client had an even
+    // chance of waiting the whole read timeout.
+    for round in 1...4 {
+      var open: [RawConnection] = []
+      for _ in 0..<2 {
+        let connection = try RawConnection(port: proxy.port, timeoutSeconds: 10)
+        try connection.send(requestBytes(method: "GET", target: "/api/v1/echo"))
+        #expect(try connection.readResponse().status == 200, "round \(round)")
+        open.append(connection)
+      }
+      for connection in open { connection.shutdown() }
+      #expect(
+        eventually {
+          guard let text = try? proxy.admin("/metrics").text else { return false }
+          return sample(text, "authproxy_client_connections") == 0
+        })
+    }
+  }
+
   /// The case: an fd limit of a few dozen and more clients than that. The default
   /// --max-connections (derived from the limit) keeps descriptors for the admin listener.
   @Test func theDefaultLimitKeepsTheAdminListenerAnsweringUnderAnFdLimit() throws {
