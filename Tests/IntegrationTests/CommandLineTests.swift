@@ -246,8 +246,11 @@ extension CommandLineTests {
     #expect(run.stderr.contains("--client-cert"))
   }
 
-  @Test func aPortInUseExits69NamingTheListenerFlag() throws {
-    let (fd, port) = try ListeningSocket.bind(host: "127.0.0.1", port: 0, reusePort: false)
+  /// Also when the holder set SO_REUSEPORT (another proxy, or an authproxy from before the
+  /// workers shared one socket): the listener does not set it, so two instances never split a
+  /// port's clients between them silently.
+  @Test(arguments: [false, true]) func aPortInUseExits69NamingTheListenerFlag(holderReusesPort: Bool) throws {
+    let (fd, port) = try ListeningSocket.bind(host: "127.0.0.1", port: 0, reusePort: holderReusesPort)
     defer { close(fd) }
     for (flag, other) in [("--listen", "--admin-listen"), ("--admin-listen", "--listen")] {
       let run = try runBinary(
