@@ -41,6 +41,22 @@ import Testing
     }
 
     func sweep() { connections.sweep(headerTimeout: 2, bodyTimeout: 2, idleTimeout: 2) }
+
+    /// After a 408 refusal: the answer is written, the connection closed by the proxy and let
+    /// go by the next sweep, and no request reached the worker. Returns what `client` read.
+    @discardableResult
+    func expectAnswered408AndClosed(
+      _ client: RawConnection, sourceLocation: SourceLocation = #_sourceLocation
+    ) -> (text: String, closedByPeer: Bool) {
+      #expect(run { self.connections.pendingOutput == 0 }, "the answer was written", sourceLocation: sourceLocation)
+      sweep()
+      #expect(connections.count == 0, "closed after the answer, and let go by the next sweep", sourceLocation: sourceLocation)
+      let answer = client.readUntilClosed()
+      let text = String(decoding: answer.bytes, as: UTF8.self)
+      #expect(text.hasPrefix("HTTP/1.1 408 "), "\(text)", sourceLocation: sourceLocation)
+      #expect(requests.isEmpty, "nothing reached the worker", sourceLocation: sourceLocation)
+      return (text, answer.closedByPeer)
+    }
   }
 
   @Test func aHeadStillArrivingIsRefusedWith408OnlyOnceTheHeaderTimeoutHasPassed() throws {
@@ -63,15 +79,9 @@ import Testing
     #expect(refusal.error.code == "request_timeout")
     #expect(refusal.error.message.contains("head"))
     #expect(refusal.method == "GET" && refusal.target == "/api/v1/echo", "the request line was read")
-    #expect(listener.run { listener.connections.pendingOutput == 0 }, "the answer was written")
-    listener.sweep()
-    #expect(listener.connections.count == 0, "closed after the answer, and let go by the next sweep")
-    let answer = client.readUntilClosed()
+    let answer = listener.expectAnswered408AndClosed(client)
     #expect(answer.closedByPeer)
-    let text = String(decoding: answer.bytes, as: UTF8.self)
-    #expect(text.hasPrefix("HTTP/1.1 408 "), "\(text)")
-    #expect(text.contains("request_timeout"))
-    #expect(listener.requests.isEmpty, "nothing reached the worker")
+    #expect(answer.text.contains("request_timeout"))
   }
 
   @Test func aBodyStillArrivingIsRefusedWith408OnlyOnceTheBodyTimeoutHasPassed() throws {
@@ -87,11 +97,7 @@ import Testing
     let refusal = try #require(listener.refusals.first)
     #expect(refusal.error.status == 408)
     #expect(refusal.error.message.contains("body"))
-    #expect(listener.run { listener.connections.pendingOutput == 0 })
-    listener.sweep()
-    #expect(listener.connections.count == 0)
-    #expect(String(decoding: client.readUntilClosed().bytes, as: UTF8.self).hasPrefix("HTTP/1.1 408 "))
-    #expect(listener.requests.isEmpty)
+    listener.expectAnswered408AndClosed(client)
   }
 
   @Test func aHeadThatCompletesInTimeIsHandedOnAndNeverTimedOut() throws {
