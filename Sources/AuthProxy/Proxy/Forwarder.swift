@@ -137,9 +137,12 @@ final class Forwarder {
 
   /// The attempt's answer has a head: pass it on, or drop it for a replay or a retry.
   fileprivate func attemptHead(_ exchange: Exchange, _ transfer: UpstreamTransfer, status: Int, headers: HTTPFields, contentLength: Int?) {
-    if status == 429, let onThrottled, let seconds = Forwarder.retryAfter(headers) { onThrottled(seconds) }
+    // A 429's Retry-After is read once: it pauses new sends and bounds this request's retry.
+    let throttle = status == 429 ? Forwarder.retryAfter(headers) : nil
+    if let throttle, let onThrottled { onThrottled(throttle) }
     switch exchange.lifecycle.head(
-      status: status, retryAfter: Forwarder.retryAfter(headers), budget: budget, now: clock.seconds())
+      status: status, retryAfter: status == 429 ? throttle : Forwarder.retryAfter(headers), budget: budget,
+      now: clock.seconds())
     {
     case .streamHead:
       let named = rewrite.connectionNamed(headers)
