@@ -13,3 +13,20 @@ int ap_peer_uid(int fd, unsigned int *uid) {
 int ap_unix_stream_socket(int nonblocking) {
   return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
 }
+
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+
+int ap_tcp_push_if_idle(int fd) {
+  int queued = 0, unsent = 0;
+  if (ioctl(fd, SIOCOUTQ, &queued) != 0) return -1;
+  if (queued == 0) return 0;
+  if (ioctl(fd, SIOCOUTQNSD, &unsent) != 0) return -1;
+  // Nothing held back, or bytes in flight: their acknowledgement sends the rest (TCP_NODELAY).
+  if (unsent == 0 || unsent < queued) return 0;
+  int one = 1;
+  // Setting TCP_NODELAY (already set) sends what is pending now.
+  return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0 ? 1 : -1;
+}

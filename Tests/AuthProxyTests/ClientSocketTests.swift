@@ -66,4 +66,88 @@ import Testing
     #expect(pendingWhenDrained.last == 0)
     #expect(received == payload, "every byte, in order")
   }
+
+  /// Bytes of a reply that goes on are written with MSG_MORE (the kernel may hold a partial
+  /// segment back for the next write), but never left held while nothing is in flight: no
+  /// acknowledgement would come to send them, and TCP would sit on them for its probe timer
+  /// (200 ms or more), a stall in every streamed reply whose upstream pauses. (Without the
+  /// push, the kernel of Debian 12 still holds the 1000 bytes when this test looks.)
+  @Test func bytesOfAReplyThatGoesOnAreNotHeldBackWhileNothingIsInFlight() throws {
+    let (proxySide, appSide) = try Self.tcpPair()
+    defer { close(appSide) }
+    let loop = try EventLoop()
+    let socket = ClientSocket(loop: loop, fd: proxySide, peer: ("test", 0), scratch: ReadScratch())
+    defer { socket.close() }
+    let part = [UInt8](repeating: 0x61, count: 1000)
+    for round in 1...3 {
+      part.withUnsafeBytes { socket.write($0, more: true) }
+      #expect(Self.unsentBytes(proxySide) == 0, "round \(round): the kernel still holds bytes nobody will send")
+      #expect(Self.readExactly(appSide, count: part.count) == part, "round \(round)")
+    }
+    // The reply's last bytes: no MSG_MORE at all.
+    part.withUnsafeBytes { socket.write($0) }
+    #expect(Self.unsentBytes(proxySide) == 0)
+    #expect(Self.readExactly(appSide, count: part.count) == part)
+  }
+
+  /// A Unix socket has no segments to fill: `more` changes nothing there.
+  @Test func moreIsIgnoredOnAUnixSocket() throws {
+    var fds: [Int32] = [0, 0]
+    #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+    defer { close(fds[1]) }
+    let loop = try EventLoop()
+    let socket = ClientSocket(loop: loop, fd: fds[0], peer: ("test", 0), scratch: ReadScratch())
+    socket.identifyUnixPeer(fds[0])
+    defer { socket.close() }
+    let part = [UInt8](repeating: 0x63, count: 1000)
+    part.withUnsafeBytes { socket.write($0, more: true) }
+    #expect(Self.readExactly(fds[1], count: part.count) == part)
+  }
+
+  /// A connected loopback TCP pair, the proxy's side non-blocking with TCP_NODELAY as the
+  /// acceptor sets it.
+  static func tcpPair() throws -> (proxy: Int32, app: Int32) {
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(listener) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+    }
+    try #require(bound && listen(listener, 1) == 0)
+    let app = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let connected = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(app, $0, length) == 0 }
+    }
+    try #require(connected)
+    let proxy = accept(listener, nil, nil)
+    try #require(proxy >= 0)
+    var one: Int32 = 1
+    setsockopt(proxy, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    _ = fcntl(proxy, F_SETFL, fcntl(proxy, F_GETFL) | O_NONBLOCK)
+    return (proxy, app)
+  }
+
+  /// Bytes written to a TCP socket that the kernel has not sent yet (SIOCOUTQNSD).
+  static func unsentBytes(_ fd: Int32) -> Int {
+    var unsent: Int32 = -1
+    let SIOCOUTQNSD: UInt = 0x894B  // linux/sockios.h
+    return ioctl(fd, SIOCOUTQNSD, &unsent) == 0 ? Int(unsent) : -1
+  }
+
+  /// Reads exactly `count` bytes, waiting for them (5 s at most: then what arrived).
+  static func readExactly(_ fd: Int32, count: Int) -> [UInt8] {
+    var received: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: count)
+    while received.count < count {
+      var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+      guard poll(&poller, 1, 5000) == 1 else { break }
+      let n = Glibc.read(fd, &chunk, count - received.count)
+      guard n > 0 else { break }
+      received.append(contentsOf: chunk[0..<n])
+    }
+    return received
+  }
 }

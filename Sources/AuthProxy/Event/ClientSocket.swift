@@ -1,4 +1,5 @@
 import CEvent
+import CShims
 import Glibc
 
 /// A non-blocking socket whose libevent read and write events call `readable()` and
@@ -68,6 +69,10 @@ public final class ClientSocket: PolledSocket {
   private var written = 0
   private var readPaused = false
   private var closeWhenFlushed = false
+  /// TCP, not a Unix socket: MSG_MORE applies.
+  private var isTCP = true
+  /// The last write said the reply goes on (`write(_:more:)`).
+  private var moreFollows = false
   public private(set) var isClosed = false
   /// When the socket last took output or output began to wait (monotonic, `clock`): a write
   /// stall check, meaningful while `pendingOutput > 0`.
@@ -97,6 +102,7 @@ public final class ClientSocket: PolledSocket {
 
   /// A Unix-socket peer is known by its uid: `unix:uid=1001` in the access log.
   func identifyUnixPeer(_ fd: Int32) {
+    isTCP = false
     peerUID = ListeningSocket.peerUID(fd)
     peer = (peerUID.map { "unix:uid=\($0)" } ?? "unix", 0)
   }
@@ -126,13 +132,22 @@ public final class ClientSocket: PolledSocket {
   public var pendingOutput: Int { output.count - written }
 
   /// Writes what the socket takes now and keeps a copy of the rest for later.
-  public func write(_ bytes: UnsafeRawBufferPointer) {
+  ///
+  /// `more`: the reply goes on after these bytes (a body still arriving from the upstream). On
+  /// TCP they are then sent with MSG_MORE: the kernel may hold a partial segment back until the
+  /// next write or the peer's next acknowledgement fills it, so a large body reaches the reader
+  /// in full segments, not in one small segment per upstream read (a client reading 1 MiB woke
+  /// 16-20 times instead of 12, as it does behind nginx and HAProxy). Bytes are never held while
+  /// nothing is in flight: no acknowledgement would come to send them.
+  public func write(_ bytes: UnsafeRawBufferPointer, more: Bool = false) {
     guard !isClosed, !bytes.isEmpty else { return }
+    moreFollows = more && isTCP
+    let flags = sendFlags
     var offset = 0
     if written == output.count {
       // Nothing waiting: straight from the caller's buffer, no copy.
       while offset < bytes.count {
-        let n = send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+        let n = send(fd, bytes.baseAddress! + offset, bytes.count - offset, flags)
         if n > 0 {
           offset += n
         } else if n < 0 && errno == EINTR {
@@ -144,7 +159,8 @@ public final class ClientSocket: PolledSocket {
         }
       }
       if offset == bytes.count {
-        if closeWhenFlushed { shut() }
+        if closeWhenFlushed { return shut() }
+        if moreFollows { _ = ap_tcp_push_if_idle(fd) }
         return
       }
       output.removeAll(keepingCapacity: true)
@@ -159,7 +175,7 @@ public final class ClientSocket: PolledSocket {
 
   private func flush() {
     while written < output.count {
-      let n = output.withUnsafeBytes { raw in send(fd, raw.baseAddress! + written, raw.count - written, Int32(MSG_NOSIGNAL)) }
+      let n = output.withUnsafeBytes { raw in send(fd, raw.baseAddress! + written, raw.count - written, sendFlags) }
       if n > 0 {
         written += n
         lastWriteProgress = clock.seconds()
@@ -175,7 +191,10 @@ public final class ClientSocket: PolledSocket {
     output.removeAll(keepingCapacity: output.capacity <= 256 * 1024)
     written = 0
     if closeWhenFlushed { return shut() }
+    if moreFollows { _ = ap_tcp_push_if_idle(fd) }
   }
+
+  private var sendFlags: Int32 { moreFollows ? Int32(MSG_NOSIGNAL | MSG_MORE) : Int32(MSG_NOSIGNAL) }
 
   override func writable() {
     let before = pendingOutput

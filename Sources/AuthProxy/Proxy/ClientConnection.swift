@@ -189,7 +189,8 @@ final class ClientConnection: EndOfPassTask {
     flushScheduled = false
     guard !queued.isEmpty, !socket.isClosed else { return }
     flushes += 1
-    queued.withUnsafeBytes { socket.write($0) }
+    // A reply still under way (its request is current): more body follows these bytes.
+    queued.withUnsafeBytes { socket.write($0, more: current != nil) }
     queued.removeAll(keepingCapacity: queued.capacity <= 256 * 1024)
     // The socket took enough at once that it will not call back: whoever waits for the output
     // to drain (a paused upstream) hears it now.

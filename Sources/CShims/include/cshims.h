@@ -111,4 +111,10 @@ int ap_peer_uid(int fd, unsigned int *uid);
 /// A close-on-exec Unix stream socket, non-blocking when asked; -1 with errno.
 int ap_unix_stream_socket(int nonblocking);
 
+/// For a TCP socket (TCP_NODELAY) written with MSG_MORE: when the kernel holds bytes back for a
+/// fuller segment and nothing is in flight, no acknowledgement will come to send them (TCP would
+/// wait for its probe timer, 200 ms or more), so they are sent now. 0: nothing to do, 1: sent,
+/// -1 with errno.
+int ap_tcp_push_if_idle(int fd);
+
 #endif
