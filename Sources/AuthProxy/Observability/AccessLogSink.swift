@@ -74,15 +74,22 @@ public final class AccessLogSink: Sendable {
   }
 
   /// Queues whole lines for the writer thread; returns at once. Past the buffer, the lines are
-  /// dropped and counted.
+  /// dropped and counted: the whole lines that fit wait, the later ones go. (A worker hands over
+  /// up to 64 KiB at once: with a smaller `--access-log-buffer`, a batch dropped whole lost
+  /// every line of a busy second while the disk was fine.)
   public func write(_ bytes: [UInt8]) {
     let queued = state.withLock { state -> Bool in
-      guard state.queuedBytes + bytes.count <= bufferBytes else {
-        state.stats.droppedLines += AccessLogSink.lines(in: bytes[...])
-        return false
+      let room = bufferBytes - state.queuedBytes
+      if bytes.count <= room {
+        state.queue.append(bytes)
+        state.queuedBytes += bytes.count
+        return true
       }
-      state.queue.append(bytes)
-      state.queuedBytes += bytes.count
+      let fit = room > 0 ? (bytes[..<room].lastIndex(of: 0x0A).map { $0 + 1 } ?? 0) : 0
+      state.stats.droppedLines += AccessLogSink.lines(in: bytes[fit...])
+      guard fit > 0 else { return false }
+      state.queue.append(Array(bytes[..<fit]))
+      state.queuedBytes += fit
       return true
     }
     if queued { wake.signal() }
