@@ -204,11 +204,12 @@ func generateResponse(_ choices: inout Choices) -> GeneratedResponse {
   }
   for line in lines {
     bytes += line + lineEnd(&choices)
-    // What the parser keeps: every field but Content-Length, its value trimmed.
-    let text = String(decoding: line, as: UTF8.self)
-    let colon = text.firstIndex(of: ":")!
-    let name = String(text[..<colon])
-    if lower(name) != "content-length" { out.fields.append(name + ": " + trimOWS(text[text.index(after: colon)...])) }
+    // What the parser keeps: every field but Content-Length, its value trimmed. The colon is
+    // found among the bytes: in a String, a combining mark right after it (obs-text such as
+    // CC 81) joins it into one Character that is not ":".
+    let colon = line.firstIndex(of: 0x3A)!
+    let name = String(decoding: line[..<colon], as: UTF8.self)
+    if lower(name) != "content-length" { out.fields.append(name + ": " + trimOWS(String(decoding: line[(colon + 1)...], as: UTF8.self))) }
   }
   bytes += lineEnd(&choices)
   out.bytes = bytes + body
