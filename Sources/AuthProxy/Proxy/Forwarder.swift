@@ -137,13 +137,10 @@ final class Forwarder {
 
   /// The attempt's answer has a head: pass it on, or drop it for a replay or a retry.
   fileprivate func attemptHead(_ exchange: Exchange, _ transfer: UpstreamTransfer, status: Int, headers: HTTPFields, contentLength: Int?) {
-    // A 429's Retry-After is read once: it pauses new sends and bounds this request's retry.
-    let throttle = status == 429 ? Forwarder.retryAfter(headers) : nil
-    if let throttle, let onThrottled { onThrottled(throttle) }
-    switch exchange.lifecycle.head(
-      status: status, retryAfter: status == 429 ? throttle : Forwarder.retryAfter(headers), budget: budget,
-      now: clock.seconds())
-    {
+    // Retry-After is read once: a 429's pauses new sends, and any bounds this request's retry.
+    let retryAfter = Forwarder.retryAfter(headers)
+    if status == 429, let retryAfter, let onThrottled { onThrottled(retryAfter) }
+    switch exchange.lifecycle.head(status: status, retryAfter: retryAfter, budget: budget, now: clock.seconds()) {
     case .streamHead:
       let named = rewrite.connectionNamed(headers)
       exchange.request.startStream(
