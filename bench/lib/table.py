@@ -266,6 +266,7 @@ def main(results_path, meta_path):
     except FileNotFoundError:
         pass
     ev_rows = {}  # event -> window kind -> [rows]
+    ev_pooled = {}  # (event, window kind) -> the windows' histograms added up
     if events:
         w(f"refresh and rotation (authproxy --workers 1, 200 B, c=32, {meta.get('event_window_s')} s windows; "
           f"each event window after a steady one on the same instance)")
@@ -288,7 +289,7 @@ def main(results_path, meta_path):
           "(the latency histograms of all the windows of one kind added up)")
         for ev, kinds in ev_rows.items():
             for kind, rows in kinds.items():
-                pooled = pool_histograms([r["histogram_counts"] for r in rows])
+                pooled = ev_pooled[ev, kind] = pool_histograms([r["histogram_counts"] for r in rows])
                 n = sum(c for _, c in pooled)
                 w(f"{ev:<16} {f'{len(rows)} {kind}':<8} {n:>9,} {fmt_ms(percentile(pooled, 99)):>7} "
                   f"{fmt_ms(percentile(pooled, 99.9)):>8} {fmt_ms(pooled[-1][0] if pooled else None):>7}")
@@ -391,8 +392,8 @@ def main(results_path, meta_path):
         steady, event = kinds.get("steady", []), kinds.get("event", [])
         if not steady or not event:
             continue
-        p_steady = percentile(pool_histograms([r["histogram_counts"] for r in steady]), 99.9)
-        p_event = percentile(pool_histograms([r["histogram_counts"] for r in event]), 99.9)
+        p_steady = percentile(ev_pooled[ev, "steady"], 99.9)
+        p_event = percentile(ev_pooled[ev, "event"], 99.9)
         if p_steady is None or p_event is None:  # no histograms (BENCH_HISTOGRAM unsupported): each window's own
             p_steady, p_event = med([r.get("p999_us") for r in steady]), med([r.get("p999_us") for r in event])
         steady_own = [r.get("p999_us") for r in steady if r.get("p999_us") is not None]
