@@ -104,23 +104,28 @@ import Testing
     #expect(Self.readExactly(fds[1], count: part.count) == part)
   }
 
-  /// A connected loopback TCP pair: the proxy's side accepted on a `ListeningSocket` (with what
-  /// it inherits from it, as the proxy's connections do) and non-blocking.
+  /// A connected loopback TCP pair, the proxy's side non-blocking with TCP_NODELAY as the
+  /// acceptor sets it.
   static func tcpPair() throws -> (proxy: Int32, app: Int32) {
-    let listener = try ListeningSocket.bind(host: "127.0.0.1", port: 0, reusePort: false)
-    defer { close(listener.fd) }
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(listener) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(listener.port).bigEndian)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+    }
+    try #require(bound && listen(listener, 1) == 0)
     let app = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     let connected = withUnsafePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(app, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(app, $0, length) == 0 }
     }
     try #require(connected)
-    // The listening socket is non-blocking; a loopback connect is complete when it returns.
-    let proxy = accept(listener.fd, nil, nil)
+    let proxy = accept(listener, nil, nil)
     try #require(proxy >= 0)
+    var one: Int32 = 1
+    setsockopt(proxy, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     _ = fcntl(proxy, F_SETFL, fcntl(proxy, F_GETFL) | O_NONBLOCK)
     return (proxy, app)
   }

@@ -103,7 +103,9 @@ public final class Acceptor {
 
   fileprivate func accepted(_ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: Int32) {
     backoff = Acceptor.firstBackoff
-    // TCP_NODELAY comes with the connection: the listening socket has it (ListeningSocket.bind).
+    var one: Int32 = 1
+    // Replies go out as soon as they are written; no waiting on Nagle's algorithm.
+    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     let socket = ClientSocket(loop: loop, fd: fd, peer: ClientSocket.describe(address), scratch: scratch, clock: clock)
     if let address, Int32(address.pointee.sa_family) == AF_UNIX { socket.identifyUnixPeer(fd) }
     onAccept(socket)

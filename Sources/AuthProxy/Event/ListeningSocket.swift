@@ -37,10 +37,6 @@ public enum ListeningSocket {
     guard fd >= 0 else { throw EventError("socket() failed: \(String(cString: strerror(errno)))") }
     var one: Int32 = 1
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-    // Every connection accepted here inherits TCP_NODELAY: replies go out as soon as they are
-    // written, not after the peer's delayed acknowledgement of an earlier part (the sandbox
-    // writes a reply as two TLS records: 40 ms a request through `authproxy dev` without it).
-    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     if reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) }
     let bound = withUnsafePointer(to: &storage) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, length) }
