@@ -89,6 +89,26 @@ def split_ratios(histograms, n, p, trials=200):
     return ratios[int(0.05 * (trials - 1))], ratios[int(0.95 * (trials - 1))]
 
 
+def round_ratios(runs, a, b, scenario):
+    """req/s of proxy a over proxy b, round by round (the two ran minutes apart at most, so a
+    slow spell of the machine weighs on both): [ratio], rounds where either is missing left out."""
+    rps = {}
+    for r in runs:
+        if r.get("scenario") == scenario and r.get("duration_us") and r.get("requests") is not None:
+            rps[r["proxy"], r.get("round")] = r["requests"] / (r["duration_us"] / 1e6)
+    return [rps[a, n] / rps[b, n] for (p, n) in sorted(rps, key=str) if p == a and (b, n) in rps and rps[b, n]]
+
+
+def median_band(xs, trials=2000):
+    """5th and 95th percentiles of the median of xs resampled with replacement (a fixed seed):
+    how far the median of this many rounds moves with the rounds' own spread. None under 3."""
+    if len(xs) < 3:
+        return None
+    rnd = random.Random(22)
+    meds = sorted(statistics.median(rnd.choices(xs, k=len(xs))) for _ in range(trials))
+    return meds[int(0.05 * (trials - 1))], meds[int(0.95 * (trials - 1))]
+
+
 def instructions_per_request(meta):
     """{proxy: instructions per request} from the callgrind stage (BENCH_INSTRUCTIONS=1), if it ran."""
     out = {}
@@ -365,10 +385,29 @@ def main(results_path, meta_path):
             "cpu_vs_nginx_2w": fmt_ratio(a["cpu_us_per_req"], n and n["cpu_us_per_req"]),
             "cpu_vs_haproxy_2t": fmt_ratio(a["cpu_us_per_req"], h and h["cpu_us_per_req"]),
         }
+        for peer, key in (("nginx-2w", "nginx_2w"), ("haproxy-2t", "haproxy_2t")):
+            ratios = round_ratios(runs, "authproxy-w2", peer, sc["name"])
+            band = median_band(ratios)
+            row[f"rps_vs_{key}_per_round"] = [round(x, 3) for x in ratios]
+            row[f"rps_vs_{key}_round_median"] = round(med(ratios), 3) if ratios else None
+            row[f"rps_vs_{key}_round_median_5_95"] = [round(band[0], 3), round(band[1], 3)] if band else None
         summary_w2[sc["name"]] = row
         w(f"{sc['label']:<16} {row['rps_vs_nginx_2w']:>8} {row['rps_vs_haproxy_2t']:>8} "
           f"{row['p99_vs_nginx_2w']:>8} {row['p99_vs_haproxy_2t']:>8} {row['cpu_vs_nginx_2w']:>8} "
           f"{row['cpu_vs_haproxy_2t']:>8}")
+    w("  req/s round by round (each ratio within one round), median and the 5-95 % band of that median:")
+    for sc in scenarios:
+        row = summary_w2.get(sc["name"])
+        if not row:
+            continue
+        parts = []
+        for key, label in (("nginx_2w", "nginx 2w"), ("haproxy_2t", "HAP 2t")):
+            ratios, band = row[f"rps_vs_{key}_per_round"], row[f"rps_vs_{key}_round_median_5_95"]
+            if ratios:
+                parts.append(f"vs {label} {row[f'rps_vs_{key}_round_median']:.2f}x"
+                             + (f" ({band[0]:.2f}-{band[1]:.2f})" if band else "")
+                             + f" over {len(ratios)}")
+        w(f"  {sc['label']:<14} " + "; ".join(parts))
     summary_c10k = {}
     a10 = c10k_stats.get("authproxy-c10k")
     if a10:
