@@ -43,6 +43,9 @@ public final class WorkerMetrics: Sendable {
     latency = (0...Self.latencyBuckets.count).map { _ in Counter() }
   }
 
+  /// Requests answered so far, whatever their method and status.
+  var answered: Int { requests.reduce(0) { $0 + $1.current } }
+
   func recordRequest(method: String, status: Int) {
     let m = Self.methods.firstIndex(of: method) ?? Self.methods.count - 1
     let c = min(max(status / 100 - 1, 0), Self.statusClasses.count - 1)

@@ -30,6 +30,8 @@ final class ControlLoop {
   /// `.workersStarted` arrived: `workers` is every worker there will be.
   private var workersKnown = false
   private var ageTimer: Timer?
+  private var trimTimer: Timer?
+  private var quietTrim = QuietTrim()
   private let accessLog: AccessLogSink
   /// A credential load runs on a thread of its own; one at a time, and a request that comes
   /// meanwhile (SIGHUP during a poll) runs after it.
@@ -98,6 +100,14 @@ final class ControlLoop {
       self.ageTimer?.schedule(after: 86400)
     }
     ageTimer?.schedule(after: 0)
+    trimTimer = Timer(loop: loop) { [unowned self] in
+      let activity = self.workerMetrics.reduce(0) { $0 + $1.answered }
+      let inFlight = self.workerMetrics.reduce(0) { $0 + $1.inFlight.current }
+      let held = self.workerMetrics.reduce(0) { $0 + $1.upstreamIdle.current + $1.clientConnections.current }
+      if self.quietTrim.due(activity: activity, inFlight: inFlight, held: held) { QuietTrim.releaseFreeMemory() }
+      self.trimTimer?.schedule(after: QuietTrim.tick)
+    }
+    trimTimer?.schedule(after: QuietTrim.tick)
     mailbox = try MailboxReceiver(loop: loop) { [unowned self] message in self.received(message) }
     apps = makeAppsReloader()
     refreshTimer = Timer(loop: loop) { [unowned self] in self.apply(.refreshDue) }

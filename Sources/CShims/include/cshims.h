@@ -105,6 +105,12 @@ void ap_set_thread_name(const char *name);
 /// The CPUs this process may run on (sched_getaffinity), 0 when unknown.
 int ap_affinity_cpu_count(void);
 
+// MARK: memory
+
+/// Gives the pages glibc's malloc holds free (in every arena, not only at the top of the heap)
+/// back to the kernel; 1 if it released any (malloc_trim(0)).
+int ap_release_free_memory(void);
+
 /// The uid of the peer of a connected Unix socket (SO_PEERCRED); 0 on success, -1 with errno.
 int ap_peer_uid(int fd, unsigned int *uid);
 

@@ -1,0 +1,3 @@
+#include <malloc.h>
+
+int ap_release_free_memory(void) { return malloc_trim(0); }
