@@ -14,10 +14,10 @@ struct QuietTrim {
 
   /// Called once a tick. `activity` grows with traffic (requests answered, by every worker);
   /// `inFlight` is the requests being served now; `held` counts what holds memory between
-  /// requests (idle upstream connections and open client connections: the pool lets idle
-  /// connections go over the following minute). True when a trim is due: no request was
-  /// answered since the last tick, none is in flight, and something was answered or let go
-  /// since the last trim (or none was done yet).
+  /// requests (idle upstream connections, which the pool lets go once they outnumber the recent
+  /// peak or outlive their age limit, and open client connections). True when a trim is due:
+  /// no request was answered since the last tick, none is in flight, and something was
+  /// answered or let go since the last trim (or none was done yet).
   mutating func due(activity: Int, inFlight: Int, held: Int) -> Bool {
     defer { lastActivity = activity }
     guard inFlight == 0, activity == lastActivity else { return false }
