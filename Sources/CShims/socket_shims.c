@@ -19,6 +19,11 @@ int ap_unix_stream_socket(int nonblocking) {
 #include <netinet/tcp.h>
 #include <sys/ioctl.h>
 
+int ap_tcp_nodelay(int fd) {
+  int one = 1;
+  return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 int ap_tcp_push_if_idle(int fd) {
   int queued = 0, unsent = 0;
   if (ioctl(fd, SIOCOUTQ, &queued) != 0) return -1;
@@ -26,7 +31,6 @@ int ap_tcp_push_if_idle(int fd) {
   if (ioctl(fd, SIOCOUTQNSD, &unsent) != 0) return -1;
   // Nothing held back, or bytes in flight: their acknowledgement sends the rest (TCP_NODELAY).
   if (unsent == 0 || unsent < queued) return 0;
-  int one = 1;
   // Setting TCP_NODELAY (already set) sends what is pending now.
-  return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0 ? 1 : -1;
+  return ap_tcp_nodelay(fd) == 0 ? 1 : -1;
 }

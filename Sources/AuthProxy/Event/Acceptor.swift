@@ -1,4 +1,5 @@
 import CEvent
+import CShims
 import Glibc
 
 /// Accepts connections on the worker's descriptor of the shared listening socket with libevent's
@@ -103,9 +104,8 @@ public final class Acceptor {
 
   fileprivate func accepted(_ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: Int32) {
     backoff = Acceptor.firstBackoff
-    var one: Int32 = 1
     // Replies go out as soon as they are written; no waiting on Nagle's algorithm.
-    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    _ = ap_tcp_nodelay(fd)
     let socket = ClientSocket(loop: loop, fd: fd, peer: ClientSocket.describe(address), scratch: scratch, clock: clock)
     if let address, Int32(address.pointee.sa_family) == AF_UNIX { socket.identifyUnixPeer(fd) }
     onAccept(socket)

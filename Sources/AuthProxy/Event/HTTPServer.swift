@@ -54,8 +54,7 @@ public final class HTTPServer {
     // written in two parts (the sandbox's TLS head and body records) waited for the peer's
     // delayed acknowledgement: 40 ms a request through `authproxy dev`. (A Unix socket refuses
     // the option; nothing to do there.)
-    var one: Int32 = 1
-    _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    _ = ap_tcp_nodelay(fd)
     guard let handle = evhttp_accept_socket_with_handle(http, fd) else {
       throw EventError("evhttp_accept_socket failed")
     }

@@ -1,4 +1,5 @@
 import CEvent
+import CShims
 import Glibc
 
 /// An address to connect to, as getaddrinfo gave it.
@@ -37,8 +38,7 @@ public struct SocketAddress: Sendable {
   func startConnect() -> Int32 {
     let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { return -1 }
-    var one: Int32 = 1
-    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    _ = ap_tcp_nodelay(fd)
     let rc = storage.withUnsafeBytes { raw in
       Glibc.connect(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
     }

@@ -123,4 +123,8 @@ int ap_unix_stream_socket(int nonblocking);
 /// -1 with errno.
 int ap_tcp_push_if_idle(int fd);
 
+/// Sets TCP_NODELAY: segments go out as soon as they are written. 0, or -1 with errno (a Unix
+/// socket refuses it).
+int ap_tcp_nodelay(int fd);
+
 #endif
