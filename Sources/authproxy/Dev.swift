@@ -1,12 +1,18 @@
 import ArgumentParser
 import AuthProxy
+import Foundation
 import Glibc
 import SandboxAPI
+import Synchronization
 
 struct Dev: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Run the proxy against a built-in sandbox of the API (TLS with a throw-away CA, demo credentials).",
-    discussion: "For trying authproxy with no account: prints a curl line that goes through the proxy to the sandbox.")
+    discussion: """
+      For trying authproxy with no account: prints a curl line that goes through the proxy to the sandbox. \
+      The throw-away CA and the sandbox's key live in a directory of their own under TMPDIR (default /tmp), \
+      removed when the command exits.
+      """)
 
   @Option(help: "Where the sandbox API listens (host:port; port 0 picks a free one).")
   var sandboxListen = "127.0.0.1:0"
@@ -54,6 +60,27 @@ struct Dev: ParsableCommand {
       printError("authproxy: cannot create a temporary directory under \(base) (set TMPDIR to a writable directory)")
       Glibc.exit(69)
     }
-    return String(cString: made)
+    let path = String(cString: made)
+    DevScratch.removeAtExit(path)
+    return path
+  }
+}
+
+/// What `authproxy dev` made for one run only: the directory holding the sandbox's throw-away CA
+/// and its server's private key. It goes when the process exits, whichever way: Ctrl-C, a
+/// bad flag (64) or a listener that cannot start (69). Only SIGKILL leaves it behind.
+enum DevScratch {
+  private static let directories = Mutex<[String]>([])
+
+  static func removeAtExit(_ path: String) {
+    let first = directories.withLock { list in
+      list.append(path)
+      return list.count == 1
+    }
+    if first {
+      atexit {
+        for path in DevScratch.directories.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
+      }
+    }
   }
 }

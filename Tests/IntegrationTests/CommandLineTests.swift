@@ -191,6 +191,29 @@ extension CommandLineTests {
   }
 }
 
+extension CommandLineTests {
+  /// `authproxy dev` writes a throw-away CA and the sandbox server's private key to a directory
+  /// of its own under TMPDIR; stopping it, or a bad flag, must not leave them there.
+  @Test func devRemovesItsThrowAwayKeysWhenItStops() throws {
+    let scratch = temporaryDirectory("authproxy-dev-tmp")
+    let leftovers = { (try? FileManager.default.contentsOfDirectory(atPath: scratch)) ?? ["unreadable"] }
+    let port = freePort()
+    let dev = try ProxyProcess(
+      ["dev", "--listen", "127.0.0.1:\(port)", "--admin-listen", "127.0.0.1:\(freePort())", "--workers", "1"],
+      environment: ["TMPDIR": scratch])
+    #expect(eventually { (try? request(port: port, target: "/api/v1/products?limit=1").status) == 200 })
+    let made = leftovers()
+    #expect(made.count == 1 && made[0].hasPrefix("authproxy-dev-"), "\(made)")
+    #expect(FileManager.default.fileExists(atPath: scratch + "/" + (made.first ?? "") + "/server-key.pem"))
+    #expect(dev.stop() == 0)
+    #expect(leftovers().isEmpty, "\(leftovers())")
+
+    let refused = try runBinary(["dev", "--timeout", "soon"], environment: ["TMPDIR": scratch])
+    #expect(refused.status == 64 && refused.stderr.contains("--timeout"))
+    #expect(leftovers().isEmpty, "\(leftovers())")
+  }
+}
+
 /// The listener's access control (SPEC §2 --allow-cidr).
 @Suite(.serialized) struct AccessControlTests {
   @Test func clientsOutsideAllowCIDRGet403AndALogLine() throws {
