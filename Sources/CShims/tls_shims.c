@@ -101,6 +101,38 @@ unsigned long ap_tls_trust_store_flags(X509_STORE *store) {
 
 X509_STORE *ap_tls_client_ctx_store(SSL_CTX *ctx) { return SSL_CTX_get_cert_store(ctx); }
 
+// OpenSSL's own order of the TLS 1.3 suites, as a context has it when nothing (openssl.cnf,
+// OPENSSL_CONF) configured them.
+static const char *const openssl_default_tls13 = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
+static const char *const preferred_tls13 = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+
+size_t ap_tls_ctx_tls13_suites(SSL_CTX *ctx, char *out, size_t outlen) {
+  STACK_OF(SSL_CIPHER) *ciphers = SSL_CTX_get_ciphers(ctx);
+  size_t used = 0;
+  if (outlen > 0) out[0] = 0;
+  for (int i = 0; ciphers != NULL && i < sk_SSL_CIPHER_num(ciphers); i++) {
+    const SSL_CIPHER *cipher = sk_SSL_CIPHER_value(ciphers, i);
+    uint16_t id = SSL_CIPHER_get_protocol_id(cipher);
+    if (id < 0x1301 || id > 0x1305) continue;
+    int wrote = snprintf(out + used, outlen > used ? outlen - used : 0, "%s%s", used ? ":" : "", SSL_CIPHER_get_name(cipher));
+    if (wrote < 0 || (size_t)wrote >= outlen - used) return 0;
+    used += (size_t)wrote;
+  }
+  return used;
+}
+
+// The same three TLS 1.3 suites, AES-128-GCM first (what BoringSSL, Envoy, Go and browsers
+// offer; RFC 8446 §9.1 makes it the one every peer must have). Both ends spend ~20 % less CPU
+// per byte than with AES-256-GCM (openssl speed here: 3.1 vs 2.5 GB/s); decryption is about a
+// quarter of the proxy's CPU on 1 MiB answers. Only when the list is still OpenSSL's default:
+// a list set by the system's OpenSSL configuration (a compliance policy) is kept as it is.
+static void prefer_aes128_gcm(SSL_CTX *ctx) {
+  char current[256];
+  if (ap_tls_ctx_tls13_suites(ctx, current, sizeof current) > 0 && strcmp(current, openssl_default_tls13) == 0) {
+    SSL_CTX_set_ciphersuites(ctx, preferred_tls13);
+  }
+}
+
 SSL_CTX *ap_tls_client_ctx(X509_STORE *store, const char *cert_path, const char *key_path, char *err, size_t errlen) {
   SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
   if (ctx == NULL) {
@@ -108,6 +140,7 @@ SSL_CTX *ap_tls_client_ctx(X509_STORE *store, const char *cert_path, const char 
     return NULL;
   }
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  prefer_aes128_gcm(ctx);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
   // Shared, not copied: OpenSSL locks the store's lookups, so worker threads may verify with it
   // at once (SSL_CTX_set1_cert_store takes a reference).

@@ -214,6 +214,40 @@ extension CommandLineTests {
   }
 }
 
+extension CommandLineTests {
+  /// AES-128-GCM goes first among the TLS 1.3 suites offered upstream only while the list is
+  /// OpenSSL's default: a list the system's OpenSSL configuration sets (a compliance policy) is
+  /// offered as configured.
+  @Test func anOpenSSLConfiguredSuiteListIsKeptAsIs() throws {
+    let directory = temporaryDirectory()
+    let conf = directory + "/openssl.cnf"
+    try """
+    openssl_conf = init
+    [init]
+    ssl_conf = ssl_section
+    [ssl_section]
+    system_default = system_default_section
+    [system_default_section]
+    Ciphersuites = TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
+
+    """.write(toFile: conf, atomically: true, encoding: .utf8)
+    func offered(_ environment: [String: String]) throws -> String {
+      let adminPort = freePort()
+      let proxy = try ProxyProcess(
+        [
+          "serve", "--upstream", "https://127.0.0.1:1", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:\(adminPort)",
+          "--workers", "1", "--log-level", "debug",
+        ], environment: credentials.merging(environment) { $1 })
+      #expect(eventually { (try? request(port: adminPort, target: "/healthz").status) == 200 })
+      #expect(proxy.stop() == 0)
+      let line = proxy.errorOutput.split(separator: "\n").first { $0.contains("TLS 1.3 suites offered") }
+      return line.map { String($0.split(separator: " ").last ?? "") } ?? "no such line"
+    }
+    #expect(try offered([:]) == "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256")
+    #expect(try offered(["OPENSSL_CONF": conf]) == "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256")
+  }
+}
+
 /// The listener's access control (SPEC §2 --allow-cidr).
 @Suite(.serialized) struct AccessControlTests {
   @Test func clientsOutsideAllowCIDRGet403AndALogLine() throws {

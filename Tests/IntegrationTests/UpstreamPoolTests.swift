@@ -34,6 +34,26 @@ import TestSupport
     #expect(socket.state == .closed, "the idle connection saw the upstream close it")
   }
 
+  /// The upstream context offers the TLS 1.3 suites AES-128-GCM first (less CPU per byte on
+  /// both ends than AES-256-GCM), and an OpenSSL server left at its defaults (the sandbox; nginx
+  /// and HAProxy alike) takes the client's first choice.
+  @Test func tls13OffersAES128GCMFirstAndADefaultServerAgrees() throws {
+    let sandbox = try SandboxAPI.start(pkiDirectory: temporaryDirectory() + "/pki")
+    defer { sandbox.stop() }
+    let loop = try EventLoop()
+    let context = try TLSClientContext(UpstreamTLS(caFile: sandbox.caPath))
+    #expect(context.tls13Suites == ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"])
+    let socket = TLSClientSocket(
+      loop: loop, context: context, scratch: ReadScratch(), host: "localhost",
+      addresses: SocketAddress.resolve(host: "localhost", port: sandbox.port), timeout: 5)
+    let watcher = SocketWatcher(loop: loop)
+    socket.delegate = watcher
+    runLoop(loop, until: { socket.state == .open || socket.state == .closed })
+    try #require(socket.state == .open, "connected and verified")
+    #expect(socket.cipherSuite == "TLS_AES_128_GCM_SHA256")
+    socket.close()
+  }
+
   /// An idle connection is kept for `maxIdleAge` seconds of the pool's clock and dropped just
   /// after, both by the periodic expiry and by the next request (which then connects anew).
   @Test func anIdleConnectionExpiresExactlyAfterMaxIdleAge() throws {

@@ -21,6 +21,13 @@ public final class TLSClientContext {
     pins = tls.pinnedPublicKeys.compactMap { Data(base64Encoded: $0).map { [UInt8]($0) } }
   }
 
+  /// The TLS 1.3 suites this context offers, in its order of preference.
+  public var tls13Suites: [String] {
+    var out = [CChar](repeating: 0, count: 256)
+    guard ap_tls_ctx_tls13_suites(ctx, &out, out.count) > 0 else { return [] }
+    return String(cBuffer: out).split(separator: ":").map(String.init)
+  }
+
   /// Does this context verify with `trust`'s store?
   func verifies(with trust: TrustStore) -> Bool { ap_tls_client_ctx_store(ctx) == trust.store }
 

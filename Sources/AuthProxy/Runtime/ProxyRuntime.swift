@@ -102,7 +102,8 @@ public final class ProxyRuntime: Sendable {
     // The client certificate and key are read here, once, so that a bad one is a usage error
     // naming its flag instead of a worker that fails to start.
     do {
-      _ = try TLSClientContext(config.tls, trust: trust)
+      let context = try TLSClientContext(config.tls, trust: trust)
+      logger.debug("upstream TLS: 1.2 or 1.3; TLS 1.3 suites offered in this order: \(context.tls13Suites.joined(separator: ":"))")
     } catch {
       for fd in listenSockets + [adminSocket] { close(fd) }
       if let path = config.listenUnix { unlink(path) }

@@ -83,6 +83,9 @@ unsigned long ap_tls_trust_store_flags(X509_STORE *store);
 /// A TLS client context (TLS 1.2+, peer verification on) trusting `store`, with an optional
 /// client certificate and key; NULL with a message in `err` on failure.
 SSL_CTX *ap_tls_client_ctx(X509_STORE *store, const char *cert_path, const char *key_path, char *err, size_t errlen);
+/// The TLS 1.3 suites a context offers, in order, colon-separated, into `out`; the length, or 0
+/// when they do not fit.
+size_t ap_tls_ctx_tls13_suites(SSL_CTX *ctx, char *out, size_t outlen);
 /// The store a client context verifies with (tests: is it the shared one).
 X509_STORE *ap_tls_client_ctx_store(SSL_CTX *ctx);
 /// A client TLS object on a connected socket that checks the certificate names `host` (DNS name
