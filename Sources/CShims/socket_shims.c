@@ -10,6 +10,10 @@ int ap_peer_uid(int fd, unsigned int *uid) {
   return 0;
 }
 
+int ap_accept(int fd, struct sockaddr *address, socklen_t *length) {
+  return accept4(fd, address, length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
 int ap_unix_stream_socket(int nonblocking) {
   return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
 }

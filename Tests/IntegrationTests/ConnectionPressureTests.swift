@@ -72,6 +72,28 @@ private func sample(_ text: String, _ name: String) -> Double? {
     }
   }
 
+  /// Clients that connect at once (an app's connection pool starting) are shared between the
+  /// workers whichever accepted them: before, the worker that woke first took nearly all of
+  /// them and the other core idled.
+  @Test func aBurstOfClientsIsSharedEvenlyBetweenTheWorkers() throws {
+    let proxy = try ProxyHarness(workers: 2)
+    defer { proxy.stop() }
+    #expect(eventually { (try? proxy.admin("/readyz").status) == 200 })
+    let clients = try (0..<8).map { _ in try RawConnection(port: proxy.port, timeoutSeconds: 10) }
+    for round in 1...2 {
+      for client in clients { try client.send(requestBytes(method: "GET", target: "/api/v1/echo")) }
+      for client in clients { #expect(try client.readResponse().status == 200, "round \(round)") }
+    }
+    let perWorker = { (worker: Int) -> Double? in
+      guard let text = try? proxy.admin("/metrics").text else { return nil }
+      return sample(text, #"authproxy_worker_client_connections{worker="\#(worker)"}"#)
+    }
+    #expect(
+      eventually { perWorker(0) == 4 && perWorker(1) == 4 }, "\(String(describing: perWorker(0))), \(String(describing: perWorker(1)))")
+    for client in clients { client.shutdown() }
+    #expect(eventually { perWorker(0) == 0 && perWorker(1) == 0 })
+  }
+
   /// The issue's case: an fd limit of a few dozen and more clients than that. The default
   /// --max-connections (derived from the limit) keeps descriptors for the admin listener.
   @Test func theDefaultLimitKeepsTheAdminListenerAnsweringUnderAnFdLimit() throws {

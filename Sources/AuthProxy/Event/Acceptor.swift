@@ -2,8 +2,13 @@ import CEvent
 import CShims
 import Glibc
 
-/// Accepts connections on the worker's descriptor of the shared listening socket with libevent's
-/// listener, and hands each new one over as a `ClientSocket`.
+/// Accepts connections on the worker's descriptor of the shared listening socket, and hands each
+/// new one over as a `ClientSocket`.
+///
+/// At most `acceptsPerWake` connections per wake-up (HAProxy's `tune.maxaccept`), so that a
+/// flood of new connections cannot hold up the loop's open ones; libevent's `evconnlistener`
+/// accepts until the queue is empty, hence an event of our own. `handOff` may send a new
+/// connection to another worker (`ConnectionBalance`), which `adopt`s it.
 ///
 /// It pauses instead of spinning: when the owner says the connection limit is reached
 /// (`limitReached`), and for a moment when accept(2) fails for want of descriptors or memory
@@ -17,13 +22,18 @@ public final class Acceptor {
     case outOfResources(errno: Int32, seconds: Double)
   }
 
-  private var listener: OpaquePointer?
+  private var event: OpaquePointer?
+  private var fd: Int32
   private let loop: EventLoop
+  private let acceptsPerWake: Int
   private let onAccept: (ClientSocket) -> Void
   private let scratch = ReadScratch()
   private let clock: any MonotonicClock
   /// Told each time accepting pauses.
   public var onPause: ((Pause) -> Void)?
+  /// Offered each new connection first (descriptor, peer, whether a Unix socket): true when it
+  /// went to another worker, which `adopt`s it.
+  public var handOff: ((Int32, (address: String, port: Int), Bool) -> Bool)?
   private var enabled = true
   private var atLimit = false
   private var backoffTimer: Timer?
@@ -32,25 +42,26 @@ public final class Acceptor {
   static let firstBackoff = 0.05
   static let longestBackoff = 1.0
 
+  /// `fd`: this worker's own descriptor of the listening socket (a dup of the one socket),
+  /// already listening and non-blocking; `stop()` closes it, and once every worker has (drain)
+  /// the kernel refuses new connections.
   public init(
-    loop: EventLoop, socket fd: Int32, clock: any MonotonicClock = SystemMonotonicClock(),
+    loop: EventLoop, socket fd: Int32, acceptsPerWake: Int = 64, clock: any MonotonicClock = SystemMonotonicClock(),
     onAccept: @escaping (ClientSocket) -> Void
   ) throws(EventError) {
     self.loop = loop
+    self.fd = fd
+    self.acceptsPerWake = max(1, acceptsPerWake)
     self.clock = clock
     self.onAccept = onAccept
-    // Context: unretained self; the listener is freed in deinit/stop, before self goes.
-    // Backlog -1: the socket already listens. The descriptor is this worker's own (a dup of the
-    // one socket): freeing the listener closes it, and once every worker has (drain) the
-    // kernel refuses new connections.
-    guard
-      let listener = evconnlistener_new(
-        loop.base, acceptTrampoline, Unmanaged.passUnretained(self).toOpaque(), UInt32(LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_CLOSE_ON_FREE),
-        -1, fd)
-    else { throw EventError("evconnlistener_new failed") }
-    self.listener = listener
-    // Without an error callback libevent logs every failed accept(2) and tries again at once.
-    evconnlistener_set_error_cb(listener, acceptErrorTrampoline)
+    // Context: unretained self; the event is freed in stop (deinit too), before self goes.
+    guard let event = event_new(loop.base, fd, Int16(EV_READ | EV_PERSIST), acceptTrampoline, Unmanaged.passUnretained(self).toOpaque())
+    else { throw EventError("event_new failed for the listening socket") }
+    self.event = event
+    // Non-blocking whatever made it: every worker wakes for a new connection and all but one
+    // find the queue empty, which must not block their loop.
+    _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+    event_add(event, nil)
     backoffTimer = Timer(loop: loop) { [unowned self] in
       self.backingOff = false
       self.update()
@@ -61,8 +72,13 @@ public final class Acceptor {
 
   /// Stops accepting (drain) and closes the listening socket.
   public func stop() {
-    if let listener { evconnlistener_free(listener) }
-    listener = nil
+    if let event {
+      event_del(event)
+      event_free(event)
+    }
+    event = nil
+    if fd >= 0 { close(fd) }
+    fd = -1
     backoffTimer?.cancel()
   }
 
@@ -78,14 +94,36 @@ public final class Acceptor {
   }
 
   private func update() {
-    guard let listener else { return }
+    guard let event else { return }
     let wanted = !atLimit && !backingOff
     guard wanted != enabled else { return }
     enabled = wanted
-    if wanted { evconnlistener_enable(listener) } else { evconnlistener_disable(listener) }
+    if wanted { event_add(event, nil) } else { event_del(event) }
   }
 
-  fileprivate func failed(_ code: Int32) {
+  /// The listening socket is readable: take up to `acceptsPerWake` connections.
+  fileprivate func ready() {
+    var storage = sockaddr_storage()
+    for _ in 0..<acceptsPerWake {
+      guard enabled, fd >= 0 else { return }
+      var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+      let client = withUnsafeMutablePointer(to: &storage) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+          ap_accept(fd, $0, &length)
+        }
+      }
+      guard client >= 0 else {
+        let code = errno
+        if code != EAGAIN && code != EWOULDBLOCK && code != EINTR { failed(code) }
+        return
+      }
+      withUnsafeMutablePointer(to: &storage) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accepted(client, $0) }
+      }
+    }
+  }
+
+  private func failed(_ code: Int32) {
     switch code {
     case EMFILE, ENFILE, ENOBUFS, ENOMEM:
       // Out of resources: the pending connection stays pending; look again in a moment,
@@ -102,30 +140,26 @@ public final class Acceptor {
     }
   }
 
-  fileprivate func accepted(_ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: Int32) {
+  private func accepted(_ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>) {
     backoff = Acceptor.firstBackoff
     // Replies go out as soon as they are written; no waiting on Nagle's algorithm.
     _ = ap_tcp_nodelay(fd)
-    let socket = ClientSocket(loop: loop, fd: fd, peer: ClientSocket.describe(address), scratch: scratch, clock: clock)
-    if let address, Int32(address.pointee.sa_family) == AF_UNIX { socket.identifyUnixPeer(fd) }
+    let peer = ClientSocket.describe(address)
+    let unix = Int32(address.pointee.sa_family) == AF_UNIX
+    if let handOff, handOff(fd, peer, unix) { return }
+    adopt(fd, peer: peer, unix: unix)
+  }
+
+  /// Takes on a connection this acceptor, or another worker's, accepted.
+  public func adopt(_ fd: Int32, peer: (address: String, port: Int), unix: Bool) {
+    let socket = ClientSocket(loop: loop, fd: fd, peer: peer, scratch: scratch, clock: clock)
+    if unix { socket.identifyUnixPeer(fd) }
     onAccept(socket)
   }
 }
 
-private func acceptTrampoline(
-  _ listener: OpaquePointer?, _ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: Int32, _ ctx: UnsafeMutableRawPointer?
-) {
-  guard let ctx else {
-    close(fd)
-    return
-  }
-  Unmanaged<Acceptor>.fromOpaque(ctx).takeUnretainedValue().accepted(fd, address, length)
-}
-
-/// `evconnlistener_set_error_cb`: accept(2) failed; errno says why. Context: the same
-/// unretained `Acceptor` as the accept callback, freed with the listener.
-private func acceptErrorTrampoline(_ listener: OpaquePointer?, _ ctx: UnsafeMutableRawPointer?) {
-  let code = errno
+private func acceptTrampoline(_ fd: Int32, _ what: Int16, _ ctx: UnsafeMutableRawPointer?) {
   guard let ctx else { return }
-  Unmanaged<Acceptor>.fromOpaque(ctx).takeUnretainedValue().failed(code)
+  let acceptor = Unmanaged<Acceptor>.fromOpaque(ctx).takeUnretainedValue()
+  withExtendedLifetime(acceptor) { acceptor.ready() }
 }

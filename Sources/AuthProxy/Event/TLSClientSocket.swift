@@ -57,12 +57,6 @@ public final class TLSClientSocket: PolledSocket {
   private var addresses: ArraySlice<SocketAddress>
   private var fd: Int32 = -1
   private var ssl: OpaquePointer?
-
-  /// The TLS suite agreed with the peer; nil before the handshake.
-  var cipherSuite: String? {
-    guard let ssl, let cipher = SSL_get_current_cipher(ssl), let name = SSL_CIPHER_get_name(cipher) else { return nil }
-    return String(cString: name)
-  }
   private var readPaused = false
   /// Buffers waiting for the socket, in order (a request head and its body stay two buffers:
   /// no copy of a large body); `written` bytes of the first have gone.
@@ -168,6 +162,12 @@ public final class TLSClientSocket: PolledSocket {
 
   /// Bytes queued and not yet taken by the socket.
   public var pendingOutput: Int { output.reduce(0) { $0 + $1.count } - written }
+
+  /// The TLS suite agreed with the peer; nil before the handshake.
+  var cipherSuite: String? {
+    guard let ssl, let cipher = SSL_get_current_cipher(ssl), let name = SSL_CIPHER_get_name(cipher) else { return nil }
+    return String(cString: name)
+  }
 
   private func flush() {
     guard let ssl else { return }

@@ -104,6 +104,11 @@ struct MetricsExposition {
     }
     gauge(
       "authproxy_client_connections", "Client connections open now.", Double(workers.reduce(0) { $0 + $1.clientConnections.current }))
+    out.family(
+      "authproxy_worker_client_connections", "gauge", "Client connections each worker serves now (the workers share new ones by count).")
+    for (index, worker) in workers.enumerated() {
+      out.sample("authproxy_worker_client_connections", [("worker", String(index))], Double(worker.clientConnections.current))
+    }
     out.family("authproxy_accept_paused_total", "counter", "Times the proxy listener paused accepting, by reason.")
     out.sample(
       "authproxy_accept_paused_total", [("reason", "max_connections")], Double(workers.reduce(0) { $0 + $1.pausedAtLimit.current }))

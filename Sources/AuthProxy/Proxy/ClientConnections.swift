@@ -50,6 +50,22 @@ final class ClientConnections {
     }
   }
 
+  /// Offered each accepted connection first: true when it went to another worker
+  /// (`ConnectionBalance`).
+  var handOff: ((Int32, (address: String, port: Int), Bool) -> Bool)? {
+    didSet { acceptor?.handOff = handOff }
+  }
+  /// Told each time a connection closes.
+  var onConnectionClosed: (() -> Void)?
+
+  /// Takes on a connection another worker accepted; false once this one stopped accepting
+  /// (drain), and the caller closes it.
+  func adopt(_ fd: Int32, peer: (address: String, port: Int), unix: Bool) -> Bool {
+    guard let acceptor else { return false }
+    acceptor.adopt(fd, peer: peer, unix: unix)
+    return true
+  }
+
   /// Client connections open now.
   var count: Int { open.count }
 
@@ -74,8 +90,9 @@ final class ClientConnections {
   }
 
   func closed(_ connection: ClientConnection) {
-    open[ObjectIdentifier(connection)] = nil
+    guard open.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
     acceptor?.limitReached = open.count >= maxConnections
+    onConnectionClosed?()
   }
 
   func rejected(_ refusal: Refusal) {

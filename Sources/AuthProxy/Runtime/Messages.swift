@@ -8,6 +8,8 @@ public enum WorkerMessage: Sendable {
   case exit
   /// `--apps-file` was read again: identify apps and check routes with this from now on.
   case apps(AppAccess)
+  /// A client connection another worker accepted, for this one to serve (`ConnectionBalance`).
+  case adopt(fd: Int32, address: String, port: Int, unix: Bool)
 }
 
 /// What workers (and signals, and the runtime) tell the control thread.

@@ -87,6 +87,7 @@ public final class ProxyRuntime: Sendable {
     let workerMetrics = listenSockets.map { _ in WorkerMetrics() }
     // The limits are for the process: every worker admits through the same ledger.
     let ledger = AdmissionLedger(global: config.limits)
+    let balance = config.workers > 1 ? ConnectionBalance(workers: config.workers) : nil
     // The upstream's trusted CAs, parsed once for every worker; the control loop's logins get a
     // sibling store with the same parsed certificates (libcurl sets flags on its store).
     let trust: TrustStore
@@ -146,7 +147,7 @@ public final class ProxyRuntime: Sendable {
         do {
           let worker = try Worker(
             id: index, config: config, listenSocket: fd, accessLog: sink, control: control, metrics: workerMetrics[index], trust: trust,
-            clock: clock, monotonic: monotonic, logger: logger, ledger: ledger)
+            clock: clock, monotonic: monotonic, logger: logger, ledger: ledger, balance: balance)
           senders.withLock { $0[index] = worker.mailbox.sender }
           started.signal()
           worker.run()

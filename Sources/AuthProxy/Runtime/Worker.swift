@@ -38,6 +38,8 @@ final class Worker {
   /// `--max-upstream-concurrency`, `--rate-limit` and per-app limits, over the process's ledger.
   private let admission: Admission<Exchange>
   private let ledger: AdmissionLedger
+  /// Shares client connections with the other workers; nil with one worker.
+  private let balance: ConnectionBalance?
   /// Global limits are set: every request goes through admission.
   private let globallyLimited: Bool
   private var admissionTimer: Timer?
@@ -46,8 +48,9 @@ final class Worker {
     id: Int, config: ServeConfig, listenSocket: Int32, accessLog sink: AccessLogSink, control: MailboxSender<ControlMessage>,
     metrics: WorkerMetrics, trust: TrustStore, clock: any WallClock,
     monotonic: any MonotonicClock = SystemMonotonicClock(), logger: Logger,
-    ledger: AdmissionLedger = AdmissionLedger(global: UpstreamLimits())
+    ledger: AdmissionLedger = AdmissionLedger(global: UpstreamLimits()), balance: ConnectionBalance? = nil
   ) throws(EventError) {
+    self.balance = balance
     self.ledger = ledger
     admission = Admission(ledger: ledger)
     globallyLimited = !ledger.global.isEmpty
@@ -72,6 +75,15 @@ final class Worker {
     mailbox = try MailboxReceiver(loop: loop) { [unowned self] message in self.received(message) }
     connections.onRequest = { [unowned self] request in self.handle(request) }
     connections.onPause = { [unowned self] pause in self.acceptPaused(pause) }
+    if let balance {
+      connections.handOff = { [unowned self] fd, peer, unix in
+        guard let (_, mailbox) = balance.place(acceptedBy: self.id) else { return false }
+        mailbox.send(.adopt(fd: fd, address: peer.address, port: peer.port, unix: unix))
+        return true
+      }
+      connections.onConnectionClosed = { [unowned self] in balance.closed(self.id) }
+      balance.register(id, mailbox: mailbox.sender)
+    }
     connections.onClientGone = { [unowned self] request in
       if let exchange = self.inFlight[ObjectIdentifier(request)] { self.clientGone(exchange) }
     }
@@ -383,10 +395,16 @@ final class Worker {
       for exchange in refused { dispatch(exchange, now: clock.now()) }
     case .drain:
       draining = true
+      balance?.withdraw(id)
       connections.stopAccepting()
       if inFlight.isEmpty { control.send(.workerDrained(id)) }
     case .apps(let access):
       self.access = access
+    case .adopt(let fd, let address, let port, let unix):
+      if !connections.adopt(fd, peer: (address, port), unix: unix) {
+        close(fd)
+        balance?.closed(id)
+      }
     case .exit:
       for exchange in Array(inFlight.values) { forwarder.clientGone(exchange) }
       accessLog.flush()

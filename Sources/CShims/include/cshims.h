@@ -117,6 +117,10 @@ int ap_release_free_memory(void);
 /// The uid of the peer of a connected Unix socket (SO_PEERCRED); 0 on success, -1 with errno.
 int ap_peer_uid(int fd, unsigned int *uid);
 
+/// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC (accept4 needs _GNU_SOURCE, which Swift's Glibc
+/// lacks): the new descriptor, or -1 with errno.
+int ap_accept(int fd, struct sockaddr *address, socklen_t *length);
+
 /// A close-on-exec Unix stream socket, non-blocking when asked; -1 with errno.
 int ap_unix_stream_socket(int nonblocking);
 
