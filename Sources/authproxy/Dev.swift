@@ -1,6 +1,6 @@
 import ArgumentParser
 import AuthProxy
-import Foundation
+import FoundationEssentials
 import Glibc
 import SandboxAPI
 import Synchronization
