@@ -70,17 +70,13 @@ struct Dev: ParsableCommand {
 /// and its server's private key. It goes when the process exits, whichever way: Ctrl-C, a
 /// bad flag (64) or a listener that cannot start (69). Only SIGKILL leaves it behind.
 enum DevScratch {
-  private static let directories = Mutex<[String]>([])
+  private static let directory = Mutex<String?>(nil)
 
+  /// Called once, with the directory `makeTemporaryDirectory` made.
   static func removeAtExit(_ path: String) {
-    let first = directories.withLock { list in
-      list.append(path)
-      return list.count == 1
-    }
-    if first {
-      atexit {
-        for path in DevScratch.directories.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
-      }
+    directory.withLock { $0 = path }
+    atexit {
+      if let path = DevScratch.directory.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
     }
   }
 }

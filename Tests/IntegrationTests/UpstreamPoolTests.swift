@@ -18,13 +18,7 @@ import TestSupport
     let loop = try EventLoop()
     let tls = UpstreamTLS(caFile: sandbox.caPath)
     let pool = try UpstreamPool(loop: loop, tls: tls, host: "localhost", port: sandbox.port, connectTimeout: 5)
-    let socket = TLSClientSocket(
-      loop: loop, context: try TLSClientContext(tls), scratch: ReadScratch(), host: "localhost",
-      addresses: SocketAddress.resolve(host: "localhost", port: sandbox.port), timeout: 5)
-    let watcher = SocketWatcher(loop: loop)
-    socket.delegate = watcher
-    runLoop(loop, until: { socket.state == .open || socket.state == .closed })
-    try #require(socket.state == .open, "connected and verified")
+    let socket = try connected(to: sandbox, on: loop, context: try TLSClientContext(tls))
 
     socket.pauseReading()  // as a transfer that ended from held bytes leaves it
     pool.release(socket)
@@ -43,13 +37,7 @@ import TestSupport
     let loop = try EventLoop()
     let context = try TLSClientContext(UpstreamTLS(caFile: sandbox.caPath))
     #expect(context.tls13Suites == ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"])
-    let socket = TLSClientSocket(
-      loop: loop, context: context, scratch: ReadScratch(), host: "localhost",
-      addresses: SocketAddress.resolve(host: "localhost", port: sandbox.port), timeout: 5)
-    let watcher = SocketWatcher(loop: loop)
-    socket.delegate = watcher
-    runLoop(loop, until: { socket.state == .open || socket.state == .closed })
-    try #require(socket.state == .open, "connected and verified")
+    let socket = try connected(to: sandbox, on: loop, context: context)
     #expect(socket.cipherSuite == "TLS_AES_128_GCM_SHA256")
     socket.close()
   }
@@ -318,6 +306,17 @@ import TestSupport
   }
 
   /// Runs `loop` until `condition` holds, checked every 10 ms, for at most 10 s.
+  /// A TLS connection to the sandbox, verified and open, a `SocketWatcher` its delegate.
+  private func connected(to sandbox: SandboxAPI, on loop: EventLoop, context: TLSClientContext) throws -> TLSClientSocket {
+    let socket = TLSClientSocket(
+      loop: loop, context: context, scratch: ReadScratch(), host: "localhost",
+      addresses: SocketAddress.resolve(host: "localhost", port: sandbox.port), timeout: 5)
+    socket.delegate = SocketWatcher(loop: loop)
+    runLoop(loop, until: { socket.state == .open || socket.state == .closed })
+    try #require(socket.state == .open, "connected and verified")
+    return socket
+  }
+
   private func runLoop(_ loop: EventLoop, until condition: @escaping () -> Bool) {
     let deadline = monotonicSeconds() + 10
     func check() {

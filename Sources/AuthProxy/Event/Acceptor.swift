@@ -108,17 +108,16 @@ public final class Acceptor {
       guard enabled, fd >= 0 else { return }
       var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
       let client = withUnsafeMutablePointer(to: &storage) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-          ap_accept(fd, $0, &length)
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+          let client = ap_accept(fd, address, &length)
+          if client >= 0 { accepted(client, address) }
+          return client
         }
       }
       guard client >= 0 else {
         let code = errno
         if code != EAGAIN && code != EWOULDBLOCK && code != EINTR { failed(code) }
         return
-      }
-      withUnsafeMutablePointer(to: &storage) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accepted(client, $0) }
       }
     }
   }
